@@ -1,0 +1,3 @@
+from clarin.cli import main
+
+raise SystemExit(main())

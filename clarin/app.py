@@ -1,0 +1,40 @@
+"""Application assembly: every feature's routes mounted on one RSGI app.
+
+``granian --interface rsgi clarin.app:app`` (what ``clarin serve`` runs) imports ``app`` in each
+worker; start-up then opens that worker's pool, Redis connection and WebSocket fan-out.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from clarin.admin.routes import routes as admin_routes
+from clarin.auth.routes import health_routes
+from clarin.auth.routes import routes as auth_routes
+from clarin.config import load_settings
+from clarin.http.routes import RouteGroup
+from clarin.http.server import ClarinApp
+from clarin.ops.routes import routes as ops_routes
+from clarin.state import AppState
+
+ROUTE_GROUPS: tuple[RouteGroup, ...] = (health_routes, ops_routes, auth_routes, admin_routes)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _state_from_env() -> AppState:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    dsn = settings.database_url
+    if not dsn:
+        raise RuntimeError("DATABASE_URL is not set (clarin serve starts an embedded PostgreSQL and sets it)")
+    return AppState.build(settings, dsn)
+
+
+def create_app() -> ClarinApp:
+    return ClarinApp(_state_from_env, [route for group in ROUTE_GROUPS for route in group.routes])
+
+
+app = create_app()

@@ -1,0 +1,119 @@
+"""``clarin serve | migrate | create-admin``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+
+from clarin.config import Settings, load_settings
+
+log = logging.getLogger("clarin")
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured DATABASE_URL, or an embedded PostgreSQL started under CLARIN_DATA_DIR."""
+    if settings.database_url:
+        return settings.database_url
+    from clarin.db.embedded import start_embedded_postgres
+
+    log.info("DATABASE_URL not set: starting embedded PostgreSQL under %s", settings.data_dir)
+    return start_embedded_postgres(settings.data_dir)
+
+
+async def _prepare_database(settings: Settings, dsn: str, *, seed_admin: bool) -> None:
+    from clarin.db.migrate import migrate
+    from clarin.db.pool import Database
+    from clarin.db.seed import seed
+
+    db = Database(dsn, pool_size=2)
+    try:
+        applied = await migrate(db)
+        log.info("migrations applied: %s", ", ".join(applied) if applied else "none pending")
+        if seed_admin:
+            await seed(db, settings)
+    finally:
+        db.close()
+
+
+def cmd_migrate(settings: Settings) -> int:
+    asyncio.run(_prepare_database(settings, resolve_database_url(settings), seed_admin=False))
+    return 0
+
+
+def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    overrides = {
+        "admin_user": args.username or settings.admin_user,
+        "admin_email": args.email or settings.admin_email,
+        "admin_password": args.password or os.environ.get("ADMIN_PASSWORD") or getpass.getpass("Password: "),
+    }
+    import msgspec
+
+    settings = msgspec.structs.replace(settings, **overrides)
+    asyncio.run(_prepare_database(settings, resolve_database_url(settings), seed_admin=True))
+    print(f"admin {settings.admin_user!r} is ready")
+    return 0
+
+
+def _prepare_for_serving(settings: Settings) -> str:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    dsn = resolve_database_url(settings)
+    asyncio.run(_prepare_database(settings, dsn, seed_admin=True))
+    return dsn
+
+
+def cmd_serve(settings: Settings) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    # The database driver runs a Rust (tokio) runtime whose threads do not survive fork(); granian
+    # forks its workers, so the start-up work that touches the database runs in a spawned process
+    # and the serving parent never loads the driver.
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        dsn = pool.submit(_prepare_for_serving, settings).result()
+    # Workers are separate processes that read settings from the environment.
+    os.environ["DATABASE_URL"] = dsn
+    log.info("serving on %s:%d (workers=%d threads=%d)", settings.host, settings.port, settings.workers,
+             settings.threads)
+    Granian(
+        "clarin.app:app",
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.RSGI,
+        workers=settings.workers,
+        runtime_threads=settings.threads,
+        loop=Loops.uvloop,
+        websockets=True,
+        log_access=False,
+        backpressure=max(64, settings.db_pool_size * 4),
+    ).serve()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="clarin", description="Clarin CRM backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="migrate, seed the first admin and serve HTTP + WebSocket")
+    sub.add_parser("migrate", help="apply pending migrations and exit")
+    admin = sub.add_parser("create-admin", help="create the super admin (idempotent)")
+    admin.add_argument("--username")
+    admin.add_argument("--email")
+    admin.add_argument("--password")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return cmd_serve(settings)
+    if args.command == "migrate":
+        return cmd_migrate(settings)
+    return cmd_create_admin(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

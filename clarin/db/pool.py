@@ -1,0 +1,137 @@
+"""Thin async facade over a psqlpy pool: named queries in, plain dict rows out, errors translated."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psqlpy
+import psqlpy.exceptions as pg_errors
+
+from clarin.db.errors import DatabaseUnavailable, translate
+from clarin.db.queries import Query
+
+Params = Sequence[Any] | None
+DRIVER_ERRORS = (pg_errors.Error, OSError)
+
+
+class _Executor:
+    """Read/write helpers shared by the pool, a connection and a transaction."""
+
+    async def _run(self, q: str, params: list[Any] | None) -> Any:
+        raise NotImplementedError
+
+    async def fetch(self, q: Query, params: Params = None) -> list[dict[str, Any]]:
+        return (await self._run(q, list(params) if params else None)).result()
+
+    async def fetch_row(self, q: Query, params: Params = None) -> dict[str, Any] | None:
+        rows = await self.fetch(q, params)
+        return rows[0] if rows else None
+
+    async def fetch_val(self, q: Query, params: Params = None) -> Any:
+        row = await self.fetch_row(q, params)
+        return None if row is None else next(iter(row.values()))
+
+    async def execute(self, q: Query, params: Params = None) -> None:
+        await self._run(q, list(params) if params else None)
+
+
+class Transaction(_Executor):
+    def __init__(self, tx: Any) -> None:
+        self._tx = tx
+
+    async def _run(self, q: str, params: list[Any] | None) -> Any:
+        try:
+            return await self._tx.execute(q, params)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
+    async def execute_script(self, sql: str) -> None:
+        """Run a multi-statement script (a migration file) inside this transaction."""
+        try:
+            await self._tx.execute_batch(sql)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
+
+class Connection(_Executor):
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def _run(self, q: str, params: list[Any] | None) -> Any:
+        try:
+            return await self._conn.execute(q, params)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        try:
+            tx = self._conn.transaction()
+            await tx.begin()
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+        try:
+            yield Transaction(tx)
+        except BaseException:
+            try:
+                await tx.rollback()
+            except DRIVER_ERRORS:
+                pass
+            raise
+        try:
+            await tx.commit()
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
+
+class Database(_Executor):
+    """The process-wide pool. Single statements run on any pooled connection (auto-commit)."""
+
+    def __init__(self, dsn: str, pool_size: int, acquire_timeout: float = 5.0) -> None:
+        self._pool = psqlpy.ConnectionPool(
+            dsn=dsn,
+            max_db_pool_size=max(2, pool_size),
+            connect_timeout_sec=5,
+            conn_recycling_method=psqlpy.ConnRecyclingMethod.Fast,
+        )
+        self._acquire_timeout = acquire_timeout
+
+    async def _acquire(self) -> Any:
+        try:
+            return await asyncio.wait_for(self._pool.connection(), self._acquire_timeout)
+        except TimeoutError as exc:
+            raise DatabaseUnavailable("timed out waiting for a database connection") from exc
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
+    async def _run(self, q: str, params: list[Any] | None) -> Any:
+        conn = await self._acquire()
+        try:
+            return await conn.execute(q, params)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+        finally:
+            conn.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        conn = await self._acquire()
+        try:
+            yield Connection(conn)
+        finally:
+            conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.connection() as conn, conn.transaction() as tx:
+            yield tx
+
+    def status(self) -> dict[str, int]:
+        s = self._pool.status()
+        return {"max_size": s.max_size, "size": s.size, "available": s.available, "waiting": s.waiting}
+
+    def close(self) -> None:
+        self._pool.close()

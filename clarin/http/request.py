@@ -1,0 +1,131 @@
+"""The request object handed to handlers: lazy query/cookie parsing, size-capped body reading."""
+
+from __future__ import annotations
+
+import uuid
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from clarin.http.errors import HTTPError
+
+if TYPE_CHECKING:
+    from clarin.auth.tokens import AuthContext
+    from clarin.state import AppState
+
+TOO_LARGE = "Request Entity Too Large"
+TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+FALSE_VALUES = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+class Request:
+    __slots__ = (
+        "_body", "_cookies", "_query", "app", "auth", "client_ip", "headers", "method", "params", "path",
+        "protocol", "query_string", "request_id", "route",
+    )
+
+    def __init__(self, app: AppState, scope: Any, protocol: Any, client_ip: str, request_id: str) -> None:
+        self.app = app
+        self.protocol = protocol
+        self.method: str = scope.method
+        self.path: str = scope.path
+        self.query_string: str = scope.query_string
+        self.headers = scope.headers
+        self.client_ip = client_ip
+        self.request_id = request_id
+        self.params: dict[str, str] = {}
+        self.auth: AuthContext | None = None
+        self.route: Any = None
+        self._query: dict[str, list[str]] | None = None
+        self._cookies: dict[str, str] | None = None
+        self._body: bytes | None = None
+
+    # -- query string -------------------------------------------------------------------------
+    @property
+    def query(self) -> dict[str, list[str]]:
+        if self._query is None:
+            self._query = parse_qs(self.query_string, keep_blank_values=True) if self.query_string else {}
+        return self._query
+
+    def query_str(self, name: str, default: str = "") -> str:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def query_int(self, name: str, default: int) -> int:
+        """Go-style lenient ints: a missing or non-numeric value gives the default."""
+        raw = self.query_str(name)
+        try:
+            return int(raw)
+        except ValueError:
+            return default
+
+    def query_bool(self, name: str, default: bool) -> bool:
+        raw = self.query_str(name)
+        if raw in TRUE_VALUES:
+            return True
+        if raw in FALSE_VALUES:
+            return False
+        return default
+
+    def query_list(self, name: str) -> list[str]:
+        """Values given as repeated parameters or comma-separated, blanks dropped."""
+        out: list[str] = []
+        for value in self.query.get(name, ()):
+            out.extend(part.strip() for part in value.split(",") if part.strip())
+        return out
+
+    # -- headers and cookies ------------------------------------------------------------------
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name, default) or default
+
+    def cookie(self, name: str) -> str:
+        if self._cookies is None:
+            jar = SimpleCookie()
+            try:
+                jar.load(self.header("cookie"))
+            except Exception:
+                jar = SimpleCookie()
+            self._cookies = {key: morsel.value for key, morsel in jar.items()}
+        return self._cookies.get(name, "")
+
+    # -- body ---------------------------------------------------------------------------------
+    async def body(self) -> bytes:
+        if self._body is None:
+            limit = self.app.settings.body_limit
+            declared = self.header("content-length")
+            if declared.isdigit() and int(declared) > limit:
+                raise HTTPError(413, TOO_LARGE)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in self.protocol:
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPError(413, TOO_LARGE)
+                chunks.append(chunk)
+            self._body = b"".join(chunks)
+        return self._body
+
+    def stream(self) -> Any:
+        """The raw body stream, for handlers that enforce their own size limit while streaming."""
+        return self.protocol.__aiter__()
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def account_id(self) -> uuid.UUID:
+        assert self.auth is not None, "route is public"
+        return self.auth.account_id
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        assert self.auth is not None, "route is public"
+        return self.auth.user_id
+
+    def path_uuid(self, name: str, message: str) -> uuid.UUID:
+        return parse_uuid(self.params.get(name, ""), message)
+
+
+def parse_uuid(raw: str, message: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except (ValueError, AttributeError, TypeError):
+        raise HTTPError(400, message) from None

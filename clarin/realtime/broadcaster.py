@@ -1,0 +1,101 @@
+"""``broadcast(account_id, event, data)``: the one way features tell dashboards about changes.
+
+With Redis the envelope is published once on a channel every worker (and every node) subscribes
+to, and each delivers it to its own sockets. Without Redis, or while it is down, delivery is
+in-process only. The envelope is encoded once per broadcast, never per socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from clarin.cache.redis_client import RedisHandle
+from clarin.http.json import encode
+from clarin.realtime.hub import Hub
+
+log = logging.getLogger("clarin.broadcast")
+
+CHANNEL = "clarin:ws"
+_SEPARATOR = "|"
+
+
+def envelope(account_id: str, event: str, data: Any) -> str:
+    return encode({"event": event, "account_id": account_id, "data": data}).decode()
+
+
+class Broadcaster:
+    def __init__(self, hub: Hub, redis: RedisHandle, channel: str = CHANNEL) -> None:
+        self.hub = hub
+        self._redis = redis
+        self._channel = channel
+        self._subscribed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._redis.configured:
+            self._task = asyncio.create_task(self._subscribe_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    @property
+    def cross_process(self) -> bool:
+        return self._subscribed.is_set() and self._redis.up
+
+    async def wait_subscribed(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def broadcast(self, account_id: object, event: str, data: Any) -> None:
+        account = str(account_id)
+        payload = envelope(account, event, data)
+        if self.cross_process:
+            published = await self._redis.guard(
+                lambda r: r.publish(self._channel, account + _SEPARATOR + payload), None
+            )
+            if published is not None:
+                return
+        self.hub.deliver(account, payload)
+
+    async def _subscribe_loop(self) -> None:
+        while True:
+            if not self._redis.up:
+                await asyncio.sleep(0.5)
+                continue
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                self._subscribed.set()
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    raw = message["data"]
+                    text = raw.decode() if isinstance(raw, bytes) else raw
+                    account, _, payload = text.partition(_SEPARATOR)
+                    self.hub.deliver(account, payload)
+            except asyncio.CancelledError:
+                self._subscribed.clear()
+                await _close_quietly(pubsub)
+                raise
+            except Exception as exc:
+                self._subscribed.clear()
+                log.warning("Redis subscription lost (%s); delivering in-process until it is back", exc)
+                await _close_quietly(pubsub)
+                await asyncio.sleep(0.5)
+
+
+async def _close_quietly(pubsub: Any) -> None:
+    try:
+        await pubsub.aclose()
+    except Exception:
+        pass

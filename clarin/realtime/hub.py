@@ -1,0 +1,97 @@
+"""This process's WebSocket connections, grouped by account.
+
+Each connection owns a bounded queue and one sender task, so a slow consumer only fills its own
+queue; when it is full the connection is dropped and nobody else waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any
+
+log = logging.getLogger("clarin.ws")
+
+QUEUE_SIZE = 256
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN = 1013
+
+
+class WSConnection:
+    __slots__ = ("account_id", "closed", "protocol", "queue", "sender", "transport")
+
+    def __init__(self, account_id: str, protocol: Any, transport: Any) -> None:
+        self.account_id = account_id
+        self.protocol = protocol
+        self.transport = transport
+        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
+        self.closed = False
+        self.sender = asyncio.create_task(self._send_loop())
+
+    async def _send_loop(self) -> None:
+        try:
+            while True:
+                payload = await self.queue.get()
+                await self.transport.send_str(payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.close(CLOSE_GOING_AWAY)
+
+    def push(self, payload: str) -> bool:
+        if self.closed:
+            return False
+        try:
+            self.queue.put_nowait(payload)
+        except asyncio.QueueFull:
+            log.warning("dropping slow WebSocket consumer of account %s", self.account_id)
+            self.close(CLOSE_TRY_AGAIN)
+            return False
+        return True
+
+    def close(self, code: int) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.sender.cancel()
+        try:
+            self.protocol.close(code)
+        except Exception:  # already closed by the peer
+            pass
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._by_account: dict[str, set[WSConnection]] = defaultdict(set)
+
+    def register(self, account_id: str, protocol: Any, transport: Any) -> WSConnection:
+        conn = WSConnection(account_id, protocol, transport)
+        self._by_account[account_id].add(conn)
+        return conn
+
+    def unregister(self, conn: WSConnection) -> None:
+        conns = self._by_account.get(conn.account_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._by_account[conn.account_id]
+        conn.close(CLOSE_GOING_AWAY)
+
+    def deliver(self, account_id: str, payload: str) -> int:
+        delivered = 0
+        for conn in tuple(self._by_account.get(account_id, ())):
+            if conn.push(payload):
+                delivered += 1
+            else:
+                self.unregister(conn)
+        return delivered
+
+    def connection_count(self) -> int:
+        return sum(len(conns) for conns in self._by_account.values())
+
+    def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
+        for conns in list(self._by_account.values()):
+            for conn in list(conns):
+                self.unregister(conn)
+                conn.close(code)

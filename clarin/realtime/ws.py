@@ -1,0 +1,65 @@
+"""``GET /ws?token=``: authenticate once at the handshake, then ping/pong and typing relay."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import msgspec
+
+from clarin.auth.tokens import InvalidToken, verify_token
+from clarin.http.json import decode_any
+
+if TYPE_CHECKING:
+    from clarin.state import AppState
+
+log = logging.getLogger("clarin.ws")
+
+PONG = '{"event":"pong"}'
+WS_CLOSE = 0
+HTTP_UNAUTHORIZED = 401
+HTTP_NOT_FOUND = 404
+
+
+async def handle_websocket(state: AppState, scope: Any, protocol: Any) -> None:
+    if scope.path.rstrip("/").lower() != "/ws":
+        protocol.close(HTTP_NOT_FOUND)
+        return
+    token = (parse_qs(scope.query_string).get("token") or [""])[0]
+    if not token:
+        protocol.close(HTTP_UNAUTHORIZED)
+        return
+    try:
+        auth = verify_token(state.settings.jwt_secret, token)
+    except InvalidToken:
+        protocol.close(HTTP_UNAUTHORIZED)
+        return
+    transport = await protocol.accept()
+    account_id = str(auth.account_id)
+    conn = state.hub.register(account_id, protocol, transport)
+    try:
+        while True:
+            message = await transport.receive()
+            if message.kind == WS_CLOSE:
+                break
+            await _on_client_message(state, conn, account_id, message.data)
+    except Exception as exc:  # the peer vanished mid-read
+        log.debug("websocket closed: %s", exc)
+    finally:
+        state.hub.unregister(conn)
+
+
+async def _on_client_message(state: AppState, conn: Any, account_id: str, data: str | bytes) -> None:
+    try:
+        message = decode_any(data)
+    except msgspec.DecodeError:
+        log.debug("ignoring invalid JSON from a WebSocket client")
+        return
+    if not isinstance(message, dict):
+        return
+    event = message.get("event")
+    if event == "ping":
+        conn.push(PONG)
+    elif event == "typing":
+        await state.broadcaster.broadcast(account_id, "typing", message.get("data"))
