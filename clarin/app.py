@@ -12,12 +12,37 @@ from clarin.admin.routes import routes as admin_routes
 from clarin.auth.routes import health_routes
 from clarin.auth.routes import routes as auth_routes
 from clarin.config import load_settings
+from clarin.crm import (
+    contacts_routes,
+    events_routes,
+    imports_routes,
+    interactions_routes,
+    leads_routes,
+    pipelines_routes,
+    quick_replies_routes,
+    stats_routes,
+    tags_routes,
+)
 from clarin.http.routes import RouteGroup
 from clarin.http.server import ClarinApp
 from clarin.ops.routes import routes as ops_routes
 from clarin.state import AppState
 
-ROUTE_GROUPS: tuple[RouteGroup, ...] = (health_routes, ops_routes, auth_routes, admin_routes)
+ROUTE_GROUPS: tuple[RouteGroup, ...] = (
+    health_routes,
+    ops_routes,
+    auth_routes,
+    admin_routes,
+    leads_routes.routes,
+    pipelines_routes.routes,
+    tags_routes.routes,
+    imports_routes.routes,
+    contacts_routes.routes,
+    events_routes.routes,
+    interactions_routes.routes,
+    quick_replies_routes.routes,
+    stats_routes.routes,
+)
 
 
 def configure_logging(level: str) -> None:

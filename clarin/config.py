@@ -22,6 +22,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = Path(".clarin-data")
     db_pool_size: int = 25
     redis_url: str | None = "redis://localhost:6379"
+    redis_prefix: str = "clarin"
     jwt_secret: str = DEFAULT_JWT_SECRET
     host: str = "0.0.0.0"
     port: int = 8080
@@ -84,6 +85,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(_get(env, "CLARIN_DATA_DIR") or ".clarin-data"),
         db_pool_size=max(1, _int(env, "DB_POOL_SIZE", 25)),
         redis_url=None if redis_url.lower() in DISABLED_WORDS else redis_url,
+        redis_prefix=_get(env, "REDIS_PREFIX") or "clarin",
         jwt_secret=_get(env, "JWT_SECRET") or DEFAULT_JWT_SECRET,
         host=_get(env, "HOST") or "0.0.0.0",
         port=_int(env, "PORT", 8080),

@@ -32,7 +32,7 @@ class AppState:
             redis=redis,
             cache=Cache(redis),
             hub=hub,
-            broadcaster=Broadcaster(hub, redis),
+            broadcaster=Broadcaster(hub, redis, channel=f"{settings.redis_prefix}:ws"),
         )
 
     async def start(self) -> None:

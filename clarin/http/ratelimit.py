@@ -30,8 +30,9 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, limit: int, window_seconds: int, redis: RedisHandle) -> None:
+    def __init__(self, limit: int, window_seconds: int, redis: RedisHandle, prefix: str = "clarin") -> None:
         self.limit = limit
+        self._prefix = prefix
         self.window = window_seconds
         self._redis = redis
         self._local: dict[str, int] = {}
@@ -52,7 +53,7 @@ class RateLimiter:
         return Verdict(count <= self.limit, self.limit, remaining, reset_in)
 
     async def _redis_incr(self, client, key: str, window_index: int) -> int:  # type: ignore[no-untyped-def]
-        redis_key = f"ratelimit:{window_index}:{key}"
+        redis_key = f"{self._prefix}:ratelimit:{window_index}:{key}"
         async with client.pipeline(transaction=False) as pipe:
             pipe.incr(redis_key)
             pipe.expire(redis_key, self.window + 1)

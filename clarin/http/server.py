@@ -59,7 +59,9 @@ class ClarinApp:
         await state.start()
         settings = state.settings
         self.state = state
-        self._limiter = RateLimiter(settings.rate_limit, settings.rate_limit_window, state.redis)
+        self._limiter = RateLimiter(
+            settings.rate_limit, settings.rate_limit_window, state.redis, settings.redis_prefix
+        )
         self._cors = Cors(settings.cors_origins)
         self._base_headers = SECURITY_HEADERS + ([HSTS] if settings.production else [])
 

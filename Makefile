@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench fuzz build clean services
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+
+# Re-install when the project definition or a Cython source changes.
+$(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard clarin/_speedups/*.pyx)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python setup.py --quiet build_ext --inplace
+	touch $(STAMP)
+
+build: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/clarin serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check clarin tests bench
+
+bench: $(STAMP)
+	@echo "bench: Cython vs pure-Python micro-benchmarks (the load suite arrives with the performance issue)"
+	$(BIN)/python -m pytest bench -q --benchmark-only -p no:cacheprovider
+
+services:
+	bash .ci/services.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info clarin/_speedups/*.c clarin/_speedups/*.so

@@ -1,0 +1,7 @@
+"""Routes for events (being built; see docs/CONTRIBUTING-FEATURES.md)."""
+
+from __future__ import annotations
+
+from clarin.http.routes import RouteGroup
+
+routes = RouteGroup(tags=("events",))

@@ -1,0 +1,7 @@
+"""Routes for imports (being built; see docs/CONTRIBUTING-FEATURES.md)."""
+
+from __future__ import annotations
+
+from clarin.http.routes import RouteGroup
+
+routes = RouteGroup(tags=("imports",))

@@ -1,0 +1,29 @@
+"""The ``leads:<account_id>`` cache (spec §5.3): the exact R37 body, 30 s TTL.
+
+Every write that can change what ``GET /api/leads`` returns calls ``invalidate_leads`` — lead
+writes, tag links, stage/pipeline edits, contact→lead sync, merges, imports, Kommo and WhatsApp
+auto-created leads — so the dashboard never sees a stale board.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clarin.cache import leads_key
+
+if TYPE_CHECKING:
+    from clarin.state import AppState
+
+LEADS_TTL_SECONDS = 30
+
+
+async def get_cached_leads(state: AppState, account_id: object) -> bytes | None:
+    return await state.cache.get(leads_key(account_id))
+
+
+async def store_cached_leads(state: AppState, account_id: object, body: bytes) -> None:
+    await state.cache.set(leads_key(account_id), body, LEADS_TTL_SECONDS)
+
+
+async def invalidate_leads(state: AppState, account_id: object) -> None:
+    await state.cache.delete(leads_key(account_id))

@@ -1,0 +1,157 @@
+"""Test helpers: real PostgreSQL databases, real server processes, real Redis. No mocks of services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_DSN = os.environ.get("CLARIN_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("CLARIN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def ensure_services() -> None:
+    """Start PostgreSQL/Redis with the machine's commands when they do not answer."""
+    if not (_port_open(5432) and _port_open(6379)):
+        subprocess.run(["bash", str(ROOT / ".ci" / "services.sh")], check=False)
+    assert _port_open(5432), "PostgreSQL is not reachable on 127.0.0.1:5432"
+    assert _port_open(6379), "Redis is not reachable on 127.0.0.1:6379"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dsn_for(name: str) -> str:
+    return PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+
+
+def run_sql(dsn: str, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Direct database access for assertions, in a fresh event loop."""
+    import psqlpy
+
+    async def _run() -> list[dict[str, Any]]:
+        pool = psqlpy.ConnectionPool(dsn=dsn, max_db_pool_size=2)
+        try:
+            conn = await pool.connection()
+            try:
+                return (await conn.execute(sql, params)).result()
+            finally:
+                conn.close()
+        finally:
+            pool.close()
+
+    return asyncio.run(_run())
+
+
+def create_database() -> tuple[str, str]:
+    name = f"clarin_test_{uuid.uuid4().hex[:12]}"
+    run_sql(PG_ADMIN_DSN, f"CREATE DATABASE {name}")
+    return name, dsn_for(name)
+
+
+def drop_database(name: str) -> None:
+    run_sql(PG_ADMIN_DSN, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def clarin_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clarin", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def base_env(database_url: str | None, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "PORT"}}
+    env.update(
+        {
+            "REDIS_URL": REDIS_URL,
+            "REDIS_PREFIX": f"clarin-test-{uuid.uuid4().hex[:8]}",
+            "RATE_LIMIT": "0",
+            "ACCESS_LOG": "0",
+            "LOG_LEVEL": "WARNING",
+            "JWT_SECRET": "test-secret",
+            "ADMIN_PASSWORD": "admin-pass-123",
+        }
+    )
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    env.update(overrides)
+    return env
+
+
+class ServerProcess:
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/ws"
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "clarin", "serve"], env={**env, "PORT": str(port), "HOST": "127.0.0.1"},
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+
+@contextmanager
+def running_server(env: dict[str, str], log_dir: Path, name: str = "server") -> Iterator[ServerProcess]:
+    server = ServerProcess(env, free_port(), log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def login(url: str, username: str, password: str) -> str:
+    response = httpx.post(url + "/api/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
