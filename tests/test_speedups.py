@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -327,20 +328,37 @@ def test_count_by(aggregate: ModuleType) -> None:
     assert len(big) == 1000 and set(big.values()) == {100}
 
 
-def test_mutating_hash_does_not_crash(aggregate: ModuleType) -> None:
+def test_input_mutated_during_grouping_does_not_crash(aggregate: ModuleType) -> None:
+    """A key's __hash__ (or a row's __getitem__) that empties the input must not crash."""
     keys: list[Any] = []
+    rows: list[Any] = []
 
     class Evil:
         def __hash__(self) -> int:
             keys.clear()
             return 1
 
-    keys.extend([Evil(), Evil(), Evil()])
-    # compiled: RuntimeError; pure: iterates its zip/for over the now-empty list; either way no crash
-    try:
-        aggregate.count_by(keys)
-    except RuntimeError:
-        pass
+    class EvilRow(dict):  # a non-exact dict: goes through row[key]
+        def __getitem__(self, name: str) -> Any:
+            rows.clear()
+            return super().__getitem__(name)
+
+    def calls() -> list[Callable[[], Any]]:
+        keys[:] = [Evil(), Evil(), Evil()]
+        rows[:] = [EvilRow(k=1), EvilRow(k=2), EvilRow(k=1)]
+        return [
+            lambda: aggregate.count_by(keys),
+            lambda: aggregate.group_pairs(keys, [1, 2, 3]),
+            lambda: aggregate.group_rows(rows, "k"),
+            lambda: aggregate.group_rows(rows, "k", ("k",)),
+        ]
+
+    for i in range(4):
+        call = calls()[i]
+        try:  # compiled: RuntimeError; pure: stops early or zip(strict=True) complains
+            call()
+        except (RuntimeError, ValueError):
+            pass
 
 
 # --------------------------------------------------------------------------- package facade
