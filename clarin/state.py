@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from clarin.cache import Cache, RedisHandle
 from clarin.config import Settings
@@ -21,6 +22,7 @@ class AppState:
     hub: Hub
     broadcaster: Broadcaster
     started_at: float = field(default_factory=time.time)
+    routes: list[Any] = field(default_factory=list)  # the mounted route table (for OpenAPI)
 
     @classmethod
     def build(cls, settings: Settings, dsn: str) -> AppState:

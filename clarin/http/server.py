@@ -56,6 +56,7 @@ class ClarinApp:
 
     async def startup(self) -> None:
         state = self._state_factory()
+        state.routes = self.router.routes
         await state.start()
         settings = state.settings
         self.state = state

@@ -90,6 +90,10 @@ class Hub:
     def connection_count(self) -> int:
         return sum(len(conns) for conns in self._by_account.values())
 
+    def account_connection_count(self, account_id: str) -> int:
+        """Open connections of one account held by this process (R114 ``ws_clients``)."""
+        return len(self._by_account.get(account_id, ()))
+
     def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
         for conns in list(self._by_account.values()):
             for conn in list(conns):
