@@ -14,3 +14,31 @@ class Tag(msgspec.Struct):
     color: str
     created_at: datetime
     updated_at: datetime
+
+
+class TagCreateBody(msgspec.Struct):
+    name: str = ""
+    color: str = ""
+
+
+class TagUpdateBody(msgspec.Struct):
+    name: str | None = None
+    color: str | None = None
+
+
+class TagAssignBody(msgspec.Struct):
+    """R58/R59: ``entity_type`` is one of contact, lead, chat, participant."""
+
+    entity_type: str = ""
+    entity_id: str = ""
+    tag_id: str = ""
+
+
+class TagsResponse(msgspec.Struct):
+    tags: list[Tag]
+    success: bool = True
+
+
+class TagResponse(msgspec.Struct):
+    tag: Tag
+    success: bool = True
