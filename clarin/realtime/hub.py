@@ -51,6 +51,7 @@ class WSConnection:
         return True
 
     def close(self, code: int) -> None:
+        """Close from the server side (slow consumer, shutdown): cancel the sender, send the close frame."""
         if self.closed:
             return
         self.closed = True
@@ -58,6 +59,16 @@ class WSConnection:
         try:
             self.protocol.close(code)
         except Exception:  # already closed by the peer
+            pass
+
+    async def finish(self) -> None:
+        """End of the handler: the sender task must be gone (not just cancelled) before the protocol
+        closes, or granian waits for it and the client's close handshake hangs until its timeout."""
+        self.closed = True
+        self.sender.cancel()
+        try:
+            await self.sender
+        except (asyncio.CancelledError, Exception):
             pass
 
 
@@ -70,13 +81,14 @@ class Hub:
         self._by_account[account_id].add(conn)
         return conn
 
-    def unregister(self, conn: WSConnection) -> None:
+    def unregister(self, conn: WSConnection, *, close: bool = True) -> None:
         conns = self._by_account.get(conn.account_id)
         if conns is not None:
             conns.discard(conn)
             if not conns:
                 del self._by_account[conn.account_id]
-        conn.close(CLOSE_GOING_AWAY)
+        if close:
+            conn.close(CLOSE_GOING_AWAY)
 
     def deliver(self, account_id: str, payload: str) -> int:
         delivered = 0

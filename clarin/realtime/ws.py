@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("clarin.ws")
 
 PONG = '{"event":"pong"}'
+CLOSE_NORMAL = 1000
 WS_CLOSE = 0
 HTTP_UNAUTHORIZED = 401
 HTTP_NOT_FOUND = 404
@@ -47,7 +48,12 @@ async def handle_websocket(state: AppState, scope: Any, protocol: Any) -> None:
     except Exception as exc:  # the peer vanished mid-read
         log.debug("websocket closed: %s", exc)
     finally:
-        state.hub.unregister(conn)
+        state.hub.unregister(conn, close=False)
+        await conn.finish()
+        try:
+            protocol.close(CLOSE_NORMAL)
+        except Exception:  # the transport is already gone
+            pass
 
 
 async def _on_client_message(state: AppState, conn: Any, account_id: str, data: str | bytes) -> None:
