@@ -104,7 +104,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}/ws"
         self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "w")  # closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "clarin", "serve"], env={**env, "PORT": str(port), "HOST": "127.0.0.1"},
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,

@@ -1,7 +1,31 @@
-"""Routes for stats (being built; see docs/CONTRIBUTING-FEATURES.md)."""
+"""R114 ``GET /api/stats``: dashboard counters for the caller's account.
+
+Fix of the original's quirk: ``connected_devices`` counts this account's devices with status
+``connected`` (not every tenant's), and ``ws_clients`` counts this account's WebSocket connections
+held by this worker process (not all clients of all tenants).
+"""
 
 from __future__ import annotations
 
+from clarin.db.queries import query
+from clarin.http.request import Request
 from clarin.http.routes import RouteGroup
+from clarin.wire.stats import Stats, StatsResponse
 
 routes = RouteGroup(tags=("stats",))
+
+Q_COUNTS = query("stats_account_counts")
+
+
+@routes.get("/api/stats", response=StatsResponse)
+async def get_stats(req: Request) -> StatsResponse:
+    state = req.app
+    row = await state.db.fetch_row(Q_COUNTS, [req.account_id]) or {}
+    return StatsResponse(
+        stats=Stats(
+            connected_devices=int(row.get("connected_devices") or 0),
+            ws_clients=state.hub.account_connection_count(str(req.account_id)),
+            leads=int(row.get("leads") or 0),
+            contacts=int(row.get("contacts") or 0),
+        )
+    )

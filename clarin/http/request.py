@@ -106,8 +106,9 @@ class Request:
         return self._body
 
     def stream(self) -> Any:
-        """The raw body stream, for handlers that enforce their own size limit while streaming."""
-        return self.protocol.__aiter__()
+        """The raw body as an async iterable of chunks, for handlers that enforce their own size limit
+        while streaming (``async for chunk in req.stream()``)."""
+        return self.protocol
 
     # -- helpers ------------------------------------------------------------------------------
     @property

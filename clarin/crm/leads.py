@@ -1,0 +1,328 @@
+"""Lead rules (spec api.md §4.7 R37–R44, schema.md §3.11, §5.1, §5.4, §5.5), with the original's flaws fixed.
+
+Fixes: tenant checks on every ID (foreign = unknown = 404); stages, pipelines and assigned users must
+belong to the caller's account; a phone is required to create a lead; batch deletes report what was
+really deleted; partial updates change only the keys sent and answer with the re-read lead (new
+stage fields); R44 moves the lead into the stage's pipeline; each multi-step write is one transaction.
+After every committed write the ``leads:<account>`` cache is dropped and ``lead_update`` is broadcast.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from clarin._speedups import group_rows, normalize_phone
+from clarin.crm.leads_cache import get_cached_leads, invalidate_leads, store_cached_leads
+from clarin.db.queries import query
+from clarin.http.errors import HTTPError
+from clarin.http.json import encode
+from clarin.state import AppState
+from clarin.wire.leads import (
+    Lead,
+    LeadBatchDeleteBody,
+    LeadCreateBody,
+    LeadsResponse,
+    LeadUpdateBody,
+    LeadUpdateEvent,
+)
+
+Q_LIST_ALL = query("leads_list_all")
+Q_PAGE = query("leads_page")
+Q_COUNT = query("leads_count")
+Q_PAGE_SEARCH = query("leads_page_search")
+Q_COUNT_SEARCH = query("leads_count_search")
+Q_TAGS_FOR_LEADS = query("leads_tags_for_leads")
+Q_GET = query("leads_get")
+Q_GET_FOR_UPDATE = query("leads_get_for_update")
+Q_STAGE_OF_ACCOUNT = query("leads_stage_of_account")
+Q_PIPELINE_OF_ACCOUNT = query("leads_pipeline_of_account")
+Q_USER_OF_ACCOUNT = query("leads_user_of_account")
+Q_DEFAULT_STAGE = query("leads_default_stage")
+Q_CREATE = query("leads_create")
+Q_UPDATE_ALL = query("leads_update_all")
+Q_SYNC_CONTACT = query("leads_sync_contact")
+Q_SET_STATUS = query("leads_set_status")
+Q_SET_STAGE = query("leads_set_stage")
+Q_EXISTS = query("leads_exists")
+Q_DELETE = query("leads_delete")
+Q_DELETE_IDS = query("leads_delete_ids")
+Q_DELETE_ALL = query("leads_delete_all")
+
+COMPAT_CAP = 10_000  # the unpaged dashboard board never returns more rows than this
+EVENT = "lead_update"
+LEAD_NOT_FOUND = "Lead not found"
+STAGE_NOT_FOUND = "Stage not found"
+PIPELINE_NOT_FOUND = "Pipeline not found"
+USER_NOT_FOUND = "User not found"
+MAX_AGE = 2_147_483_647
+TAG_FIELDS = ("id", "account_id", "name", "color", "created_at", "updated_at")
+
+# Column widths (0001_schema.sql): longer values are a 400, never a database error.
+TEXT_LIMITS: dict[str, int | None] = {
+    "name": 255,
+    "last_name": 255,
+    "short_name": 100,
+    "phone": 50,
+    "email": 255,
+    "company": 255,
+    "status": 50,
+    "source": 100,
+    "notes": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFilter:
+    search: str = ""
+    pipeline_id: uuid.UUID | None = None
+    stage_id: uuid.UUID | None = None
+    tag_ids: list[uuid.UUID] | None = None
+
+
+# -- validation helpers -----------------------------------------------------------------------------
+def check_text(field: str, value: str) -> str:
+    if "\x00" in value:
+        raise HTTPError(400, f"{field} contains invalid characters")
+    limit = TEXT_LIMITS.get(field)
+    if limit is not None and len(value) > limit:
+        raise HTTPError(400, f"{field} is too long (max {limit} characters)")
+    return value
+
+
+def escape_like(term: str) -> str:
+    """ILIKE pattern matching ``term`` literally anywhere (``\\`` is ILIKE's default escape)."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _uuid_or_400(raw: str, message: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except (ValueError, TypeError, AttributeError):
+        raise HTTPError(400, message) from None
+
+
+# -- reads ------------------------------------------------------------------------------------------
+async def hydrate(executor: Any, account_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Lead]:
+    """Attach ``structured_tags`` to a page of lead rows with ONE query, then convert to ``Lead``."""
+    by_lead: dict[Any, list[Any]] = {}
+    if rows:
+        ids = [uuid.UUID(str(row["id"])) for row in rows]
+        tag_rows = await executor.fetch(Q_TAGS_FOR_LEADS, [ids, account_id])
+        by_lead = group_rows(tag_rows, "lead_id", TAG_FIELDS)
+    for row in rows:
+        row["structured_tags"] = by_lead.get(row["id"])
+        if not row["tags"]:
+            row["tags"] = None
+        custom = row["custom_fields"]
+        row["custom_fields"] = custom if isinstance(custom, dict) and custom else None
+    return msgspec.convert(rows, list[Lead])
+
+
+async def board_body(state: AppState, account_id: uuid.UUID) -> bytes:
+    """R37 without parameters: the cached body when there is one, else built and cached (30 s)."""
+    cached = await get_cached_leads(state, account_id)
+    if cached is not None:
+        return cached
+    rows = await state.db.fetch(Q_LIST_ALL, [account_id, COMPAT_CAP])
+    body = encode(LeadsResponse(leads=await hydrate(state.db, account_id, rows)))
+    await store_cached_leads(state, account_id, body)
+    return body
+
+
+async def list_page(
+    state: AppState, account_id: uuid.UUID, flt: LeadFilter, limit: int, offset: int
+) -> LeadsResponse:
+    filters = [account_id, flt.pipeline_id, flt.stage_id, flt.tag_ids or None]
+    if flt.search:
+        pattern = escape_like(flt.search)
+        rows = await state.db.fetch(Q_PAGE_SEARCH, [*filters, pattern, limit, offset])
+        total = await state.db.fetch_val(Q_COUNT_SEARCH, [*filters, pattern])
+    else:
+        rows = await state.db.fetch(Q_PAGE, [*filters, limit, offset])
+        total = await state.db.fetch_val(Q_COUNT, filters)
+    leads = await hydrate(state.db, account_id, rows)
+    return LeadsResponse(leads=leads, total=int(total or 0), limit=limit, offset=offset)
+
+
+async def get_lead(executor: Any, account_id: uuid.UUID, lead_id: uuid.UUID) -> Lead:
+    row = await executor.fetch_row(Q_GET, [lead_id, account_id])
+    if row is None:
+        raise HTTPError(404, LEAD_NOT_FOUND)
+    return (await hydrate(executor, account_id, [row]))[0]
+
+
+# -- writes -----------------------------------------------------------------------------------------
+async def announce(state: AppState, account_id: uuid.UUID, event: LeadUpdateEvent) -> None:
+    """After a committed write: drop the board cache, then tell the account's dashboards."""
+    await invalidate_leads(state, account_id)
+    await state.broadcaster.broadcast(account_id, EVENT, event)
+
+
+async def create_lead(state: AppState, account_id: uuid.UUID, body: LeadCreateBody) -> Lead:
+    phone = check_text("phone", (body.phone or "").strip())
+    number = normalize_phone(phone) if phone else ""
+    if not number:
+        raise HTTPError(400, "phone is required")
+    jid = number + "@s.whatsapp.net"
+    name = check_text("name", body.name or "")
+    email = check_text("email", body.email or "")
+    source = check_text("source", body.source or "")
+    notes = check_text("notes", body.notes or "")
+    async with state.db.transaction() as tx:
+        if body.stage_id is not None:
+            stage = await tx.fetch_row(Q_STAGE_OF_ACCOUNT, [body.stage_id, account_id])
+            if stage is None:
+                raise HTTPError(404, STAGE_NOT_FOUND)
+            pipeline_id, stage_id = stage["pipeline_id"], stage["id"]
+        else:
+            default = await tx.fetch_row(Q_DEFAULT_STAGE, [account_id])
+            pipeline_id = default["pipeline_id"] if default else None
+            stage_id = default["stage_id"] if default else None
+        created = await tx.fetch_row(
+            Q_CREATE,
+            [account_id, jid, name, phone, email, source, notes, _as_uuid(pipeline_id), _as_uuid(stage_id)],
+        )
+        assert created is not None
+        lead = await get_lead(tx, account_id, uuid.UUID(str(created["id"])))
+    action = "created" if created["inserted"] else "updated"
+    await announce(state, account_id, LeadUpdateEvent(action=action, lead_id=lead.id))
+    return lead
+
+
+_CLEAR = object()  # "" on a reference field: set the column to NULL
+
+
+def _reference(value: str | msgspec.UnsetType | None, field: str) -> Any:
+    """UNSET/None → UNSET (unchanged); "" → _CLEAR; a UUID string → uuid.UUID; else 400."""
+    if value is msgspec.UNSET or value is None:
+        return msgspec.UNSET
+    if not value.strip():
+        return _CLEAR
+    return _uuid_or_400(value.strip(), f"Invalid {field}")
+
+
+async def update_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID, body: LeadUpdateBody) -> Lead:
+    changes: dict[str, Any] = {}
+    for field in TEXT_LIMITS:
+        value = getattr(body, field)
+        if value is not msgspec.UNSET and value is not None:
+            changes[field] = check_text(field, value)
+    if body.age is not msgspec.UNSET and body.age is not None:
+        if not 0 <= body.age <= MAX_AGE:
+            raise HTTPError(400, "age must be a non-negative integer")
+        changes["age"] = body.age
+    if body.tags is not msgspec.UNSET and body.tags is not None:
+        changes["tags"] = [check_text("tags", tag) for tag in body.tags]
+    if body.custom_fields is not msgspec.UNSET and body.custom_fields is not None:
+        if b"\\u0000" in encode(body.custom_fields):
+            raise HTTPError(400, "custom_fields contains invalid characters")
+        changes["custom_fields"] = body.custom_fields
+    assigned = _reference(body.assigned_to, "assigned_to")
+    stage_ref = _reference(body.stage_id, "stage_id")
+    pipeline_ref = _reference(body.pipeline_id, "pipeline_id")
+
+    async with state.db.transaction() as tx:
+        current = await tx.fetch_row(Q_GET_FOR_UPDATE, [lead_id, account_id])
+        if current is None:
+            raise HTTPError(404, LEAD_NOT_FOUND)
+        new = dict(current)
+        new.update(changes)
+        if isinstance(assigned, uuid.UUID):
+            if not await tx.fetch_val(Q_USER_OF_ACCOUNT, [assigned, account_id]):
+                raise HTTPError(404, USER_NOT_FOUND)
+            new["assigned_to"] = assigned
+        elif assigned is _CLEAR:
+            new["assigned_to"] = None
+        if isinstance(pipeline_ref, uuid.UUID) and not await tx.fetch_val(
+            Q_PIPELINE_OF_ACCOUNT, [pipeline_ref, account_id]
+        ):
+            raise HTTPError(404, PIPELINE_NOT_FOUND)
+        if isinstance(stage_ref, uuid.UUID):
+            stage = await tx.fetch_row(Q_STAGE_OF_ACCOUNT, [stage_ref, account_id])
+            if stage is None:
+                raise HTTPError(404, STAGE_NOT_FOUND)
+            if pipeline_ref is _CLEAR or (
+                isinstance(pipeline_ref, uuid.UUID) and str(pipeline_ref) != str(stage["pipeline_id"])
+            ):
+                raise HTTPError(400, "Stage does not belong to the pipeline")
+            # The lead follows the stage into its pipeline, keeping pipeline_id and stage_id consistent.
+            new["stage_id"], new["pipeline_id"] = stage["id"], stage["pipeline_id"]
+        elif stage_ref is _CLEAR:
+            new["stage_id"] = None
+            if pipeline_ref is not msgspec.UNSET:
+                new["pipeline_id"] = None if pipeline_ref is _CLEAR else pipeline_ref
+        elif pipeline_ref is not msgspec.UNSET:
+            # A pipeline change without a stage drops a stage that belongs to another pipeline.
+            new["pipeline_id"] = None if pipeline_ref is _CLEAR else pipeline_ref
+            if new["pipeline_id"] is None or str(current["stage_pipeline_id"]) != str(new["pipeline_id"]):
+                new["stage_id"] = None
+        await tx.execute(
+            Q_UPDATE_ALL,
+            [
+                lead_id, account_id, new["name"], new["last_name"], new["short_name"], new["phone"],
+                new["email"], new["company"], new["age"], new["status"], new["source"], new["notes"],
+                new["tags"], new["custom_fields"], _as_uuid(new["assigned_to"]),
+                _as_uuid(new["pipeline_id"]), _as_uuid(new["stage_id"]),
+            ],
+        )
+        await tx.execute(Q_SYNC_CONTACT, [lead_id, account_id])
+        lead = await get_lead(tx, account_id, lead_id)
+    await announce(state, account_id, LeadUpdateEvent(action="updated", lead_id=lead.id))
+    return lead
+
+
+async def delete_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID) -> None:
+    if await state.db.fetch_row(Q_DELETE, [lead_id, account_id]) is None:
+        raise HTTPError(404, LEAD_NOT_FOUND)
+    await announce(state, account_id, LeadUpdateEvent(action="deleted", lead_id=str(lead_id)))
+
+
+async def batch_delete(state: AppState, account_id: uuid.UUID, body: LeadBatchDeleteBody) -> str:
+    if body.all or body.delete_all:
+        deleted = int(await state.db.fetch_val(Q_DELETE_ALL, [account_id]) or 0)
+        await announce(state, account_id, LeadUpdateEvent(action="batch_deleted", count=deleted))
+        return "All leads deleted"
+    if not body.ids:
+        raise HTTPError(400, "No IDs provided")
+    valid: list[uuid.UUID] = []
+    for raw in body.ids:
+        try:
+            valid.append(uuid.UUID(raw))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    if not valid:
+        raise HTTPError(400, "No valid IDs provided")
+    rows = await state.db.fetch(Q_DELETE_IDS, [account_id, list(dict.fromkeys(valid))])
+    ids = [str(row["id"]) for row in rows]
+    if ids:
+        await announce(state, account_id, LeadUpdateEvent(action="batch_deleted", ids=ids, count=len(ids)))
+    return f"{len(ids)} leads deleted"
+
+
+async def set_status(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID, status: str | None) -> None:
+    value = check_text("status", (status or "").strip())
+    if not value:
+        raise HTTPError(400, "status is required")
+    if await state.db.fetch_row(Q_SET_STATUS, [lead_id, account_id, value]) is None:
+        raise HTTPError(404, LEAD_NOT_FOUND)
+    await announce(state, account_id, LeadUpdateEvent(action="status_changed", lead_id=str(lead_id)))
+
+
+async def set_stage(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID, raw_stage: str | None) -> None:
+    stage_id = _uuid_or_400((raw_stage or "").strip(), "Invalid stage ID")
+    if await state.db.fetch_row(Q_SET_STAGE, [lead_id, account_id, stage_id]) is None:
+        if not await state.db.fetch_val(Q_EXISTS, [lead_id, account_id]):
+            raise HTTPError(404, LEAD_NOT_FOUND)
+        raise HTTPError(404, STAGE_NOT_FOUND)
+    await announce(state, account_id, LeadUpdateEvent(action="stage_changed", lead_id=str(lead_id)))
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value))

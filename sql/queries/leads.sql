@@ -1,0 +1,202 @@
+-- Leads (spec api.md §4.7 R37–R44, schema.md §3.11, §5.1, §5.4, §5.5).
+-- Every statement is scoped by account_id. Lists use idx_leads_account_created
+-- (account_id, created_at DESC, id DESC); search repeats the trigram expression of
+-- 0002_search_trigram.sql verbatim (with the l. alias) so idx_leads_search_trgm serves it.
+
+-- name: leads_list_all
+-- R37 compatibility mode (no paging parameters): the whole board, newest first, capped by $2.
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM leads l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.account_id = $1
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $2
+
+-- name: leads_page
+-- R37 paged mode without search. $2 pipeline, $3 stage, $4 tag ids (any-of); NULL = no filter.
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM leads l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.account_id = $1
+  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
+  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
+  AND ($4::uuid[] IS NULL OR EXISTS (
+        SELECT 1 FROM lead_tags lt WHERE lt.lead_id = l.id AND lt.tag_id = ANY($4::uuid[])))
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $5 OFFSET $6
+
+-- name: leads_count
+SELECT count(*) AS total
+FROM leads l
+WHERE l.account_id = $1
+  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
+  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
+  AND ($4::uuid[] IS NULL OR EXISTS (
+        SELECT 1 FROM lead_tags lt WHERE lt.lead_id = l.id AND lt.tag_id = ANY($4::uuid[])))
+
+-- name: leads_page_search
+-- R37 paged mode with search: $5 is an ILIKE pattern ('%' || escaped term || '%'). The expression
+-- must stay identical to idx_leads_search_trgm's.
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM leads l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.account_id = $1
+  AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $5
+  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
+  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
+  AND ($4::uuid[] IS NULL OR EXISTS (
+        SELECT 1 FROM lead_tags lt WHERE lt.lead_id = l.id AND lt.tag_id = ANY($4::uuid[])))
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $6 OFFSET $7
+
+-- name: leads_count_search
+SELECT count(*) AS total
+FROM leads l
+WHERE l.account_id = $1
+  AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $5
+  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
+  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
+  AND ($4::uuid[] IS NULL OR EXISTS (
+        SELECT 1 FROM lead_tags lt WHERE lt.lead_id = l.id AND lt.tag_id = ANY($4::uuid[])))
+
+-- name: leads_tags_for_leads
+-- structured_tags for a whole page in one query; grouped by lead_id in Python.
+SELECT lt.lead_id, t.id, t.account_id, t.name, t.color, t.created_at, t.updated_at
+FROM lead_tags lt
+JOIN tags t ON t.id = lt.tag_id
+WHERE lt.lead_id = ANY($1::uuid[]) AND t.account_id = $2
+ORDER BY t.name, t.id
+
+-- name: leads_get
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM leads l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.id = $1 AND l.account_id = $2
+
+-- name: leads_get_for_update
+-- R41: the current row, locked for the read-modify-write of a partial update.
+SELECT l.id, l.contact_id, l.name, l.last_name, l.short_name, l.phone, l.email, l.company, l.age,
+       l.status, l.source, l.notes, l.tags, l.custom_fields, l.assigned_to, l.pipeline_id, l.stage_id,
+       ps.pipeline_id AS stage_pipeline_id
+FROM leads l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.id = $1 AND l.account_id = $2
+FOR UPDATE OF l
+
+-- name: leads_stage_of_account
+-- A stage, only if its pipeline belongs to the account.
+SELECT ps.id, ps.pipeline_id
+FROM pipeline_stages ps
+JOIN pipelines p ON p.id = ps.pipeline_id
+WHERE ps.id = $1 AND p.account_id = $2
+
+-- name: leads_pipeline_of_account
+SELECT EXISTS (SELECT 1 FROM pipelines WHERE id = $1 AND account_id = $2) AS exists
+
+-- name: leads_user_of_account
+-- A user may be assigned when the account is their home account or they are a member of it.
+SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND account_id = $2)
+    OR EXISTS (SELECT 1 FROM user_accounts WHERE user_id = $1 AND account_id = $2) AS exists
+
+-- name: leads_default_stage
+-- The default pipeline and its first stage (lowest position); no row when the account has none.
+SELECT p.id AS pipeline_id,
+       (SELECT ps.id FROM pipeline_stages ps WHERE ps.pipeline_id = p.id
+        ORDER BY ps.position, ps.created_at, ps.id LIMIT 1) AS stage_id
+FROM pipelines p
+WHERE p.account_id = $1 AND p.is_default
+ORDER BY p.created_at
+LIMIT 1
+
+-- name: leads_create
+-- R38 upsert on (account_id, jid). The contact with the same JID (if any) is linked and fills the
+-- empty name/email and last_name/short_name/company/age (schema §5.4). On conflict only name (when
+-- non-empty), phone, updated_at change, and a missing contact link is filled in.
+-- $1 account, $2 jid, $3 name, $4 phone, $5 email, $6 source, $7 notes, $8 pipeline, $9 stage.
+WITH c AS (
+    SELECT id,
+           COALESCE(NULLIF(custom_name, ''), NULLIF(name, ''), NULLIF(push_name, ''), NULLIF(phone, ''), jid)
+               AS display_name,
+           email, last_name, short_name, company, age
+    FROM contacts
+    WHERE account_id = $1::uuid AND jid = $2::text
+)
+INSERT INTO leads (account_id, jid, contact_id, name, phone, email, source, notes, status, pipeline_id,
+                   stage_id, last_name, short_name, company, age)
+SELECT $1::uuid, $2::text, c.id,
+       CASE WHEN $3::text = '' THEN COALESCE(c.display_name, '') ELSE $3::text END,
+       $4::text,
+       CASE WHEN $5::text = '' THEN COALESCE(c.email, '') ELSE $5::text END,
+       $6::text, $7::text, 'new', $8::uuid, $9::uuid, c.last_name, c.short_name, c.company, c.age
+FROM (SELECT 1) AS one
+LEFT JOIN c ON TRUE
+ON CONFLICT (account_id, jid) DO UPDATE
+SET name = COALESCE(NULLIF(EXCLUDED.name, ''), leads.name),
+    phone = EXCLUDED.phone,
+    contact_id = COALESCE(leads.contact_id, EXCLUDED.contact_id),
+    updated_at = now()
+RETURNING id, (xmax = 0) AS inserted
+
+-- name: leads_update_all
+-- R41: the merged row computed from the locked current row; every column written.
+UPDATE leads
+SET name = $3, last_name = $4, short_name = $5, phone = $6, email = $7, company = $8, age = $9,
+    status = $10, source = $11, notes = $12, tags = $13::text[], custom_fields = $14::jsonb,
+    assigned_to = $15, pipeline_id = $16, stage_id = $17, updated_at = now()
+WHERE id = $1 AND account_id = $2
+RETURNING contact_id
+
+-- name: leads_sync_contact
+-- Lead → contact (schema §5.5): non-null lead values overwrite the linked contact's fields.
+UPDATE contacts c
+SET custom_name = COALESCE(l.name, c.custom_name),
+    last_name = COALESCE(l.last_name, c.last_name),
+    short_name = COALESCE(l.short_name, c.short_name),
+    phone = COALESCE(l.phone, c.phone),
+    email = COALESCE(l.email, c.email),
+    company = COALESCE(l.company, c.company),
+    age = COALESCE(l.age, c.age),
+    notes = COALESCE(l.notes, c.notes),
+    updated_at = now()
+FROM leads l
+WHERE l.id = $1 AND l.account_id = $2 AND c.id = l.contact_id AND c.account_id = l.account_id
+
+-- name: leads_set_status
+UPDATE leads SET status = $3, updated_at = now()
+WHERE id = $1 AND account_id = $2
+RETURNING id
+
+-- name: leads_set_stage
+-- R44: the stage must belong to the account; the lead's pipeline follows the stage.
+UPDATE leads l
+SET stage_id = s.id, pipeline_id = s.pipeline_id, updated_at = now()
+FROM (SELECT ps.id, ps.pipeline_id
+      FROM pipeline_stages ps JOIN pipelines p ON p.id = ps.pipeline_id
+      WHERE ps.id = $3 AND p.account_id = $2) AS s
+WHERE l.id = $1 AND l.account_id = $2
+RETURNING l.id
+
+-- name: leads_exists
+SELECT EXISTS (SELECT 1 FROM leads WHERE id = $1 AND account_id = $2) AS exists
+
+-- name: leads_delete
+DELETE FROM leads WHERE id = $1 AND account_id = $2 RETURNING id
+
+-- name: leads_delete_ids
+DELETE FROM leads WHERE account_id = $1 AND id = ANY($2::uuid[]) RETURNING id
+
+-- name: leads_delete_all
+WITH d AS (DELETE FROM leads WHERE account_id = $1 RETURNING 1)
+SELECT count(*) AS deleted FROM d
