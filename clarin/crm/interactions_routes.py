@@ -1,7 +1,82 @@
-"""Routes for interactions (being built; see docs/CONTRIBUTING-FEATURES.md)."""
+"""Interaction routes R98–R100 and R45 ``GET /api/leads/:id/interactions`` (spec api.md §4.14, §4.7).
+R83 ``GET /api/contacts/:id/interactions`` is mounted with the contacts routes.
+
+WebSocket events (broadcast to the caller's account after the transaction commits):
+
+- ``interaction_update`` ``{action: "created"|"deleted", interaction_id, contact_id?, lead_id?, event_id?}``
+  (the optional keys only when the interaction points at one) — R98, R100.
+- ``participant_update`` ``{action: "updated", event_id, participant_id}`` — when R98's outcome or next
+  action changed the participant.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from clarin.crm import interactions
+from clarin.crm.filtering import lenient_uuid, list_window
+from clarin.http.paging import MAX_LIMIT
+from clarin.http.request import Request
 from clarin.http.routes import RouteGroup
+from clarin.wire.common import Ok
+from clarin.wire.interactions import InteractionCreateBody, InteractionResponse, InteractionsResponse
 
 routes = RouteGroup(tags=("interactions",))
+
+
+def _payload(action: str, interaction_id: object, row: Any) -> dict[str, str]:
+    payload = {"action": action, "interaction_id": str(interaction_id)}
+    for key in ("contact_id", "lead_id", "event_id"):
+        value = row.get(key) if isinstance(row, dict) else getattr(row, key)
+        if value is not None:
+            payload[key] = str(value)
+    return payload
+
+
+@routes.post("/api/interactions", body=InteractionCreateBody, response=InteractionResponse, status=201)
+async def create_interaction(req: Request, body: InteractionCreateBody) -> InteractionResponse:
+    created = await interactions.create_interaction(req.app, req.account_id, req.user_id, body)
+    item = created.interaction
+    broadcaster = req.app.broadcaster
+    await broadcaster.broadcast(req.account_id, "interaction_update", _payload("created", item.id, item))
+    if created.participant is not None:
+        await broadcaster.broadcast(
+            req.account_id,
+            "participant_update",
+            {"action": "updated", "event_id": str(created.participant["event_id"]),
+             "participant_id": str(created.participant["id"])},
+        )
+    return InteractionResponse(interaction=item)
+
+
+@routes.get("/api/interactions", response=InteractionsResponse)
+async def list_interactions(req: Request) -> InteractionsResponse:
+    participant_id = lenient_uuid(req.query_str("participant_id"))
+    # The original returned all of a participant's interactions: without a limit that is now the cap.
+    window = list_window(
+        req, MAX_LIMIT if participant_id is not None else interactions.DEFAULT_LIMIT, non_positive_means_all=False
+    )
+    items = await interactions.list_by_filter(
+        req.app, req.account_id,
+        participant_id=participant_id,
+        event_id=lenient_uuid(req.query_str("event_id")),
+        contact_id=lenient_uuid(req.query_str("contact_id")),
+        lead_id=lenient_uuid(req.query_str("lead_id")),
+        window=window,
+    )
+    return InteractionsResponse(interactions=items)
+
+
+@routes.delete("/api/interactions/:id", response=Ok)
+async def delete_interaction(req: Request) -> Ok:
+    interaction_id = req.path_uuid("id", "Invalid interaction ID")
+    row = await interactions.delete_interaction(req.app, req.account_id, interaction_id)
+    await req.app.broadcaster.broadcast(req.account_id, "interaction_update", _payload("deleted", interaction_id, row))
+    return Ok()
+
+
+@routes.get("/api/leads/:id/interactions", response=InteractionsResponse)
+async def lead_interactions(req: Request) -> InteractionsResponse:
+    lead_id = req.path_uuid("id", "Invalid lead ID")
+    window = list_window(req, interactions.DEFAULT_LIMIT, non_positive_means_all=False)
+    return InteractionsResponse(interactions=await interactions.for_lead(req.app, req.account_id, lead_id, window))

@@ -1,0 +1,187 @@
+"""Contact rules (spec api.md §4.12, schema.md §5.2, §5.5), with the original's flaws fixed.
+
+- Every statement is scoped to the caller's account; foreign or unknown ids are ``404 contact not found``.
+- The list loads ``structured_tags`` for the whole page in one query (not one per contact) and counts in the
+  same round trip.
+- An update writes only the keys sent and syncs the contact's fields to its linked participants and to
+  the lead with the same JID in the same transaction; the leads cache is invalidated when a lead changed.
+- Deletes only touch the caller's rows and report how many went.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from clarin._speedups import group_rows
+from clarin.crm.filtering import Window, like_pattern
+from clarin.crm.leads_cache import invalidate_leads
+from clarin.db.errors import UniqueViolation
+from clarin.db.queries import query
+from clarin.http.errors import HTTPError
+from clarin.state import AppState
+from clarin.wire.contacts import Contact, ContactUpdateBody
+
+Q_PAGE = query("contacts_page")
+Q_PAGE_SEARCH = query("contacts_page_search")
+Q_TAGS_FOR = query("contacts_tags_for_contacts")
+Q_DUPLICATES = query("contacts_duplicates")
+Q_GET = query("contacts_get")
+Q_LOCK = query("contacts_lock")
+Q_DEVICE_NAMES = query("contacts_device_names")
+Q_UPDATE = query("contacts_update")
+Q_SYNC_PARTICIPANTS = query("contacts_sync_participants")
+Q_SYNC_LEAD = query("contacts_sync_lead")
+Q_RESET = query("contacts_reset_from_device")
+Q_DELETE = query("contacts_delete")
+
+CONTACT_NOT_FOUND = "contact not found"
+DUPLICATE_GROUPS_CAP = 500
+TAG_FIELDS = ("id", "account_id", "name", "color", "created_at", "updated_at")
+
+# Participant unique keys (schema §1.18) → the original's 409 texts.
+PARTICIPANT_CONFLICTS = {
+    "idx_event_participants_unique_phone": "Ya existe un participante con ese teléfono en este evento",
+    "idx_event_participants_unique_email": "Ya existe un participante con ese email en este evento",
+    "idx_event_participants_unique_contact": "Este contacto ya está registrado en este evento",
+}
+
+
+def participant_conflict(exc: UniqueViolation) -> HTTPError:
+    message = PARTICIPANT_CONFLICTS.get(exc.constraint, "Uno o más participantes ya están registrados en este evento")
+    return HTTPError(409, message)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFilter:
+    search: str = ""
+    is_group: bool = False
+    device_id: uuid.UUID | None = None
+    has_phone: bool = False
+    tags: list[str] | None = None
+    tag_ids: list[uuid.UUID] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a contact write changed besides the contact, for the route's broadcasts."""
+
+    lead_ids: list[str]
+    participants: list[dict[str, Any]]
+
+
+# -- reads --------------------------------------------------------------------------------------------------
+async def list_contacts(state: AppState, account_id: uuid.UUID, flt: ContactFilter, window: Window) -> tuple[
+    list[Contact], int
+]:
+    params: list[Any] = [
+        account_id, flt.is_group, flt.device_id, flt.has_phone, flt.tags or None, flt.tag_ids or None,
+        window.limit, window.offset,
+    ]
+    pattern = like_pattern(flt.search)
+    if pattern:
+        rows = await state.db.fetch(Q_PAGE_SEARCH, [*params, pattern])
+    else:
+        rows = await state.db.fetch(Q_PAGE, params)
+    total = int(rows[0]["total"]) if rows else 0
+    page = [row for row in rows if row["id"] is not None]
+    return await _with_tags(state, account_id, page), total
+
+
+async def duplicates(state: AppState, account_id: uuid.UUID) -> list[list[Contact]]:
+    rows = await state.db.fetch(Q_DUPLICATES, [account_id, DUPLICATE_GROUPS_CAP])
+    groups = group_rows(rows, "phone")
+    return [msgspec.convert(members, list[Contact]) for members in groups.values()]
+
+
+async def get_contact(state: AppState, account_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
+    row = await state.db.fetch_row(Q_GET, [account_id, contact_id])
+    if row is None:
+        raise HTTPError(404, CONTACT_NOT_FOUND)
+    return await _detailed(state, account_id, row)
+
+
+async def ensure_contact(executor: Any, account_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+    if await executor.fetch_row(Q_GET, [account_id, contact_id]) is None:
+        raise HTTPError(404, CONTACT_NOT_FOUND)
+
+
+# -- writes -------------------------------------------------------------------------------------------------
+async def update_contact(
+    state: AppState, account_id: uuid.UUID, contact_id: uuid.UUID, body: ContactUpdateBody
+) -> tuple[Contact, WriteResult]:
+    params = [
+        account_id, contact_id,
+        _name(body.custom_name), _name(body.last_name), _name(body.short_name), _name(body.phone),
+        _name(body.email), _name(body.company), body.notes, body.age,
+        [tag.strip() for tag in body.tags if tag.strip()] if body.tags is not None else None,
+    ]
+    try:
+        async with state.db.transaction() as tx:
+            row = await tx.fetch_row(Q_UPDATE, params)
+            if row is None:
+                raise HTTPError(404, CONTACT_NOT_FOUND)
+            participants = await tx.fetch(Q_SYNC_PARTICIPANTS, [account_id, contact_id])
+            leads = await tx.fetch(Q_SYNC_LEAD, [account_id, contact_id])
+    except UniqueViolation as exc:
+        # The new phone/email clashes with another participant of an event this contact attends.
+        raise participant_conflict(exc) from None
+    lead_ids = [str(lead["id"]) for lead in leads]
+    if lead_ids:
+        await invalidate_leads(state, account_id)
+    contact = await _detailed(state, account_id, row)
+    return contact, WriteResult(lead_ids, participants)
+
+
+async def reset_contact(state: AppState, account_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
+    async with state.db.transaction() as tx:
+        if await tx.fetch_row(Q_LOCK, [account_id, contact_id]) is None:
+            raise HTTPError(404, CONTACT_NOT_FOUND)
+        row = await tx.fetch_row(Q_RESET, [account_id, contact_id])
+        if row is None:
+            raise HTTPError(400, "no device names available to reset from")
+    return await _detailed(state, account_id, row)
+
+
+async def delete_contacts(state: AppState, account_id: uuid.UUID, ids: list[uuid.UUID]) -> tuple[list[str], list[str]]:
+    """Delete the caller's contacts among ``ids``; returns (deleted ids, ids of leads that were linked)."""
+    row = await state.db.fetch_row(Q_DELETE, [account_id, list(dict.fromkeys(ids))])
+    assert row is not None
+    deleted = [str(value) for value in row["ids"]]
+    lead_ids = [str(value) for value in row["lead_ids"]]
+    if deleted:
+        await invalidate_leads(state, account_id)
+    return deleted, lead_ids
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+def _name(value: str | None) -> str | None:
+    """Absent stays None (column kept); a sent value is trimmed ('' clears the column)."""
+    return value.strip() if value is not None else None
+
+
+async def _with_tags(state: AppState, account_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Contact]:
+    if not rows:
+        return []
+    tag_rows = await state.db.fetch(Q_TAGS_FOR, [account_id, [uuid.UUID(str(row["id"])) for row in rows]])
+    tags = group_rows(tag_rows, "contact_id", TAG_FIELDS)
+    out = []
+    for row in rows:
+        own = tags.get(row["id"])
+        out.append(msgspec.convert({**row, "structured_tags": own} if own else row, Contact))
+    return out
+
+
+async def _detailed(state: AppState, account_id: uuid.UUID, row: dict[str, Any]) -> Contact:
+    contact_id = uuid.UUID(str(row["id"]))
+    names = await state.db.fetch(Q_DEVICE_NAMES, [account_id, contact_id])
+    tag_rows = await state.db.fetch(Q_TAGS_FOR, [account_id, [contact_id]])
+    extra: dict[str, Any] = {}
+    if names:
+        extra["device_names"] = names
+    if tag_rows:
+        extra["structured_tags"] = [{field: tag[field] for field in TAG_FIELDS} for tag in tag_rows]
+    return msgspec.convert({**row, **extra}, Contact)
