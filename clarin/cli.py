@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import getpass
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from clarin.config import Settings, load_settings
 
@@ -110,9 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return cmd_serve(settings)
-    if args.command == "migrate":
-        return cmd_migrate(settings)
-    return cmd_create_admin(settings, args)
+    code = cmd_migrate(settings) if args.command == "migrate" else cmd_create_admin(settings, args)
+    _exit_without_finalizing(code)
+
+
+def _exit_without_finalizing(code: int) -> NoReturn:
+    """End a one-shot command without interpreter finalization.
+
+    psqlpy's runtime threads may still be finishing the closed pool's work when the interpreter
+    finalizes, which aborts the process now and then (SIGABRT, "PyGILState_Release: thread state ...
+    must be current when releasing") although the command succeeded. The work is done: run the exit
+    handlers (logging flush, pgserver bookkeeping), flush stdio and leave.
+    """
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import socket
 import subprocess
@@ -19,6 +20,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_DSN = os.environ.get("CLARIN_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CLARIN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+# psqlpy's runtime threads finish closing a pool shortly after ``close()``; a process that finalizes
+# meanwhile aborts (SIGABRT, "PyGILState_Release ... must be current"), failing a green test run.
+# run_sql is often the last thing a session does (dropping its database): give the driver a moment.
+atexit.register(time.sleep, 0.25)
 
 
 def ensure_services() -> None:

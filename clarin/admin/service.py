@@ -12,7 +12,7 @@ from clarin.auth.passwords import hash_password
 from clarin.db.errors import UniqueViolation
 from clarin.db.queries import query
 from clarin.db.seed import ensure_default_pipeline
-from clarin.http.errors import HTTPError
+from clarin.http.errors import HTTPError, check_text
 from clarin.state import AppState
 from clarin.wire.admin import (
     Account,
@@ -48,6 +48,9 @@ Q_SET_DEFAULT = query("admin_set_default_link")
 Q_UNLINK = query("admin_unlink_user_account")
 
 MAX_PAGE = 1000
+NAME_MAX = 255  # accounts.name/slug, users.username/email/display_name are varchar(255)
+PLAN_MAX = 50  # accounts.plan is varchar(50)
+INT4_MAX = 2_147_483_647  # accounts.max_devices is an integer column
 ADMIN_ROLES = frozenset({"admin", "super_admin"})
 VALID_ROLES = frozenset({"super_admin", "admin", "agent"})
 ACCOUNT_NOT_FOUND = "Account not found"
@@ -83,6 +86,7 @@ async def create_account(state: AppState, body: AccountCreateBody) -> Account:
     if not name:
         raise HTTPError(400, "Name is required")
     max_devices = body.max_devices if body.max_devices > 0 else 5
+    _check_account_fields(name, body.slug.strip(), body.plan.strip(), max_devices)
     async with state.db.transaction() as tx:
         row = await tx.fetch_row(Q_CREATE_ACCOUNT, [name, body.slug.strip(), body.plan.strip() or "basic", max_devices])
         assert row is not None
@@ -96,6 +100,7 @@ async def update_account(state: AppState, account_id: uuid.UUID, body: AccountUp
         raise HTTPError(400, "Name is required")
     if body.max_devices is not None and body.max_devices <= 0:
         raise HTTPError(400, "max_devices must be positive")
+    _check_account_fields(_strip(body.name), _strip(body.slug), _strip(body.plan), body.max_devices)
     row = await state.db.fetch_row(
         Q_UPDATE_ACCOUNT,
         [account_id, _strip(body.name), _strip(body.slug), _strip(body.plan), body.max_devices],
@@ -138,6 +143,7 @@ async def create_user(state: AppState, body: UserCreateBody) -> AdminUser:
         raise HTTPError(400, "username, email, password, and account_id are required")
     account_id = parse_id(body.account_id, "Invalid account_id")
     role = _role(body.role) or "agent"
+    _check_user_fields(body.username.strip(), body.email.strip(), body.display_name)
     if not await state.db.fetch_val(Q_ACCOUNT_EXISTS, [account_id]):
         raise HTTPError(404, ACCOUNT_NOT_FOUND)
     password_hash = await hash_password(body.password)
@@ -157,6 +163,7 @@ async def update_user(state: AppState, user_id: uuid.UUID, body: UserUpdateBody)
         raise HTTPError(400, "username cannot be empty")
     if body.email is not None and not body.email.strip():
         raise HTTPError(400, "email cannot be empty")
+    _check_user_fields(_strip(body.username), _strip(body.email), body.display_name)
     try:
         updated = await state.db.fetch_val(
             Q_UPDATE_USER,
@@ -215,6 +222,20 @@ async def link_account(state: AppState, user_id: uuid.UUID, body: LinkAccountBod
 async def unlink_account(state: AppState, user_id: uuid.UUID, account_id: uuid.UUID) -> None:
     if await state.db.fetch_val(Q_UNLINK, [user_id, account_id]) is None:
         raise HTTPError(404, "Membership not found")
+
+
+def _check_account_fields(name: str | None, slug: str | None, plan: str | None, max_devices: int | None) -> None:
+    for value, field, limit in ((name, "name", NAME_MAX), (slug, "slug", NAME_MAX), (plan, "plan", PLAN_MAX)):
+        if value is not None:
+            check_text(value, field, limit)
+    if max_devices is not None and max_devices > INT4_MAX:
+        raise HTTPError(400, "max_devices is too large")
+
+
+def _check_user_fields(username: str | None, email: str | None, display_name: str | None) -> None:
+    for value, field in ((username, "username"), (email, "email"), (display_name, "display_name")):
+        if value is not None:
+            check_text(value, field, NAME_MAX)
 
 
 def _strip(value: str | None) -> str | None:

@@ -13,7 +13,7 @@ from clarin.auth.passwords import hash_password, verify_password
 from clarin.auth.tokens import COOKIE_NAME, TOKEN_TTL_SECONDS, AuthContext, issue_token
 from clarin.db.errors import UniqueViolation
 from clarin.db.queries import query
-from clarin.http.errors import HTTPError
+from clarin.http.errors import HTTPError, check_text
 from clarin.state import AppState
 from clarin.wire.auth import Membership, SessionUser
 
@@ -29,6 +29,7 @@ Q_SET_PASSWORD = query("set_user_password")
 
 INVALID_CREDENTIALS = "invalid credentials"
 MIN_PASSWORD_BYTES = 8
+TEXT_MAX = 255  # users.display_name/email and accounts.name are varchar(255)
 
 
 async def memberships(state: AppState, user_id: uuid.UUID | str) -> list[Membership]:
@@ -37,7 +38,9 @@ async def memberships(state: AppState, user_id: uuid.UUID | str) -> list[Members
 
 
 async def login(state: AppState, username: str, password: str) -> tuple[str, SessionUser, list[Membership]]:
-    user = await state.db.fetch_row(Q_USER_BY_USERNAME, [username]) if username else None
+    # PostgreSQL text cannot hold NUL: such a username cannot exist, and must not reach the driver.
+    lookup = bool(username) and "\x00" not in username
+    user = await state.db.fetch_row(Q_USER_BY_USERNAME, [username]) if lookup else None
     # Always run bcrypt, even for unknown users, so timing does not reveal which usernames exist.
     ok = await verify_password(password, user["password_hash"] if user else None)
     if user is None or not ok:
@@ -85,6 +88,10 @@ async def settings_view(state: AppState, auth: AuthContext) -> tuple[dict[str, A
 
 
 async def update_profile(state: AppState, auth: AuthContext, name: str | None, email: str | None) -> None:
+    if name:
+        check_text(name, "name", TEXT_MAX)
+    if email:
+        check_text(email, "email", TEXT_MAX)
     try:
         updated = await state.db.fetch_val(Q_UPDATE_PROFILE, [auth.user_id, name or None, email or None])
     except UniqueViolation:
@@ -99,6 +106,7 @@ async def rename_account(state: AppState, auth: AuthContext, name: str | None) -
         if await state.db.fetch_row(Q_ACCOUNT_SUMMARY, [auth.account_id]) is None:
             raise HTTPError(404, "Account not found")
         return
+    check_text(name, "name", TEXT_MAX)
     if await state.db.fetch_val(Q_RENAME_ACCOUNT, [auth.account_id, name]) is None:
         raise HTTPError(404, "Account not found")
 

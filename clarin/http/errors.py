@@ -24,3 +24,13 @@ def not_found(message: str) -> HTTPError:
 
 def conflict(message: str) -> HTTPError:
     return HTTPError(409, message)
+
+
+def check_text(value: str, field: str, max_len: int) -> str:
+    """Reject text the database would refuse (too long for its ``varchar(n)``, or holding NUL) as a 400,
+    so bad input never surfaces as a driver error (500)."""
+    if "\x00" in value:
+        raise HTTPError(400, f"{field} contains invalid characters")
+    if len(value) > max_len:
+        raise HTTPError(400, f"{field} is too long (max {max_len} characters)")
+    return value

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from clarin.state import AppState
 
 TOO_LARGE = "Request Entity Too Large"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 FALSE_VALUES = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
@@ -55,9 +56,11 @@ class Request:
         """Go-style lenient ints: a missing or non-numeric value gives the default."""
         raw = self.query_str(name)
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             return default
+        # Go's Atoi fails on values outside int64: they get the default too (and never reach the driver).
+        return value if INT64_MIN <= value <= INT64_MAX else default
 
     def query_bool(self, name: str, default: bool) -> bool:
         raw = self.query_str(name)
