@@ -27,6 +27,9 @@ from clarin.http.routes import RouteGroup
 from clarin.http.server import ClarinApp
 from clarin.ops.routes import routes as ops_routes
 from clarin.state import AppState
+from clarin.storage import routes as media_routes
+from clarin.storage import stickers as sticker_routes
+from clarin.whatsapp.routes import routes as devices_routes
 
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     health_routes,
@@ -42,6 +45,9 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     interactions_routes.routes,
     quick_replies_routes.routes,
     stats_routes.routes,
+    media_routes.routes,
+    sticker_routes.routes,
+    devices_routes,
 )
 
 

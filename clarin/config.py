@@ -39,6 +39,37 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     body_limit: int = 32 * 1024 * 1024
     log_level: str = "INFO"
     access_log: bool = True
+    # Media storage (clarin.storage): "local" = CLARIN_DATA_DIR/media; "s3" = S3/MinIO. Unlike the original,
+    # an unset MINIO_ENDPOINT means local storage (the original defaulted to localhost:9000).
+    storage_backend: str = "local"
+    minio_endpoint: str | None = None
+    minio_access_key: str = "clarinadmin"
+    minio_secret_key: str = "clarinadmin"
+    minio_bucket: str = "clarin-media"
+    minio_use_ssl: bool = False
+    minio_public_url: str | None = None
+    minio_region: str = "us-east-1"
+    # WhatsApp (clarin.whatsapp): "neonize" (production) or "simulated" (tests, demos). Device lease:
+    # TTL bounds how long a dead owner's devices stay unowned; renew = health-check / take-over interval.
+    whatsapp_driver: str = "neonize"
+    whatsapp_lease_ttl: int = 30
+    whatsapp_lease_renew: int = 10
+    # Kommo (clarin.kommo, spec integrations.md A.1 + api.md §5.2). Enabled when subdomain and token are both set.
+    # KOMMO_CLIENT_ID / _SECRET / _REDIRECT_URI are loaded and unused, as in the original.
+    kommo_subdomain: str = ""
+    kommo_access_token: str = ""
+    kommo_client_id: str = ""
+    kommo_client_secret: str = ""
+    kommo_redirect_uri: str = ""
+    kommo_base_url: str = ""  # default https://<KOMMO_SUBDOMAIN>.kommo.com (the client appends /api/v4)
+    kommo_rate_limit: float = 5.0  # requests/s shared by every Kommo call of the installation
+    kommo_poll_interval: float = 5.0
+    kommo_sync_overlap: int = 60  # incremental window re-reads this many seconds before the cursor
+    kommo_timeout: float = 30.0
+    kommo_max_retries: int = 5
+    kommo_retry_base: float = 0.5
+    kommo_retry_max: float = 30.0
+    kommo_backoff_max: float = 300.0  # poller back-off ceiling after auth / repeated failures
 
     @property
     def production(self) -> bool:
@@ -47,6 +78,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def redis_enabled(self) -> bool:
         return self.redis_url is not None
+
+    @property
+    def kommo_configured(self) -> bool:
+        return bool(self.kommo_subdomain and self.kommo_access_token)
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -102,4 +137,69 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         body_limit=max(1024, _int(env, "BODY_LIMIT", 32 * 1024 * 1024)),
         log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
         access_log=_bool(env, "ACCESS_LOG", True),
+        **_storage_settings(env),
+        **_whatsapp_settings(env),
+        **_kommo_settings(env),
     )
+
+
+def _whatsapp_settings(env: Mapping[str, str]) -> dict[str, object]:
+    driver = (_get(env, "WHATSAPP_DRIVER") or "neonize").lower()
+    if driver not in ("neonize", "simulated"):
+        raise ValueError(f"WHATSAPP_DRIVER must be 'neonize' or 'simulated', got {driver!r}")
+    renew = max(1, _int(env, "WHATSAPP_LEASE_RENEW", 10))
+    return {
+        "whatsapp_driver": driver,
+        "whatsapp_lease_ttl": max(renew, _int(env, "WHATSAPP_LEASE_TTL", 30)),
+        "whatsapp_lease_renew": renew,
+    }
+
+
+def _storage_settings(env: Mapping[str, str]) -> dict[str, object]:
+    endpoint = _get(env, "MINIO_ENDPOINT") or _get(env, "S3_ENDPOINT")
+    backend = (_get(env, "STORAGE_BACKEND") or ("s3" if endpoint else "local")).lower()
+    if backend not in ("local", "s3"):
+        raise ValueError(f"STORAGE_BACKEND must be 'local' or 's3', got {backend!r}")
+    if backend == "s3" and not endpoint:
+        raise ValueError("STORAGE_BACKEND=s3 needs MINIO_ENDPOINT (or S3_ENDPOINT)")
+    return {
+        "storage_backend": backend,
+        "minio_endpoint": endpoint,
+        "minio_access_key": _get(env, "MINIO_ACCESS_KEY") or "clarinadmin",
+        "minio_secret_key": _get(env, "MINIO_SECRET_KEY") or "clarinadmin",
+        "minio_bucket": _get(env, "MINIO_BUCKET") or "clarin-media",
+        "minio_use_ssl": _bool(env, "MINIO_USE_SSL", False),
+        "minio_public_url": _get(env, "MINIO_PUBLIC_URL"),
+        "minio_region": _get(env, "MINIO_REGION") or "us-east-1",
+    }
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _kommo_settings(env: Mapping[str, str]) -> dict[str, object]:
+    subdomain = _get(env, "KOMMO_SUBDOMAIN") or ""
+    base_url = _get(env, "KOMMO_BASE_URL") or (f"https://{subdomain}.kommo.com" if subdomain else "")
+    return {
+        "kommo_subdomain": subdomain,
+        "kommo_access_token": _get(env, "KOMMO_ACCESS_TOKEN") or "",
+        "kommo_client_id": _get(env, "KOMMO_CLIENT_ID") or "",
+        "kommo_client_secret": _get(env, "KOMMO_CLIENT_SECRET") or "",
+        "kommo_redirect_uri": _get(env, "KOMMO_REDIRECT_URI") or "",
+        "kommo_base_url": base_url.rstrip("/"),
+        "kommo_rate_limit": max(0.1, _float(env, "KOMMO_RATE_LIMIT", 5.0)),
+        "kommo_poll_interval": max(0.1, _float(env, "KOMMO_POLL_INTERVAL", 5.0)),
+        "kommo_sync_overlap": max(0, _int(env, "KOMMO_SYNC_OVERLAP", 60)),
+        "kommo_timeout": max(0.1, _float(env, "KOMMO_TIMEOUT", 30.0)),
+        "kommo_max_retries": max(0, _int(env, "KOMMO_MAX_RETRIES", 5)),
+        "kommo_retry_base": max(0.0, _float(env, "KOMMO_RETRY_BASE_DELAY", 0.5)),
+        "kommo_retry_max": max(0.0, _float(env, "KOMMO_RETRY_MAX_DELAY", 30.0)),
+        "kommo_backoff_max": max(0.1, _float(env, "KOMMO_BACKOFF_MAX", 300.0)),
+    }

@@ -11,6 +11,8 @@ from clarin.config import Settings
 from clarin.db.pool import Database
 from clarin.realtime.broadcaster import Broadcaster
 from clarin.realtime.hub import Hub
+from clarin.storage.backend import MediaStorage, build_storage
+from clarin.whatsapp.pool import DevicePool
 
 
 @dataclass
@@ -21,28 +23,39 @@ class AppState:
     cache: Cache
     hub: Hub
     broadcaster: Broadcaster
+    storage: MediaStorage
     started_at: float = field(default_factory=time.time)
     routes: list[Any] = field(default_factory=list)  # the mounted route table (for OpenAPI)
+    whatsapp: DevicePool | None = None  # WhatsApp device pool (WHATSAPP_DRIVER)
 
     @classmethod
     def build(cls, settings: Settings, dsn: str) -> AppState:
         redis = RedisHandle(settings.redis_url)
         hub = Hub()
-        return cls(
+        state = cls(
             settings=settings,
             db=Database(dsn, settings.db_pool_size),
             redis=redis,
             cache=Cache(redis),
             hub=hub,
             broadcaster=Broadcaster(hub, redis, channel=f"{settings.redis_prefix}:ws"),
+            storage=build_storage(settings),
         )
+        state.whatsapp = DevicePool.create(settings, dsn, state.db, state.broadcaster)
+        return state
 
     async def start(self) -> None:
         await self.redis.start()
         await self.broadcaster.start()
+        await self.storage.start()
+        if self.whatsapp is not None:
+            await self.whatsapp.start()
 
     async def stop(self) -> None:
+        if self.whatsapp is not None:
+            await self.whatsapp.stop()
         self.hub.close_all()
         await self.broadcaster.stop()
+        await self.storage.close()
         await self.redis.close()
         self.db.close()

@@ -97,6 +97,8 @@ def base_env(database_url: str | None, **overrides: str) -> dict[str, str]:
             "LOG_LEVEL": "WARNING",
             "JWT_SECRET": "test-secret",
             "ADMIN_PASSWORD": "admin-pass-123",
+            # Tests never reach WhatsApp: the simulated driver speaks the same neonize event types.
+            "WHATSAPP_DRIVER": "simulated",
         }
     )
     if database_url:

@@ -1,7 +1,7 @@
 """R74 CSV/XLSX import: stream the multipart upload to a temporary file, then import it in batches.
 
-- The body is parsed with python-multipart's streaming ``MultipartParser`` while it arrives; the
-  ``file`` part goes straight to a temporary file and the body limit is enforced chunk by chunk
+- The body is parsed with ``clarin.http.multipart`` (python-multipart's streaming parser) while it
+  arrives; the ``file`` part goes straight to a temporary file and the body limit is enforced chunk by chunk
   (413 past ``BODY_LIMIT``), so an upload is never held whole in memory.
 - The file is read row by row (``clarin.crm.csv_rows``) in a worker thread, a batch at a time.
 - Good rows are written in batches of at most 1000: one ``unnest`` upsert per table per batch, each
@@ -21,16 +21,13 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
 
 from clarin.crm.csv_rows import ImportFileError, ImportRow, RowError, open_sheet
 from clarin.crm.leads_cache import invalidate_leads
 from clarin.db.errors import DatabaseError, DatabaseUnavailable
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
+from clarin.http.multipart import MultipartStream, boundary_of
 from clarin.http.request import TOO_LARGE, Request
 from clarin.state import AppState
 from clarin.wire.imports import ImportedEvent, ImportResponse
@@ -66,122 +63,34 @@ class Upload:
             self.path = None
 
 
-class _FormCollector:
-    """python-multipart callbacks: the first ``file`` part to disk, small text fields to memory."""
-
-    def __init__(self, upload: Upload, file_field: str) -> None:
-        self.upload = upload
-        self.file_field = file_field
-        self.finished = False
-        self._header_name = b""
-        self._header_value = b""
-        self._headers: dict[bytes, bytes] = {}
-        self._sink: Any = None  # open temp file of the current part, or a bytearray, or None
-        self._field_name = ""
-        self._file: Any = None
-
-    def callbacks(self) -> dict[str, Any]:
-        return {
-            "on_part_begin": self._part_begin,
-            "on_header_field": self._header_field,
-            "on_header_value": self._header_value_data,
-            "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished,
-            "on_part_data": self._part_data,
-            "on_part_end": self._part_end,
-            "on_end": self._end,
-        }
-
-    def _part_begin(self) -> None:
-        self._headers = {}
-        self._sink = None
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header_name += data[start:end]
-
-    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-
-    def _header_end(self) -> None:
-        self._headers[self._header_name.strip().lower()] = self._header_value.strip()
-        self._header_name = self._header_value = b""
-
-    def _headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
-        name = options.get(b"name", b"").decode("utf-8", "replace")
-        if name == self.file_field and b"filename" in options and self.upload.path is None:
-            handle = tempfile.NamedTemporaryFile(prefix="clarin-import-", delete=False)
-            self.upload.path = handle.name
-            self.upload.filename = options[b"filename"].decode("utf-8", "replace")
-            self._file = handle
-            self._sink = handle
-        elif b"filename" not in options and name:
-            self._field_name = name
-            self._sink = bytearray()
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        if isinstance(sink, bytearray):
-            if len(sink) < MAX_FIELD_BYTES:
-                sink += data[start:end][: MAX_FIELD_BYTES - len(sink)]
-            return
-        sink.write(data[start:end])
-        self.upload.size += end - start
-
-    def _part_end(self) -> None:
-        sink = self._sink
-        if isinstance(sink, bytearray):
-            self.upload.fields.setdefault(self._field_name, sink.decode("utf-8", "replace"))
-        elif sink is not None:
-            sink.close()
-            self._file = None
-        self._sink = None
-
-    def _end(self) -> None:
-        self.finished = True
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
 async def receive_upload(req: Request, file_field: str = "file") -> Upload:
     """Stream a multipart body: the file part to a temp file, with the body limit enforced as it arrives."""
-    content_type, options = parse_options_header(req.header("content-type"))
-    boundary = options.get(b"boundary")
-    if content_type != b"multipart/form-data" or not boundary:
+    boundary = boundary_of(req.header("content-type"))
+    if boundary is None:
         raise HTTPError(400, FILE_REQUIRED)
     limit = req.app.settings.body_limit
     declared = req.header("content-length")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, TOO_LARGE)
+    form = MultipartStream(boundary, req.stream(), limit, HTTPError(413, TOO_LARGE))
     upload = Upload()
-    collector = _FormCollector(upload, file_field)
     try:
-        parser = MultipartParser(boundary, collector.callbacks())
-        received = 0
-        # Iterate the RSGI protocol itself: ``Request.stream()`` (protocol.__aiter__()) fails under
-        # ``async for`` with RSGIProtocolError.
-        async for chunk in req.protocol:
-            received += len(chunk)
-            if received > limit:
-                raise HTTPError(413, TOO_LARGE)
-            parser.write(chunk)
-        parser.finalize()
-        if not collector.finished:
-            raise HTTPError(400, "Invalid multipart body")
-    except FormParserError:
-        collector.close()
-        upload.discard()
-        raise HTTPError(400, "Invalid multipart body") from None
+        while (part := await form.next_part()) is not None:
+            if part.name == file_field and part.filename is not None and upload.path is None:
+                with tempfile.NamedTemporaryFile(prefix="clarin-import-", delete=False) as handle:
+                    upload.path = handle.name
+                    upload.filename = part.filename
+                    async for chunk in form.part_data():
+                        handle.write(chunk)
+                        upload.size += len(chunk)
+            elif part.filename is None and part.name:
+                value = await form.read_part(MAX_FIELD_BYTES, HTTPError(400, f"form field {part.name!r} is too large"))
+                upload.fields.setdefault(part.name, value.decode("utf-8", "replace"))
+            else:
+                await form.skip_part()
     except BaseException:
-        collector.close()
         upload.discard()
         raise
-    collector.close()
     return upload
 
 

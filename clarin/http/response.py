@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from clarin.http.json import encode
@@ -42,7 +43,11 @@ class RawJSONResponse(Response):
 
 
 class FileResponse(Response):
-    """A file on local disk, optionally one byte range of it (inclusive ``start``..``end``)."""
+    """A file on local disk, optionally one byte range of it (inclusive ``start``..``end``).
+
+    granian's ``response_file_range(status, headers, path, start, end)`` takes an END-EXCLUSIVE ``end``
+    (checked against granian 2.8: ``0, 10`` sends bytes 0..9), hence ``end + 1`` below. granian sends
+    these with chunked encoding unless the caller sets ``content-length``."""
 
     __slots__ = ("end", "path", "start")
 
@@ -63,6 +68,27 @@ class FileResponse(Response):
             protocol.response_file_range(self.status, headers, self.path, self.start, self.end + 1)
         else:
             protocol.response_file(self.status, headers, self.path)
+
+
+class StreamResponse(Response):
+    """A body produced by an async iterator of chunks (for example an object-storage read); ``send``
+    returns a coroutine the server awaits."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(
+        self, chunks: AsyncIterator[bytes], status: int = 200, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(b"", status, headers)
+        self.chunks = chunks
+
+    def send(self, protocol: Any, extra_headers: list[tuple[str, str]]) -> Awaitable[None]:  # type: ignore[override]
+        return self._stream(protocol, self.headers + extra_headers)
+
+    async def _stream(self, protocol: Any, headers: list[tuple[str, str]]) -> None:
+        transport = protocol.response_stream(self.status, headers)
+        async for chunk in self.chunks:
+            await transport.send_bytes(bytes(chunk))
 
 
 def error_body(message: str, detail: str | None = None) -> bytes:

@@ -98,7 +98,9 @@ class ClarinApp:
         if origin and req.method != "OPTIONS":
             out_headers += self._cors.response_headers(origin)
         try:
-            response.send(protocol, out_headers)
+            pending = response.send(protocol, out_headers)
+            if pending is not None:  # streamed bodies (StreamResponse) finish asynchronously
+                await pending
         except Exception as exc:  # the client went away before we answered
             log.debug("response not sent: %s", exc)
         if state.settings.access_log:

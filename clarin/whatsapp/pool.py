@@ -1,0 +1,586 @@
+"""The device pool: which devices this process runs, their live status and QR, and the lifecycle rules
+of integrations.md B.3–B.5 and B.11.
+
+Ownership: a device is run by exactly one process at a time, the holder of its lease
+(:mod:`clarin.whatsapp.lease`, PostgreSQL advisory locks). Consequences for callers:
+
+- an operation that needs the live session (send, sync contacts, disconnect, delete) on a device whose
+  lease another process holds fails with ``503 "device is connected on another server, retry"``
+  (routing the call to the owner through Redis is a later improvement);
+- a send to a device this process owns but that is not connected fails with ``409 "device not connected"``.
+
+Status: the owner keeps the live status in memory and writes every change to ``devices.status`` (plus
+``jid``/``phone``/``last_seen_at`` on connect and ``qr_code`` on each QR), so readers in other
+processes see the owner's view (see :meth:`DevicePool.live_view`). A device no process holds is
+``disconnected`` (``logged_out`` is kept).
+
+Start-up: every paired device (stored jid, not logged out) no process holds is claimed and resumed.
+Then, every ``WHATSAPP_LEASE_RENEW`` seconds, the lease connection is health-checked and devices whose
+last status is live (``connected``/``connecting``) but that nobody holds — their owner died or shut
+down — are taken over. Graceful shutdown disconnects (no logout) and releases the leases WITHOUT
+writing ``disconnected``, so another server takes the devices over at once.
+
+Events: the driver's sink is :meth:`DevicePool.on_event`. Connection lifecycle events (QR, PairStatus,
+Connected, Disconnected, LoggedOut, …) are handled here; everything else (messages, receipts, presence,
+history sync) goes to the pluggable :class:`InboundHandler` (``pool.inbound``), which by default logs
+and ignores them until the inbox ingestion is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from clarin.db.queries import query
+from clarin.http.errors import HTTPError
+from clarin.whatsapp.driver import (
+    DeviceContact,
+    DeviceSession,
+    DriverError,
+    NotConnected,
+    WhatsAppDriver,
+    jid_to_str,
+    jid_user,
+)
+from clarin.whatsapp.lease import DeviceLeases, LeaseUnavailable
+from clarin.whatsapp.proto import (
+    ClientOutdatedEv,
+    ConnectedEv,
+    ConnectFailureEv,
+    DisconnectedEv,
+    LoggedOutEv,
+    PairStatusEv,
+    QREv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+)
+from clarin.wire.devices import ContactsSyncedEvent, DeviceStatusEvent, QRCodeEvent
+
+if TYPE_CHECKING:
+    from clarin.config import Settings
+    from clarin.db.pool import Database
+    from clarin.realtime.broadcaster import Broadcaster
+
+log = logging.getLogger("clarin.whatsapp.pool")
+
+DISCONNECTED, CONNECTING, CONNECTED, LOGGED_OUT = "disconnected", "connecting", "connected", "logged_out"
+LIVE_STATUSES = frozenset({CONNECTING, CONNECTED})
+OWNED_ELSEWHERE = "device is connected on another server, retry"
+NOT_CONNECTED = "device not connected"
+QR_TIMEOUT = 160.0  # whatsmeow: 60 s for the first code + 5 × 20 s (B.4); neonize does not report it
+CLAIM_BATCH = 500
+CONTACT_BATCH = 5000
+INBOUND_BATCH = 500
+
+Q_SET_STATUS = query("device_set_status")
+Q_SET_QR = query("device_set_qr")
+Q_SET_CONNECTED = query("device_set_connected")
+Q_MARK_DISCONNECTED = query("device_mark_disconnected_if_live")
+Q_TO_RECONNECT = query("devices_to_reconnect")
+Q_TO_TAKE_OVER = query("devices_to_take_over")
+Q_LEASE_HELD = query("device_lease_held")
+Q_UPSERT_CONTACTS = query("upsert_device_contacts")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """A device this process runs, as handed to the inbound handler and to senders."""
+
+    id: uuid.UUID
+    account_id: uuid.UUID
+    jid: str  # own AD JID ("" until paired)
+
+
+class InboundHandler(Protocol):
+    """Receives every non-lifecycle event of the devices this process runs, in arrival order per device.
+
+    Events of one device are handed over sequentially from a per-device queue (never concurrently). A
+    handler may also define ``async handle_batch(device, events: list)``: it is then called with every
+    event queued at that moment (up to ``INBOUND_BATCH``), so a burst can be written in one transaction.
+    The driver's sink returns only after its event was handled (the simulated dev route relies on it).
+    """
+
+    async def handle(self, device: DeviceRef, event: Any) -> None:
+        """Process one non-lifecycle neonize event (``MessageEv``, ``ReceiptEv``, ``PresenceEv``, …)."""
+
+
+class LoggingInboundHandler:
+    """The default until inbox ingestion is installed: log and ignore."""
+
+    async def handle(self, device: DeviceRef, event: Any) -> None:
+        log.debug("ignoring %s on device %s (no inbound handler installed)", type(event).__name__, device.id)
+
+
+@dataclass
+class LiveDevice:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    jid: str = ""
+    status: str = CONNECTING
+    qr_code: str = ""
+    qr_timer: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def ref(self) -> DeviceRef:
+        return DeviceRef(self.id, self.account_id, self.jid)
+
+
+class DevicePool:
+    def __init__(
+        self,
+        driver: WhatsAppDriver,
+        db: Database,
+        broadcaster: Broadcaster,
+        leases: DeviceLeases,
+        *,
+        renew_interval: float = 10.0,
+        qr_timeout: float = QR_TIMEOUT,
+    ) -> None:
+        self.driver = driver
+        self.db = db
+        self.broadcaster = broadcaster
+        self.leases = leases
+        self.inbound: InboundHandler = LoggingInboundHandler()
+        self.renew_interval = renew_interval
+        self.qr_timeout = qr_timeout
+        self._devices: dict[uuid.UUID, LiveDevice] = {}
+        self._locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._inboxes: dict[uuid.UUID, tuple[asyncio.Queue[tuple[Any, asyncio.Future[None]]], asyncio.Task[None]]] = {}
+        self._maintainer: asyncio.Task[None] | None = None
+        driver.set_event_sink(self.on_event)
+
+    @classmethod
+    def create(cls, settings: Settings, dsn: str, db: Database, broadcaster: Broadcaster) -> DevicePool:
+        return cls(
+            make_driver(settings, dsn), db, broadcaster, DeviceLeases(dsn, settings.whatsapp_lease_ttl),
+            renew_interval=settings.whatsapp_lease_renew,
+        )
+
+    # -- process lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.driver.start()
+        self._maintainer = asyncio.create_task(self._maintain(), name="whatsapp-device-pool")
+
+    async def stop(self) -> None:
+        if self._maintainer is not None:
+            self._maintainer.cancel()
+            await asyncio.gather(self._maintainer, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        for device_id in list(self._inboxes):
+            self._close_inbox(device_id)
+        for live in list(self._devices.values()):
+            self._cancel_qr_timer(live)
+            try:
+                await self.driver.disconnect(live.id)
+            except Exception as exc:
+                log.warning("disconnecting %s at shutdown: %s", live.id, exc)
+        self._devices.clear()
+        await self.leases.close()  # releases every lease at once; DB status stays live → take-over
+        await self.driver.stop()
+
+    async def _maintain(self) -> None:
+        boot = True
+        while True:
+            try:
+                if self.leases.is_open:
+                    await self.leases.check()  # a failed ping closes it: every lease is gone
+                if not self.leases.is_open:
+                    if self._devices:
+                        await self._drop_all("lease connection lost")
+                    await self.leases.open()
+                await self._claim(Q_TO_RECONNECT if boot else Q_TO_TAKE_OVER, "start-up" if boot else "take-over")
+                boot = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("device pool maintenance failed: %s", exc)
+            await asyncio.sleep(self.renew_interval)
+
+    async def _claim(self, candidates_query: Any, reason: str) -> None:
+        """Claim and resume every candidate nobody holds, page by page (claimed rows leave the query)."""
+        attempted: set[uuid.UUID] = set()
+        while True:
+            rows = await self.db.fetch(candidates_query, [CLAIM_BATCH])
+            fresh = [row for row in rows if uuid.UUID(str(row["id"])) not in attempted]
+            for row in fresh:
+                device_id = uuid.UUID(str(row["id"]))
+                attempted.add(device_id)
+                if device_id in self._devices:
+                    continue
+                async with self._lock(device_id):
+                    if device_id in self._devices or not await self.leases.try_acquire(device_id):
+                        continue
+                    log.info("%s: resuming device %s", reason, device_id)
+                    try:
+                        await self._start(device_id, uuid.UUID(str(row["account_id"])), row["jid"] or "")
+                    except Exception as exc:
+                        log.warning("%s of device %s failed: %s", reason, device_id, exc)
+            if len(rows) < CLAIM_BATCH or not fresh:
+                return
+
+    async def _drop_all(self, reason: str) -> None:
+        """The leases are gone: stop every client now so no session runs twice."""
+        for live in list(self._devices.values()):
+            log.error("stopping device %s: %s", live.id, reason)
+            self._cancel_qr_timer(live)
+            self._devices.pop(live.id, None)
+            self._close_inbox(live.id)
+            try:
+                await self.driver.disconnect(live.id)
+            except Exception as exc:
+                log.debug("disconnect %s: %s", live.id, exc)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def owns(self, device_id: uuid.UUID) -> bool:
+        return device_id in self._devices
+
+    def live_view(self, device_id: uuid.UUID, db_status: str, db_qr: str | None, leased: bool) -> tuple[str, str | None]:
+        """The (status, qr_code) a device read shows (B.3 read path, across processes).
+
+        This process owns it → the in-memory status, and the in-memory QR when non-empty. Another process
+        holds its lease → the row as that owner wrote it. Nobody holds it → ``disconnected`` (or
+        ``logged_out``) with the row's QR."""
+        live = self._devices.get(device_id)
+        if live is not None:
+            return live.status, (live.qr_code or db_qr)
+        if leased:
+            return db_status, db_qr
+        return (LOGGED_OUT if db_status == LOGGED_OUT else DISCONNECTED), db_qr
+
+    async def leased_elsewhere(self, device_id: uuid.UUID) -> bool:
+        if device_id in self._devices:
+            return False
+        return bool(await self.db.fetch_val(Q_LEASE_HELD, [device_id]))
+
+    async def sender(self, device_id: uuid.UUID, account_id: uuid.UUID) -> DeviceRef:
+        """The live device to send through; 503 when another server runs it, 409 when not connected.
+        (The caller has already checked that the device exists in ``account_id``.)"""
+        live = self._devices.get(device_id)
+        if live is None or live.account_id != account_id:
+            if await self.leased_elsewhere(device_id):
+                raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+            raise HTTPError(409, NOT_CONNECTED)
+        if live.status != CONNECTED or not await self.driver.is_connected(device_id):
+            raise HTTPError(409, NOT_CONNECTED)
+        return live.ref()
+
+    # -- commands -------------------------------------------------------------------------------
+    async def connect(self, device_id: uuid.UUID, account_id: uuid.UUID, jid: str, db_status: str) -> None:
+        """R16. No-op while the device is connecting (QR shown) or connected here."""
+        async with self._lock(device_id):
+            live = self._devices.get(device_id)
+            if live is not None and live.status in LIVE_STATUSES:
+                return
+            try:
+                acquired = await self.leases.try_acquire(device_id)
+            except LeaseUnavailable:
+                raise HTTPError(503, "WhatsApp device ownership is unavailable, retry",
+                                headers=[("retry-after", "2")]) from None
+            if not acquired:
+                raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+            # A logged-out device's session is gone from the store: pair it again from scratch.
+            await self._start(device_id, account_id, "" if db_status == LOGGED_OUT else jid)
+
+    async def _start(self, device_id: uuid.UUID, account_id: uuid.UUID, jid: str) -> None:
+        """Connect a device whose lease this process holds (caller holds the device lock)."""
+        live = LiveDevice(device_id, account_id, jid=jid, status=CONNECTING)
+        self._devices[device_id] = live
+        try:
+            await self._persist_status(live, CONNECTING)
+        except BaseException:
+            self._devices.pop(device_id, None)
+            await self.leases.release(device_id)
+            raise
+        try:
+            await self.driver.connect(DeviceSession(device_id, account_id, jid))
+        except Exception as exc:
+            log.warning("connect of device %s failed: %s", device_id, exc)
+            await self._release(live, DISCONNECTED)
+            raise HTTPError(502, f"failed to connect: {exc}") from exc
+
+    async def disconnect(self, device_id: uuid.UUID, account_id: uuid.UUID) -> None:
+        """R17: close the socket, keep the session; the device will not be taken over."""
+        async with self._lock(device_id):
+            live = self._devices.get(device_id)
+            if live is None:
+                if await self.leased_elsewhere(device_id):
+                    raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+                await self.db.execute(Q_MARK_DISCONNECTED, [device_id, account_id])
+                return
+            await self._stop_client(live)
+            await self._release(live, DISCONNECTED)
+
+    async def delete(self, device_id: uuid.UUID, account_id: uuid.UUID, delete_row: Any) -> None:
+        """R18: log the phone out (while still connected), disconnect, drop, then ``delete_row()``."""
+        async with self._lock(device_id):
+            live = self._devices.get(device_id)
+            if live is None:
+                try:
+                    acquired = await self.leases.try_acquire(device_id)
+                except LeaseUnavailable:
+                    acquired = not await self.leased_elsewhere(device_id)
+                if not acquired:
+                    raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+            else:
+                self._cancel_qr_timer(live)
+                if live.status == CONNECTED and await self.driver.is_connected(device_id):
+                    try:
+                        await self.driver.logout(device_id)
+                    except DriverError as exc:
+                        log.warning("logout of device %s failed: %s", device_id, exc)
+                await self._stop_client(live)
+                self._devices.pop(device_id, None)
+                self._close_inbox(device_id)
+            try:
+                await delete_row()
+            finally:
+                await self.leases.release(device_id)
+        self._locks.pop(device_id, None)
+
+    async def sync_contacts(self, device_id: uuid.UUID, account_id: uuid.UUID) -> None:
+        """R19: start a background contact sync of a connected device this process runs."""
+        live = self._devices.get(device_id)
+        if live is None or live.account_id != account_id:
+            if await self.leased_elsewhere(device_id):
+                raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+            raise HTTPError(409, NOT_CONNECTED)
+        if live.status != CONNECTED:
+            raise HTTPError(409, NOT_CONNECTED)
+        self._spawn(self._sync_contacts(live.ref()))
+
+    # -- driver events --------------------------------------------------------------------------
+    async def on_event(self, device_id: uuid.UUID, event: Any) -> None:
+        """The driver's sink. Never raises: a bad event is logged and skipped."""
+        live = self._devices.get(device_id)
+        if live is None:
+            log.debug("dropping %s for device %s (not run by this process)", type(event).__name__, device_id)
+            return
+        try:
+            if isinstance(event, QREv):
+                await self._on_qr(live, event)
+            elif isinstance(event, PairStatusEv):
+                self._on_pair_status(live, event)
+            elif isinstance(event, ConnectedEv):
+                await self._on_connected(device_id)
+            elif isinstance(event, DisconnectedEv):
+                await self._on_disconnected(device_id)
+            elif isinstance(event, LoggedOutEv):
+                await self._on_logged_out(device_id, event)
+            elif isinstance(event, (ConnectFailureEv, StreamReplacedEv, TemporaryBanEv, ClientOutdatedEv)):
+                log.warning("device %s: %s %s", device_id, type(event).__name__, _describe(event))
+            else:
+                await self._enqueue_inbound(device_id, event)
+        except Exception:
+            log.exception("handling %s for device %s failed", type(event).__name__, device_id)
+
+    # -- inbound queue (one consumer per device: ordered, batched) ------------------------------------
+    async def _enqueue_inbound(self, device_id: uuid.UUID, event: Any) -> None:
+        inbox = self._inboxes.get(device_id)
+        if inbox is None:
+            queue: asyncio.Queue[tuple[Any, asyncio.Future[None]]] = asyncio.Queue()
+            inbox = self._inboxes[device_id] = (queue, asyncio.create_task(self._consume(device_id, queue)))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        inbox[0].put_nowait((event, done))
+        await done
+
+    async def _consume(self, device_id: uuid.UUID, queue: asyncio.Queue[tuple[Any, asyncio.Future[None]]]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < INBOUND_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                live = self._devices.get(device_id)
+                if live is not None:
+                    await self._handle_inbound(live.ref(), [event for event, _ in batch])
+            finally:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _handle_inbound(self, device: DeviceRef, events: list[Any]) -> None:
+        handle_batch = getattr(self.inbound, "handle_batch", None)
+        if handle_batch is not None:
+            try:
+                await handle_batch(device, events)
+            except Exception:
+                log.exception("inbound batch of %d events for device %s failed", len(events), device.id)
+            return
+        for event in events:
+            try:
+                await self.inbound.handle(device, event)
+            except Exception:
+                log.exception("inbound %s for device %s failed", type(event).__name__, device.id)
+
+    def _close_inbox(self, device_id: uuid.UUID) -> None:
+        inbox = self._inboxes.pop(device_id, None)
+        if inbox is None:
+            return
+        queue, task = inbox
+        task.cancel()
+        while not queue.empty():
+            _, done = queue.get_nowait()
+            if not done.done():
+                done.set_result(None)
+
+    async def _on_qr(self, live: LiveDevice, event: Any) -> None:
+        if not event.Codes:
+            return
+        await self.db.execute(Q_SET_QR, [live.id, live.account_id, event.Codes[0]])
+        live.qr_code, live.status = event.Codes[0], CONNECTING
+        await self._broadcast(live, "qr_code", QRCodeEvent(str(live.id), live.qr_code))
+        if live.qr_timer is None:
+            live.qr_timer = self._spawn(self._qr_timeout(live.id))
+
+    def _on_pair_status(self, live: LiveDevice, event: Any) -> None:
+        if event.Status == PairStatusEv.SUCCESS and event.ID.User:
+            live.jid = jid_to_str(event.ID)
+            log.info("device %s paired as %s", live.id, live.jid)
+        else:
+            log.warning("device %s pairing failed: %s", live.id, event.Error)
+
+    async def _on_connected(self, device_id: uuid.UUID) -> None:
+        async with self._lock(device_id):
+            live = self._devices.get(device_id)
+            if live is None:
+                return
+            self._cancel_qr_timer(live)
+            jid = await self.driver.own_jid(device_id) or live.jid
+            # the row first, then memory: a reader elsewhere never sees an older status than this process
+            await self.db.execute(Q_SET_CONNECTED, [device_id, live.account_id, jid, jid_user(jid)])
+            live.jid, live.status, live.qr_code = jid, CONNECTED, ""
+            await self._broadcast(live, "device_status", DeviceStatusEvent(str(device_id), CONNECTED))
+            self._spawn(self._sync_contacts(live.ref()))  # on every (re)connect (B.5)
+
+    async def _on_disconnected(self, device_id: uuid.UUID) -> None:
+        """Unexpected socket loss: the driver reconnects by itself; the lease is kept."""
+        async with self._lock(device_id):
+            live = self._devices.get(device_id)
+            if live is None or live.status == DISCONNECTED:
+                return
+            await self._persist_status(live, DISCONNECTED)
+
+    async def _on_logged_out(self, device_id: uuid.UUID, event: Any) -> None:
+        async with self._lock(device_id):
+            live = self._devices.get(device_id)
+            if live is None:
+                return
+            log.warning("device %s logged out (reason %s)", device_id, event.Reason)
+            live.jid = ""  # memory only: devices.jid is kept (B.3)
+            await self._stop_client(live)
+            await self._release(live, LOGGED_OUT)
+
+    async def _qr_timeout(self, device_id: uuid.UUID) -> None:
+        await asyncio.sleep(self.qr_timeout)
+        async with self._lock(device_id):
+            live = self._devices.get(device_id)
+            if live is None or live.status == CONNECTED:
+                return
+            live.qr_timer = None  # this task: do not cancel ourselves below
+            log.info("device %s: pairing QR expired", device_id)
+            await self._stop_client(live)
+            await self._release(live, DISCONNECTED)
+
+    # -- contact sync (B.11) --------------------------------------------------------------------
+    async def _sync_contacts(self, device: DeviceRef) -> None:
+        try:
+            contacts = await self.driver.fetch_contacts(device.id)
+        except NotConnected:
+            return
+        except Exception as exc:
+            log.warning("contact sync of device %s failed: %s", device.id, exc)
+            return
+        count = await self.upsert_contacts(device, contacts)
+        await self.broadcaster.broadcast(
+            device.account_id, "contacts_synced", ContactsSyncedEvent(str(device.id), count)
+        )
+
+    async def upsert_contacts(self, device: DeviceRef, contacts: list[DeviceContact]) -> int:
+        unique: dict[str, DeviceContact] = {}
+        for contact in contacts:
+            if contact.jid:
+                unique[contact.jid] = contact
+        entries = list(unique.values())
+        count = 0
+        for start in range(0, len(entries), CONTACT_BATCH):
+            batch = entries[start : start + CONTACT_BATCH]
+            try:
+                row = await self.db.fetch_row(Q_UPSERT_CONTACTS, [
+                    device.account_id, device.id,
+                    [c.jid for c in batch], [c.phone for c in batch], [c.name for c in batch],
+                    [c.push_name for c in batch], [c.business_name for c in batch],
+                ])
+            except Exception as exc:
+                log.warning("contact batch of device %s skipped: %s", device.id, exc)
+                continue
+            count += int(row["count"]) if row else 0
+        return count
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _lock(self, device_id: uuid.UUID) -> asyncio.Lock:
+        lock = self._locks.get(device_id)
+        if lock is None:
+            lock = self._locks[device_id] = asyncio.Lock()
+        return lock
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _cancel_qr_timer(self, live: LiveDevice) -> None:
+        if live.qr_timer is not None:
+            live.qr_timer.cancel()
+            live.qr_timer = None
+
+    async def _stop_client(self, live: LiveDevice) -> None:
+        self._cancel_qr_timer(live)
+        try:
+            await self.driver.disconnect(live.id)
+        except Exception as exc:
+            log.warning("disconnect of device %s failed: %s", live.id, exc)
+
+    async def _release(self, live: LiveDevice, status: str) -> None:
+        """Stop running a device here: final status persisted and broadcast, lease released."""
+        try:
+            await self._persist_status(live, status)
+        finally:
+            self._devices.pop(live.id, None)
+            self._close_inbox(live.id)
+            live.status = status
+            await self.leases.release(live.id)
+
+    async def _persist_status(self, live: LiveDevice, status: str) -> None:
+        await self.db.execute(Q_SET_STATUS, [live.id, live.account_id, status])
+        live.status = status
+        await self._broadcast(live, "device_status", DeviceStatusEvent(str(live.id), status))
+
+    async def _broadcast(self, live: LiveDevice, event: str, payload: Any) -> None:
+        try:
+            await self.broadcaster.broadcast(live.account_id, event, payload)
+        except Exception as exc:
+            log.warning("broadcast of %s failed: %s", event, exc)
+
+
+def make_driver(settings: Settings, dsn: str) -> WhatsAppDriver:
+    """``WHATSAPP_DRIVER``: ``neonize`` (default, production) or ``simulated`` (tests, demos)."""
+    if settings.whatsapp_driver == "simulated":
+        from clarin.whatsapp.simulated_driver import SimulatedDriver
+
+        return SimulatedDriver()
+    from clarin.whatsapp.neonize_driver import NeonizeDriver
+
+    return NeonizeDriver(dsn)
+
+
+def _describe(event: Any) -> str:
+    try:
+        from google.protobuf import text_format
+
+        return text_format.MessageToString(event, as_one_line=True)[:300]
+    except Exception:
+        return ""

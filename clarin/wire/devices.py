@@ -1,0 +1,150 @@
+"""Device wire types (api.md §4.2, §7) and the dev-only simulated-inbound body (issue 4).
+
+``Device``: keys marked ``?`` in the spec are omitted when null; ``status`` is always the live status
+(overlaid from the device pool), so it is always present.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from clarin.wire._fields import Str255
+
+
+class Device(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: str
+    account_id: str
+    name: str | None = None
+    phone: str | None = None
+    jid: str | None = None
+    status: str | None = None
+    qr_code: str | None = None
+    last_seen_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DevicesResponse(msgspec.Struct):
+    devices: list[Device]
+    success: bool = True
+
+
+class DeviceResponse(msgspec.Struct):
+    device: Device | None
+    success: bool = True
+
+
+class MessageResponse(msgspec.Struct):
+    message: str
+    success: bool = True
+
+
+class DeviceNameBody(msgspec.Struct):
+    """R13 (no validation, may be empty) and R15 (required non-empty, checked by the service)."""
+
+    name: Str255 = ""
+
+
+# -- WebSocket payloads (§5.1) ----------------------------------------------------------------------
+class DeviceStatusEvent(msgspec.Struct):
+    device_id: str
+    status: str
+    qr_code: str = ""
+
+
+class QRCodeEvent(msgspec.Struct):
+    device_id: str
+    qr_code: str
+
+
+class ContactsSyncedEvent(msgspec.Struct):
+    device_id: str
+    count: int
+
+
+# -- dev routes (simulated driver only) -------------------------------------------------------------
+InboundType = Literal[
+    "text", "image", "video", "audio", "document", "sticker", "location", "contact", "reaction",
+    "poll", "poll_vote", "revoke", "edit", "receipt", "presence",
+]
+ShortText = Annotated[str, msgspec.Meta(max_length=100_000)]
+
+
+class InboundSpec(msgspec.Struct, kw_only=True):
+    """What ``POST /api/dev/whatsapp/{device_id}/inbound`` asks the simulated driver to "receive".
+
+    ``from`` is a phone number or a JID (the sender; also the chat unless ``chat`` is given, e.g. a
+    group). ``message_id`` defaults to a fresh stanza id. Per type:
+
+    - text: ``body`` (+ ``quoted_message_id``/``quoted_body``/``quoted_sender`` for a reply)
+    - image/video/audio/document/sticker: ``media_base64``, ``mimetype``, ``body`` = caption,
+      ``file_name`` (documents)
+    - location: ``latitude``, ``longitude``, ``body`` = place name; contact: ``body`` = display name,
+      ``vcard`` (optional)
+    - reaction: ``target_message_id``, ``emoji`` ("" removes)
+    - poll: ``body`` = question, ``options``, ``max_selections``
+    - poll_vote: ``target_message_id`` (the poll), ``selected_options`` (option names)
+    - revoke / edit: ``target_message_id`` (+ ``body`` = new text for edit)
+    - receipt: ``target_message_id`` or ``message_id`` (+ ``message_ids``), ``status`` (delivered|read|played)
+    - presence: ``available`` (default true), ``timestamp`` = last seen
+    """
+
+    from_: str = msgspec.field(name="from")
+    type: InboundType = "text"
+    push_name: str = ""
+    body: ShortText = ""
+    message_id: str = ""
+    chat: str = ""
+    is_from_me: bool = False
+    timestamp: int = 0  # Unix seconds; 0 = now
+    media_base64: str = ""
+    mimetype: str = ""
+    file_name: str = ""
+    target_message_id: str = ""
+    target_from_me: bool = False
+    emoji: str = ""
+    status: str = ""
+    message_ids: list[str] = msgspec.field(default_factory=list)
+    quoted_message_id: str = ""
+    quoted_body: str = ""
+    quoted_sender: str = ""
+    latitude: float = 0.0
+    longitude: float = 0.0
+    vcard: str = ""
+    options: list[str] = msgspec.field(default_factory=list)
+    selected_options: list[str] = msgspec.field(default_factory=list)
+    max_selections: int = 1
+    available: bool = True
+
+
+class InboundResponse(msgspec.Struct):
+    event: str  # the neonize event class delivered (Message, Receipt, Presence)
+    message_id: str
+    success: bool = True
+
+
+class SimulatedContact(msgspec.Struct, kw_only=True):
+    jid: str  # phone or JID
+    name: str = ""
+    push_name: str = ""
+    business_name: str = ""
+
+
+class SimulatedContactsBody(msgspec.Struct):
+    contacts: list[SimulatedContact]
+
+
+class SentCallOut(msgspec.Struct):
+    kind: str
+    to: str
+    id: str
+    timestamp: datetime
+    message: dict[str, object]
+
+
+class SentCallsResponse(msgspec.Struct):
+    sent: list[SentCallOut]
+    success: bool = True
