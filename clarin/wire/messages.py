@@ -1,0 +1,115 @@
+"""Message-side wire types (spec api.md §7, schema.md §3.8–3.10), shared by the inbox routes, the
+inbound ingestion (``new_message``), the send paths (``message_sent``) and campaigns.
+
+``?`` keys of the spec are omitted when null/empty (Go ``omitempty``): ``kw_only`` + ``omit_defaults``;
+keys the spec always sends have no default, so they are never omitted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+
+class Reaction(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: str
+    account_id: str
+    chat_id: str
+    target_message_id: str
+    sender_jid: str
+    sender_name: str | None = None
+    emoji: str
+    is_from_me: bool
+    timestamp: datetime
+    created_at: datetime
+
+
+class PollOption(msgspec.Struct, kw_only=True):
+    id: str
+    message_id: str  # DB id of the poll message
+    name: str
+    vote_count: int = 0
+
+
+class PollVote(msgspec.Struct, kw_only=True):
+    id: str
+    message_id: str
+    voter_jid: str
+    selected_names: list[str] | None
+    timestamp: datetime
+
+
+class Message(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: str
+    account_id: str
+    device_id: str | None = None
+    chat_id: str
+    message_id: str  # WhatsApp stanza id
+    from_jid: str | None = None
+    from_name: str | None = None
+    body: str | None = None
+    message_type: str | None = None
+    media_url: str | None = None
+    media_mimetype: str | None = None
+    media_filename: str | None = None
+    media_size: int | None = None
+    is_from_me: bool
+    is_read: bool
+    status: str | None = None
+    timestamp: datetime
+    created_at: datetime
+    quoted_message_id: str | None = None
+    quoted_body: str | None = None
+    quoted_sender: str | None = None
+    reactions: list[Reaction] | None = None
+    poll_question: str | None = None
+    poll_options: list[PollOption] | None = None
+    poll_votes: list[PollVote] | None = None
+    poll_max_selections: int | None = None
+
+
+# -- WebSocket payloads (spec §5.1) ---------------------------------------------------------------
+class NewMessageEvent(msgspec.Struct, kw_only=True):
+    chat_id: str
+    message: Message
+    chat_jid: str
+    sender_name: str
+    is_from_me: bool
+    unread_count: int
+
+
+class MessageSentEvent(msgspec.Struct, kw_only=True):
+    chat_id: str
+    message: Message
+
+
+class MessageStatusEvent(msgspec.Struct, kw_only=True):
+    message_ids: list[str]
+    chat_jid: str
+    status: str  # delivered | read
+    timestamp: datetime
+
+
+class PresenceEvent(msgspec.Struct, kw_only=True):
+    jid: str
+    available: bool
+    last_seen_at: datetime | None
+
+
+class MessageReactionEvent(msgspec.Struct, kw_only=True):
+    chat_id: str
+    target_message_id: str
+    sender_jid: str
+    sender_name: str
+    emoji: str
+    is_from_me: bool
+    removed: bool
+
+
+class PollUpdateEvent(msgspec.Struct, kw_only=True):
+    chat_id: str
+    message_id: str  # WhatsApp id of the poll
+    options: list[PollOption]
+    votes: list[PollVote]
+    voter_jid: str
