@@ -6,15 +6,13 @@ enforces the column's ``varchar(n)`` length and rejects NUL characters (PostgreS
 
 from __future__ import annotations
 
-from clarin.http.errors import HTTPError
+from clarin.http.errors import HTTPError, check_text
+
+UNBOUNDED = 10**9  # text columns: NUL is still refused
 
 
 def checked(value: str, field: str, max_len: int | None) -> str:
-    if "\x00" in value:
-        raise HTTPError(400, f"{field} contains invalid characters")
-    if max_len is not None and len(value) > max_len:
-        raise HTTPError(400, f"{field} is too long (max {max_len} characters)")
-    return value
+    return check_text(value, field, UNBOUNDED if max_len is None else max_len)
 
 
 def required(value: str | None, missing: str, field: str, max_len: int | None, *, strip: bool = True) -> str:
