@@ -25,6 +25,7 @@ from clarin.crm import (
 )
 from clarin.http.routes import RouteGroup
 from clarin.http.server import ClarinApp
+from clarin.messaging import chats_routes, messages_routes
 from clarin.ops.routes import routes as ops_routes
 from clarin.state import AppState
 from clarin.storage import routes as media_routes
@@ -48,6 +49,8 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     media_routes.routes,
     sticker_routes.routes,
     devices_routes,
+    chats_routes.routes,
+    messages_routes.routes,
 )
 
 

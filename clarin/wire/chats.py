@@ -6,6 +6,9 @@ from datetime import datetime
 
 import msgspec
 
+from clarin.wire.contacts import Contact
+from clarin.wire.leads import Lead
+
 
 class Chat(msgspec.Struct, omit_defaults=True, kw_only=True):
     id: str
@@ -28,3 +31,54 @@ class Chat(msgspec.Struct, omit_defaults=True, kw_only=True):
     contact_avatar_url: str | None = None
     contact_custom_name: str | None = None
     contact_name: str | None = None
+
+
+# -- envelopes and bodies (R20–R26) ---------------------------------------------------------------
+class ChatsPage(msgspec.Struct):
+    """R20."""
+
+    chats: list[Chat]
+    total: int
+    limit: int
+    offset: int
+    success: bool = True
+
+
+class NewChatBody(msgspec.Struct):
+    """R21. ``device_id`` is a string so a bad value is ``400 Invalid device ID`` (not a body error)."""
+
+    device_id: str = ""
+    phone: str = ""
+    initial_message: str = ""
+
+
+class NewChatResponse(msgspec.Struct):
+    """R21: ``warning`` only when the initial message could not be sent."""
+
+    chat: Chat
+    warning: str | msgspec.UnsetType = msgspec.UNSET
+    success: bool = True
+
+
+class ChatDetailResponse(msgspec.Struct):
+    """R23: the contact and the lead with the chat's JID (``null`` when there is none)."""
+
+    chat: Chat
+    contact: Contact | None
+    lead: Lead | None
+    success: bool = True
+
+
+class ChatBatchDeleteBody(msgspec.Struct):
+    """R22. ``ids`` are strings: invalid entries are skipped (``400 No valid IDs provided`` if none is valid)."""
+
+    ids: list[str] | None = None
+    delete_all: bool = False
+
+
+class ChatDeleteResponse(msgspec.Struct):
+    """R22 / R26: ``deleted`` = chats really deleted (new key; the original only had ``message``)."""
+
+    message: str
+    deleted: int
+    success: bool = True

@@ -113,3 +113,74 @@ class PollUpdateEvent(msgspec.Struct, kw_only=True):
     options: list[PollOption]
     votes: list[PollVote]
     voter_jid: str
+
+
+# -- inbox routes (R24, R27–R30) -------------------------------------------------------------------
+class ChatMessagesResponse(msgspec.Struct):
+    """R24: newest first."""
+
+    messages: list[Message]
+    success: bool = True
+
+
+class InboxMessageResponse(msgspec.Struct):
+    """R27, R28, R30: the stored message that was sent."""
+
+    message: Message
+    success: bool = True
+
+
+class SendMessageBody(msgspec.Struct):
+    """R27. Media when ``media_url`` and ``media_type`` are both set (a quote is then ignored); else a reply
+    when ``quoted_message_id`` is set; else plain text. ``quoted_is_from_me`` is accepted and unused."""
+
+    device_id: str = ""
+    to: str = ""
+    body: str = ""
+    media_url: str = ""
+    media_type: str = ""
+    quoted_message_id: str = ""
+    quoted_body: str = ""
+    quoted_sender: str = ""
+    quoted_is_from_me: bool = False
+
+
+class ForwardMessageBody(msgspec.Struct):
+    """R28: ``chat_id`` = the source chat (uuid), ``message_id`` = the WhatsApp id of the original."""
+
+    device_id: str = ""
+    to: str = ""
+    chat_id: str = ""
+    message_id: str = ""
+
+
+class ReactBody(msgspec.Struct):
+    """R29: an empty ``emoji`` removes the reaction."""
+
+    device_id: str = ""
+    to: str = ""
+    target_message_id: str = ""
+    emoji: str = ""
+
+
+class PollBody(msgspec.Struct):
+    """R30."""
+
+    device_id: str = ""
+    to: str = ""
+    question: str = ""
+    options: list[str] | None = None
+    max_selections: int = 1
+
+
+class MessageUpdateEvent(msgspec.Struct, kw_only=True):
+    """``message_update`` (new, not in the spec): an inbound edit or revoke changed a stored message in place.
+    ``action``: ``edited`` (``body`` = the new text) or ``revoked`` (``body`` = "", ``message_type`` = "revoked");
+    ``message_id`` is the WhatsApp id of the changed message."""
+
+    action: str
+    chat_id: str
+    chat_jid: str
+    message_id: str
+    body: str
+    message_type: str

@@ -1,0 +1,200 @@
+"""Chats R20–R26 and the message page R24 (api.md §4.3, schema.md §5.2, §7), tenant-scoped.
+
+- Every chat id is checked against the caller's account: unknown and foreign ids are both
+  ``404 Chat not found`` (the original did not check ownership at all).
+- R20 answers the page and its total in one round trip; the inbox order walks ``idx_chats_inbox``.
+  ``limit`` defaults to 50; ``limit<=0`` (the dashboard's "everything") and larger limits are capped at
+  ``MAX_LIMIT`` (1000). Search matches the chat (name, JID) or its contact (name, last/short/custom/push
+  name, phone, JID, email, company) through the trigram-indexed expressions.
+- R22 deletes only the caller's chats and reports how many really went.
+- R23 reads the chat, its contact and its lead with one statement each (tags included).
+- R24 pages newest first (``timestamp DESC, id DESC``, ``idx_messages_chat_ts``), limit 50 by default,
+  at most 500. Besides ``offset``, keyset paging: ``before=<RFC 3339 time>`` (messages strictly older than
+  that instant) or ``before_id=<message uuid>`` (messages after that one in the page order — pass the last
+  message of the previous page); a ``before_id`` that is not a message of this chat gives an empty page.
+  Reactions are loaded only for the page's stanza ids, poll options and votes for the page's polls, one
+  query each; ``poll_question`` / ``poll_max_selections`` are included (the original omitted them).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from clarin._speedups import group_rows
+from clarin.crm.filtering import Window, like_pattern
+from clarin.db.queries import query
+from clarin.http.errors import HTTPError
+from clarin.messaging import outbound
+from clarin.state import AppState
+from clarin.wire.chats import Chat, ChatDetailResponse
+from clarin.wire.contacts import Contact
+from clarin.wire.leads import Lead
+from clarin.wire.messages import Message
+
+log = logging.getLogger("clarin.messaging.chats")
+
+Q_PAGE_INBOX = query("chats_page_inbox")
+Q_PAGE_ALL = query("chats_page_all")
+Q_PAGE_SEARCH = query("chats_page_search")
+Q_GET = query("chats_get")
+Q_CONTACT = query("chats_contact_of_jid")
+Q_LEAD = query("chats_lead_of_jid")
+Q_MARK_READ = query("chats_mark_read")
+Q_DELETE = query("chats_delete")
+Q_DELETE_ALL = query("chats_delete_all")
+Q_MESSAGES = query("messages_page")
+Q_MESSAGES_BEFORE = query("messages_page_before")
+Q_CURSOR = query("messages_cursor")
+Q_REACTIONS = query("messages_page_reactions")
+Q_POLL_OPTIONS = query("messages_page_poll_options")
+Q_POLL_VOTES = query("messages_page_poll_votes")
+
+CHAT_NOT_FOUND = "Chat not found"
+MESSAGES_DEFAULT_LIMIT = 50
+MESSAGES_MAX_LIMIT = 500
+INITIAL_MESSAGE_FAILED = "Chat created but initial message failed to send"
+NIL_UUID = uuid.UUID(int=0)
+BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+OPTION_FIELDS = ("id", "message_id", "name", "vote_count")
+VOTE_FIELDS = ("id", "message_id", "voter_jid", "selected_names", "timestamp")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFilter:
+    search: str = ""
+    archived: bool = False
+    unread_only: bool = False
+    device_ids: list[uuid.UUID] | None = None
+    tag_ids: list[uuid.UUID] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageCursor:
+    """R24 keyset position: ``before`` (a time) or ``before_id`` (a message of the chat)."""
+
+    before: datetime | None = None
+    before_id: uuid.UUID | None = None
+
+
+# -- R20 ------------------------------------------------------------------------------------------------
+async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, window: Window) -> tuple[
+    list[Chat], int
+]:
+    params: list[Any] = [account_id, flt.device_ids or None, flt.tag_ids or None, flt.unread_only,
+                         window.limit, window.offset]
+    pattern = like_pattern(flt.search)
+    if pattern:
+        rows = await state.db.fetch(Q_PAGE_SEARCH, [*params, flt.archived, pattern])
+    else:
+        rows = await state.db.fetch(Q_PAGE_ALL if flt.archived else Q_PAGE_INBOX, params)
+    total = int(rows[0]["total"]) if rows else 0
+    return [msgspec.convert(row, Chat) for row in rows if row["id"] is not None], total
+
+
+# -- R21 ------------------------------------------------------------------------------------------------
+async def open_chat(
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, phone: str, initial_message: str
+) -> tuple[Chat, str | None]:
+    """Upsert the chat of ``phone`` for the device; send ``initial_message`` when given.
+    Returns (chat, warning) — warning when the initial message could not be sent."""
+    if not phone.strip():
+        raise HTTPError(400, "Phone number is required")
+    jid = outbound.resolve_recipient(phone)
+    await outbound.ensure_device(state, account_id, device_id)
+    row = await state.db.fetch_row(outbound.Q_CHAT_UPSERT, [account_id, device_id, jid])
+    assert row is not None
+    chat_id = uuid.UUID(str(row["id"]))
+    warning = None
+    if initial_message.strip():
+        try:
+            await outbound.send_text(state, account_id, device_id, jid, initial_message)
+        except HTTPError as exc:
+            log.info("chat %s: initial message not sent: %s %s", chat_id, exc.status, exc.message)
+            warning = INITIAL_MESSAGE_FAILED
+        chat = await get_chat(state, account_id, chat_id)
+    else:
+        chat = msgspec.convert(row, Chat)
+    return chat, warning
+
+
+# -- R22, R25, R26 --------------------------------------------------------------------------------------
+async def delete_chats(state: AppState, account_id: uuid.UUID, ids: list[uuid.UUID]) -> list[str]:
+    rows = await state.db.fetch(Q_DELETE, [account_id, list(dict.fromkeys(ids))])
+    return [str(row["id"]) for row in rows]
+
+
+async def delete_all_chats(state: AppState, account_id: uuid.UUID) -> int:
+    return int(await state.db.fetch_val(Q_DELETE_ALL, [account_id]) or 0)
+
+
+async def mark_read(state: AppState, account_id: uuid.UUID, chat_id: uuid.UUID) -> None:
+    if await state.db.fetch_val(Q_MARK_READ, [account_id, chat_id]) is None:
+        raise HTTPError(404, CHAT_NOT_FOUND)
+
+
+# -- R23 ------------------------------------------------------------------------------------------------
+async def get_chat(state: AppState, account_id: uuid.UUID, chat_id: uuid.UUID) -> Chat:
+    row = await state.db.fetch_row(Q_GET, [account_id, chat_id])
+    if row is None:
+        raise HTTPError(404, CHAT_NOT_FOUND)
+    return msgspec.convert(row, Chat)
+
+
+async def chat_details(state: AppState, account_id: uuid.UUID, chat_id: uuid.UUID) -> ChatDetailResponse:
+    chat = await get_chat(state, account_id, chat_id)
+    contact_row = await state.db.fetch_row(Q_CONTACT, [account_id, chat.jid])
+    lead_row = await state.db.fetch_row(Q_LEAD, [account_id, chat.jid])
+    contact = None
+    if contact_row is not None:
+        contact_row["structured_tags"] = contact_row["structured_tags"] or []
+        contact = msgspec.convert(contact_row, Contact)
+    lead = None
+    if lead_row is not None:
+        lead_row["tags"] = lead_row["tags"] or None
+        custom = lead_row["custom_fields"]
+        lead_row["custom_fields"] = custom if isinstance(custom, dict) and custom else None
+        lead = msgspec.convert(lead_row, Lead)
+    return ChatDetailResponse(chat=chat, contact=contact, lead=lead)
+
+
+# -- R24 ------------------------------------------------------------------------------------------------
+async def chat_messages(
+    state: AppState, account_id: uuid.UUID, chat_id: uuid.UUID, limit: int, offset: int, cursor: MessageCursor
+) -> list[Message]:
+    if cursor.before_id is not None:
+        found = await state.db.fetch_row(Q_CURSOR, [account_id, chat_id, cursor.before_id])
+        position = (found["timestamp"], uuid.UUID(str(found["id"]))) if found else (BEGINNING, NIL_UUID)
+        rows = await state.db.fetch(Q_MESSAGES_BEFORE, [account_id, chat_id, limit, offset, *position])
+    elif cursor.before is not None:
+        rows = await state.db.fetch(Q_MESSAGES_BEFORE, [account_id, chat_id, limit, offset, cursor.before, NIL_UUID])
+    else:
+        rows = await state.db.fetch(Q_MESSAGES, [account_id, chat_id, limit, offset])
+    if not rows:
+        raise HTTPError(404, CHAT_NOT_FOUND)
+    page = [row for row in rows if row["id"] is not None]
+    if not page:
+        return []
+    stanza_ids = list(dict.fromkeys(str(row["message_id"]) for row in page))
+    reactions = group_rows(await state.db.fetch(Q_REACTIONS, [account_id, chat_id, stanza_ids]), "target_message_id")
+    polls = [uuid.UUID(str(row["id"])) for row in page if row["message_type"] == "poll"]
+    options: dict[Any, list[Any]] = {}
+    votes: dict[Any, list[Any]] = {}
+    if polls:
+        options = group_rows(await state.db.fetch(Q_POLL_OPTIONS, [account_id, polls]), "message_id", OPTION_FIELDS)
+        votes = group_rows(await state.db.fetch(Q_POLL_VOTES, [account_id, polls]), "message_id", VOTE_FIELDS)
+    out = []
+    for row in page:
+        own = reactions.get(row["message_id"])
+        if own:
+            row["reactions"] = own
+        if row["message_type"] == "poll":
+            row["poll_options"] = options.get(row["id"])
+            row["poll_votes"] = votes.get(row["id"])
+        out.append(msgspec.convert(row, Message))
+    return out

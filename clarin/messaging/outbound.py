@@ -1,0 +1,429 @@
+"""The send service: every outgoing WhatsApp message goes through here (R21's initial message, R27 text /
+reply / media, R28 forward, R29 reaction, R30 poll, and the campaign worker).
+
+Public API (campaigns depend on these signatures)::
+
+    resolve_recipient(to) -> str
+    await send_text(state, account_id, device_id, to, body, *, quoted=None) -> (chat_id, Message)
+    await send_media(state, account_id, device_id, to, media_url, media_type, caption="", *, file_name="")
+        -> (chat_id, Message)
+    await send_poll(state, account_id, device_id, to, question, options, max_selections) -> (chat_id, Message)
+    await send_reaction(state, account_id, device_id, to, target_message_id, emoji) -> None
+    await forward(state, account_id, device_id, to, chat_id, message_id) -> (chat_id, Message)
+
+Every send, in order (integrations.md B.12, with the original's flaws fixed):
+
+1. ``to`` → recipient JID (:func:`resolve_recipient`): a bare phone number is normalised (api.md §6.1) to
+   ``<digits>@s.whatsapp.net`` (fix of B.6 quirk 7); a JID is validated and its device part dropped;
+   anything else is ``400 invalid JID: <to>``. Input is validated before anything is sent.
+2. The device must belong to the account (unknown or foreign: ``404 Device not found``); the pool then gives
+   the live device (``503`` owned by another server, ``409 device not connected``).
+3. The driver sends. Any failure is ``502 failed to send message: <reason>`` (``failed to send reaction``
+   for R29), never a 500 carrying internals; nothing is stored for a failed send.
+4. One transaction: the chat of (account, non-AD recipient JID, LID resolved when the device knows the
+   phone) is upserted and claimed by the device; its preview (schema.md §5.3) follows the message unless a
+   newer one is already there (``last_message_at`` never moves backwards); the message is inserted
+   (``is_from_me``, ``status 'sent'``, ``from_name 'Me'``, ``from_jid`` = the device's own JID,
+   ``timestamp`` = WhatsApp's ack time) with ``ON CONFLICT (account_id, chat_id, message_id) DO NOTHING``
+   (a duplicate returns the stored row); poll options are written with their position.
+5. After the commit: WS ``message_sent {chat_id, message}`` to the account (R29: ``message_reaction``).
+
+If storing fails after WhatsApp accepted the message, the error is logged and the caller gets
+``500 message was sent but could not be stored`` (the message is on the phone; it is not retried).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from clarin._speedups import normalize_phone
+from clarin.db.errors import DatabaseUnavailable
+from clarin.db.queries import query
+from clarin.http.errors import HTTPError
+from clarin.messaging.media_source import load_media
+from clarin.whatsapp.driver import (
+    GROUP_SERVER,
+    LID_SERVER,
+    USER_SERVER,
+    DriverError,
+    InvalidJID,
+    NotConnected,
+    OutgoingMedia,
+    QuotedMessage,
+    SentMessage,
+    jid_to_str,
+    non_ad,
+    parse_jid,
+)
+from clarin.whatsapp.pool import NOT_CONNECTED, DeviceRef
+from clarin.wire.messages import Message, MessageReactionEvent, MessageSentEvent
+
+if TYPE_CHECKING:
+    from clarin.state import AppState
+    from clarin.whatsapp.pool import DevicePool
+
+log = logging.getLogger("clarin.messaging.outbound")
+
+Q_DEVICE = query("outbound_device")
+Q_CHAT_UPSERT = query("outbound_chat_upsert")
+Q_CHAT_PREVIEW = query("outbound_chat_upsert_preview")
+Q_INSERT = query("outbound_message_insert")
+Q_BY_STANZA = query("outbound_message_by_stanza")
+Q_POLL_OPTIONS = query("outbound_poll_options_insert")
+Q_REACTION_TARGET = query("outbound_reaction_target")
+Q_REACTION_UPSERT = query("outbound_reaction_upsert")
+Q_REACTION_DELETE = query("outbound_reaction_delete")
+Q_FORWARD_ORIGINAL = query("forward_original")
+
+DEVICE_NOT_FOUND = "Device not found"
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+CAPTIONED_KINDS = ("image", "video", "document")
+MAX_TEXT = 65_536  # WhatsApp's own limit for a text message
+MAX_JID = 255  # chats.jid / messages.from_jid / quoted_sender are varchar(255)
+MAX_OPTION = 255  # poll_options.name
+MAX_POLL_OPTIONS = 12
+MAX_EMOJI = 50  # message_reactions.emoji
+POLL_REQUIRED = "Question and at least 2 options are required"
+POLL_TOO_MANY = "Maximum 12 options allowed"
+NOT_STORED = "message was sent but could not be stored"
+ORIGINAL_NOT_FOUND = "Original message not found"
+ME = "Me"
+_SEND_PREFIX = re.compile(r"^failed to send (?:message|reaction)\s*:\s*")
+
+
+# -- recipients ------------------------------------------------------------------------------------
+def resolve_recipient(to: str) -> str:
+    """``to`` → the JID to send to (non-AD).
+
+    ``51987654321``, ``+51 987-654-321``, ``987654321`` (Peru, §6.1) → ``51987654321@s.whatsapp.net``;
+    ``<digits>@s.whatsapp.net`` / ``<digits>@lid`` / ``<id>@g.us`` (device part dropped) as is. Anything
+    else — other servers, non-digit phone users, empty — is ``400 invalid JID: <to>``.
+    """
+    raw = (to or "").strip()
+    invalid = HTTPError(400, f"invalid JID: {to}")
+    if not raw or len(raw) > MAX_JID or "\x00" in raw:
+        raise invalid
+    if "@" not in raw:
+        phone = normalize_phone(raw).replace(".", "")
+        if not phone.isdigit() or not 5 <= len(phone) <= 20:
+            raise invalid
+        return f"{phone}@{USER_SERVER}"
+    try:
+        jid = parse_jid(raw)
+    except InvalidJID:
+        raise invalid from None
+    if jid.Server in (USER_SERVER, LID_SERVER):
+        if not jid.User.isdigit():
+            raise invalid
+    elif jid.Server != GROUP_SERVER or not jid.User:
+        raise invalid
+    return non_ad(jid_to_str(jid))
+
+
+def _text(value: str, field_name: str, limit: int) -> str:
+    if "\x00" in value:
+        raise HTTPError(400, f"{field_name} contains invalid characters")
+    if len(value) > limit:
+        raise HTTPError(400, f"{field_name} is too long (max {limit} characters)")
+    return value
+
+
+# -- the device ----------------------------------------------------------------------------------------
+def _pool(state: AppState) -> DevicePool:
+    pool = getattr(state, "whatsapp", None)
+    if pool is None:
+        raise HTTPError(503, "WhatsApp is not available on this server")
+    return pool
+
+
+async def ensure_device(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> None:
+    """404 ``Device not found`` unless the device exists in ``account_id``."""
+    if await state.db.fetch_row(Q_DEVICE, [account_id, device_id]) is None:
+        raise HTTPError(404, DEVICE_NOT_FOUND)
+
+
+async def _sender(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> DeviceRef:
+    await ensure_device(state, account_id, device_id)
+    return await _pool(state).sender(device_id, account_id)
+
+
+async def _driver_call(call: Awaitable[SentMessage], what: str) -> SentMessage:
+    try:
+        return await call
+    except NotConnected:
+        raise HTTPError(409, NOT_CONNECTED) from None
+    except DriverError as exc:
+        raise HTTPError(502, f"failed to {what}: {_short(exc)}") from None
+    except HTTPError:
+        raise
+    except Exception as exc:
+        log.exception("driver failed to %s", what)
+        raise HTTPError(502, f"failed to {what}: {type(exc).__name__}") from None
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of a driver error, without the driver's own ``failed to send …:`` prefix, capped."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return _SEND_PREFIX.sub("", text, count=1)[:200] or type(exc).__name__
+
+
+async def _own_jid(state: AppState, device: DeviceRef) -> str:
+    if device.jid:
+        return device.jid
+    try:
+        return await _pool(state).driver.own_jid(device.id) or ""
+    except Exception:
+        return ""
+
+
+async def _chat_jid(state: AppState, device: DeviceRef, to_jid: str) -> str:
+    """The local chat JID: non-AD, ``@lid`` replaced by the phone JID when the device's store knows it."""
+    jid = non_ad(to_jid)
+    if jid.endswith("@" + LID_SERVER):
+        try:
+            resolved = await _pool(state).driver.pn_for_lid(device.id, jid)
+        except Exception as exc:
+            log.debug("LID lookup of %s failed: %s", jid, exc)
+            resolved = None
+        if resolved:
+            return non_ad(resolved)
+    return jid
+
+
+# -- persistence --------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Outgoing:
+    """What is stored for one sent message."""
+
+    body: str
+    message_type: str
+    preview: str
+    media_url: str | None = None
+    media_mimetype: str | None = None
+    media_filename: str | None = None
+    media_size: int | None = None
+    quoted: QuotedMessage | None = None
+    poll_question: str | None = None
+    poll_max_selections: int | None = None
+    poll_options: list[str] = field(default_factory=list)
+
+
+async def _store(
+    state: AppState, account_id: uuid.UUID, device: DeviceRef, chat_jid: str, sent: SentMessage, out: _Outgoing
+) -> tuple[str, Message]:
+    from_jid = await _own_jid(state, device)
+    quoted = out.quoted
+    try:
+        async with state.db.transaction() as tx:
+            chat_id = await tx.fetch_val(Q_CHAT_PREVIEW, [account_id, device.id, chat_jid, out.preview, sent.timestamp])
+            chat_uuid = uuid.UUID(str(chat_id))
+            row = await tx.fetch_row(Q_INSERT, [
+                account_id, device.id, chat_uuid, sent.id, from_jid or None, out.body, out.message_type,
+                out.media_url, out.media_mimetype, out.media_filename, out.media_size, sent.timestamp,
+                quoted.message_id if quoted else None, quoted.body if quoted else None,
+                (quoted.sender_jid or None) if quoted else None, out.poll_question, out.poll_max_selections,
+            ])
+            options: list[dict[str, Any]] = []
+            if row is None:  # the same stanza id is already stored for this chat
+                row = await tx.fetch_row(Q_BY_STANZA, [account_id, chat_uuid, sent.id])
+            elif out.poll_options:
+                options = await tx.fetch(Q_POLL_OPTIONS, [account_id, uuid.UUID(str(row["id"])), out.poll_options])
+    except (HTTPError, DatabaseUnavailable):
+        log.error("message %s was sent on device %s but not stored", sent.id, device.id)
+        raise
+    except Exception:
+        log.exception("message %s was sent on device %s but not stored", sent.id, device.id)
+        raise HTTPError(500, NOT_STORED) from None
+    assert row is not None
+    if options:
+        row = {**row, "poll_options": options}
+    message = msgspec.convert(row, Message)
+    chat = str(chat_id)
+    await _broadcast(state, account_id, "message_sent", MessageSentEvent(chat_id=chat, message=message))
+    return chat, message
+
+
+async def _broadcast(state: AppState, account_id: uuid.UUID, event: str, payload: Any) -> None:
+    try:
+        await state.broadcaster.broadcast(account_id, event, payload)
+    except Exception as exc:  # the send itself succeeded: never fail it over a live update
+        log.warning("broadcast of %s failed: %s", event, exc)
+
+
+# -- sends ----------------------------------------------------------------------------------------------
+async def send_text(
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, body: str, *,
+    quoted: QuotedMessage | None = None,
+) -> tuple[str, Message]:
+    """A text message, or a reply when ``quoted`` has a ``message_id`` (B.12)."""
+    to_jid = resolve_recipient(to)
+    if not body.strip():
+        raise HTTPError(400, "Message body is required")
+    _text(body, "body", MAX_TEXT)
+    if quoted is not None and not quoted.message_id:
+        quoted = None
+    if quoted is not None:
+        _text(quoted.message_id, "quoted_message_id", MAX_JID)
+        _text(quoted.body, "quoted_body", MAX_TEXT)
+        if quoted.sender_jid:
+            quoted = QuotedMessage(quoted.message_id, _quoted_sender(quoted.sender_jid), quoted.body)
+    device = await _sender(state, account_id, device_id)
+    driver = _pool(state).driver
+    sent = await _driver_call(driver.send_text(device.id, to_jid, body, quoted), "send message")
+    chat_jid = await _chat_jid(state, device, to_jid)
+    return await _store(state, account_id, device, chat_jid, sent,
+                        _Outgoing(body=body, message_type="text", preview=body, quoted=quoted))
+
+
+def _quoted_sender(sender: str) -> str:
+    try:
+        return jid_to_str(parse_jid(sender.strip()))
+    except InvalidJID:
+        raise HTTPError(400, f"invalid JID: {sender}") from None
+
+
+async def send_media(
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, media_url: str, media_type: str,
+    caption: str = "", *, file_name: str = "",
+) -> tuple[str, Message]:
+    """Image, video, audio (always a voice note), document or sticker from ``media_url`` (B.13; sources and
+    SSRF rules in :mod:`clarin.messaging.media_source`)."""
+    to_jid = resolve_recipient(to)
+    kind = (media_type or "").strip().lower()
+    if kind not in MEDIA_KINDS:
+        raise HTTPError(400, f"unsupported media type: {media_type}")
+    if not (media_url or "").strip():
+        raise HTTPError(400, "media_url is required")
+    _text(caption, "caption", MAX_TEXT)
+    device = await _sender(state, account_id, device_id)
+    blob = await load_media(state, account_id, media_url)
+    name = (file_name or blob.file_name or "file") if kind == "document" else ""
+    mimetype = "image/webp" if kind == "sticker" else blob.mimetype
+    media = OutgoingMedia(kind=kind, data=blob.data, mimetype=mimetype,
+                          caption=caption if kind in CAPTIONED_KINDS else "", file_name=name)
+    driver = _pool(state).driver
+    sent = await _driver_call(driver.send_media(device.id, to_jid, media), "send message")
+    chat_jid = await _chat_jid(state, device, to_jid)
+    out = _Outgoing(
+        body=caption, message_type=kind, preview=caption or f"[{kind}]", media_url=blob.stored_url,
+        media_mimetype=mimetype[:100], media_filename=name[:255] or None, media_size=len(blob.data),
+    )
+    return await _store(state, account_id, device, chat_jid, sent, out)
+
+
+async def forward(
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, chat_id: uuid.UUID, message_id: str,
+) -> tuple[str, Message]:
+    """R28: re-send a stored message found by (account, source chat, stanza id) — ``404 Original message not
+    found`` otherwise (a foreign chat is not found either). Media (with ``media_url``) is re-sent from its
+    stored URL with the original body as caption; everything else (polls included) as its text body. No
+    "forwarded" flag is set on WhatsApp."""
+    original = None
+    if message_id.strip():
+        original = await state.db.fetch_row(Q_FORWARD_ORIGINAL, [account_id, chat_id, message_id.strip()])
+    if original is None:
+        raise HTTPError(404, ORIGINAL_NOT_FOUND)
+    media_url, kind = original["media_url"] or "", original["message_type"] or ""
+    if media_url and kind in MEDIA_KINDS:
+        return await send_media(state, account_id, device_id, to, media_url, kind, original["body"] or "",
+                                file_name=original["media_filename"] or "")
+    return await send_text(state, account_id, device_id, to, original["body"] or "")
+
+
+def poll_body(question: str, options: list[str]) -> str:
+    """``📊 <question>`` then ``\\n<i>. <option>`` per option, 1-based (B.9)."""
+    return "📊 " + question + "".join(f"\n{i}. {option}" for i, option in enumerate(options, 1))
+
+
+def clean_poll(question: str, options: list[str] | None, max_selections: int) -> tuple[str, list[str], int]:
+    """R30 validation: a question and 2–12 distinct non-blank options; ``max_selections`` in 1..len(options)."""
+    question = (question or "").strip()
+    names = [option.strip() for option in (options or []) if option and option.strip()]
+    if not question or len(names) < 2:
+        raise HTTPError(400, POLL_REQUIRED)
+    if len(names) > MAX_POLL_OPTIONS:
+        raise HTTPError(400, POLL_TOO_MANY)
+    _text(question, "question", MAX_TEXT)
+    for name in names:
+        _text(name, "option", MAX_OPTION)
+    if len(set(names)) != len(names):
+        raise HTTPError(400, "Poll options must be unique")
+    selections = max_selections if max_selections > 0 else 1
+    return question, names, min(selections, len(names))
+
+
+async def send_poll(
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, question: str, options: list[str],
+    max_selections: int,
+) -> tuple[str, Message]:
+    """A poll (with a message secret, so votes can be decrypted); its options are stored in order."""
+    to_jid = resolve_recipient(to)
+    question, names, selections = clean_poll(question, options, max_selections)
+    device = await _sender(state, account_id, device_id)
+    driver = _pool(state).driver
+    sent = await _driver_call(driver.send_poll(device.id, to_jid, question, names, selections), "send message")
+    chat_jid = await _chat_jid(state, device, to_jid)
+    out = _Outgoing(
+        body=poll_body(question, names), message_type="poll", preview="📊 " + question, poll_question=question,
+        poll_max_selections=selections, poll_options=names,
+    )
+    return await _store(state, account_id, device, chat_jid, sent, out)
+
+
+async def send_reaction(
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, target_message_id: str, emoji: str,
+) -> None:
+    """React to ``target_message_id`` in the chat ``to`` (empty ``emoji`` removes the reaction).
+
+    The target's key is built from the stored message when it is known (``fromMe`` for our own messages,
+    the sender in groups; the original always sent ``fromMe=false``). The reaction is upserted (or
+    deleted) on (chat, target, sender) with sender = the device's own non-AD JID, name ``Me``; then
+    ``message_reaction`` is broadcast."""
+    to_jid = resolve_recipient(to)
+    target = (target_message_id or "").strip()
+    if not target:
+        raise HTTPError(400, "target_message_id is required")
+    _text(target, "target_message_id", MAX_JID)
+    emoji = emoji or ""
+    _text(emoji, "emoji", MAX_EMOJI)
+    device = await _sender(state, account_id, device_id)
+    chat_jid = await _chat_jid(state, device, to_jid)
+    known = await state.db.fetch_row(Q_REACTION_TARGET, [account_id, chat_jid, target])
+    from_me = bool(known and known["is_from_me"])
+    target_sender = ""
+    if known and not from_me and to_jid.endswith("@" + GROUP_SERVER) and known["from_jid"]:
+        target_sender = str(known["from_jid"])
+    driver = _pool(state).driver
+    sent = await _driver_call(
+        driver.send_reaction(device.id, to_jid, target, emoji, target_from_me=from_me,
+                             target_sender_jid=target_sender),
+        "send reaction",
+    )
+    own = await _own_jid(state, device)
+    sender_jid = non_ad(own) if own else ""
+    try:
+        async with state.db.transaction() as tx:
+            chat = await tx.fetch_row(Q_CHAT_UPSERT, [account_id, device.id, chat_jid])
+            assert chat is not None
+            chat_uuid = uuid.UUID(str(chat["id"]))
+            if emoji:
+                await tx.execute(Q_REACTION_UPSERT, [account_id, chat_uuid, target, sender_jid, ME, emoji,
+                                                     sent.timestamp])
+            else:
+                await tx.execute(Q_REACTION_DELETE, [account_id, chat_uuid, target, sender_jid])
+    except (HTTPError, DatabaseUnavailable):
+        raise
+    except Exception:
+        log.exception("reaction on %s was sent on device %s but not stored", target, device.id)
+        raise HTTPError(500, "reaction was sent but could not be stored") from None
+    await _broadcast(state, account_id, "message_reaction", MessageReactionEvent(
+        chat_id=str(chat["id"]), target_message_id=target, sender_jid=sender_jid, sender_name=ME, emoji=emoji,
+        is_from_me=True, removed=not emoji,
+    ))

@@ -1,0 +1,170 @@
+-- Outbound sends (api.md §4.4 R27–R30, integrations.md B.12/B.13), the message page (R24) and its
+-- reactions / polls. Every statement is scoped to $1 = account_id (poll_options / poll_votes, which have no
+-- account_id, join their message). Message columns are listed in the order of clarin.wire.messages.Message;
+-- poll_question / poll_max_selections are read for polls only (NULL otherwise, so they are omitted).
+
+-- name: outbound_device
+-- The sending device, only when it belongs to the account (unknown or foreign → 404).
+SELECT d.id, d.jid
+FROM devices d
+WHERE d.id = $2 AND d.account_id = $1
+
+-- name: outbound_chat_upsert
+-- R21 / reactions: the chat of (account, JID), claimed by the device; name and preview untouched.
+INSERT INTO chats AS c (account_id, device_id, jid, name)
+VALUES ($1, $2, $3, '')
+ON CONFLICT (account_id, jid) DO UPDATE
+SET device_id = EXCLUDED.device_id, updated_at = now()
+RETURNING c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
+          c.last_message_at, c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at
+
+-- name: outbound_chat_upsert_preview
+-- A send: the chat upsert plus the preview of schema.md §5.3 ($4 text, $5 send time). last_message_at never
+-- moves backwards (GREATEST ignores NULL); the preview only changes when this message is the newest.
+-- Unread count untouched.
+INSERT INTO chats AS c (account_id, device_id, jid, name, last_message, last_message_at)
+VALUES ($1, $2, $3, '', $4, $5)
+ON CONFLICT (account_id, jid) DO UPDATE
+SET device_id = EXCLUDED.device_id,
+    last_message = CASE WHEN c.last_message_at IS NULL OR EXCLUDED.last_message_at >= c.last_message_at
+                        THEN EXCLUDED.last_message ELSE c.last_message END,
+    last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at),
+    updated_at = now()
+RETURNING c.id
+
+-- name: outbound_message_insert
+-- The sent message (status 'sent', from 'Me'). Dedup on (account_id, chat_id, message_id): a conflict returns
+-- no row and the caller reads the stored one (outbound_message_by_stanza).
+INSERT INTO messages AS m (
+    account_id, device_id, chat_id, message_id, from_jid, from_name, body, message_type, media_url,
+    media_mimetype, media_filename, media_size, is_from_me, is_read, status, "timestamp", quoted_message_id,
+    quoted_body, quoted_sender, poll_question, poll_max_selections
+)
+VALUES ($1, $2, $3, $4, $5, 'Me', $6, $7, $8, $9, $10, $11, true, false, 'sent', $12, $13, $14, $15, $16, $17)
+ON CONFLICT (account_id, chat_id, message_id) DO NOTHING
+RETURNING m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
+          m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me, m.is_read,
+          m.status, m."timestamp", m.created_at, m.quoted_message_id, m.quoted_body, m.quoted_sender,
+          CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
+          CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
+
+-- name: outbound_message_by_stanza
+SELECT m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
+       m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me, m.is_read,
+       m.status, m."timestamp", m.created_at, m.quoted_message_id, m.quoted_body, m.quoted_sender,
+       CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
+       CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
+FROM messages m
+WHERE m.account_id = $1 AND m.chat_id = $2 AND m.message_id = $3
+
+-- name: outbound_poll_options_insert
+-- The options of a poll just stored ($2 = its DB id), 0-based position = order sent.
+INSERT INTO poll_options (message_id, name, vote_count, position)
+SELECT m.id, o.name, 0, (o.ord - 1)::int
+FROM messages m
+CROSS JOIN unnest($3::text[]) WITH ORDINALITY AS o(name, ord)
+WHERE m.id = $2 AND m.account_id = $1
+RETURNING id, message_id, name, vote_count
+
+-- name: outbound_reaction_target
+-- R29: the reacted-to message in the chat of (account, JID), to address its key correctly (fromMe, sender).
+SELECT m.is_from_me, m.from_jid
+FROM messages m
+JOIN chats c ON c.id = m.chat_id
+WHERE c.account_id = $1 AND c.jid = $2 AND m.account_id = $1 AND m.message_id = $3
+
+-- name: outbound_reaction_upsert
+-- One reaction per (chat, target, sender): emoji, name and time replaced (is_from_me kept).
+INSERT INTO message_reactions AS r (account_id, chat_id, target_message_id, sender_jid, sender_name, emoji,
+                                    is_from_me, "timestamp")
+VALUES ($1, $2, $3, $4, $5, $6, true, $7)
+ON CONFLICT (chat_id, target_message_id, sender_jid) DO UPDATE
+SET emoji = EXCLUDED.emoji, sender_name = EXCLUDED.sender_name, "timestamp" = EXCLUDED."timestamp",
+    updated_at = now()
+WHERE r.account_id = $1
+
+-- name: outbound_reaction_delete
+DELETE FROM message_reactions r
+WHERE r.account_id = $1 AND r.chat_id = $2 AND r.target_message_id = $3 AND r.sender_jid = $4
+
+-- name: forward_original
+-- R28: the original, by (account, source chat, stanza id); the chat must be the account's.
+SELECT m.body, m.message_type, m.media_url, m.media_mimetype, m.media_filename
+FROM messages m
+WHERE m.account_id = $1 AND m.chat_id = $2 AND m.message_id = $3
+
+-- name: messages_page
+-- R24, newest first, served in order by idx_messages_chat_ts. One row per message, or a single row with NULL
+-- message columns when the chat exists without messages (on this page); no row at all = unknown/foreign chat.
+-- $3 limit, $4 offset.
+SELECT c.id AS found_chat, p.id, p.account_id, p.device_id, p.chat_id, p.message_id, p.from_jid, p.from_name,
+       p.body, p.message_type, p.media_url, p.media_mimetype, p.media_filename, p.media_size, p.is_from_me,
+       p.is_read, p.status, p."timestamp", p.created_at, p.quoted_message_id, p.quoted_body, p.quoted_sender,
+       p.poll_question, p.poll_max_selections
+FROM chats c
+LEFT JOIN LATERAL (
+    SELECT m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
+           m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me, m.is_read,
+           m.status, m."timestamp", m.created_at, m.quoted_message_id, m.quoted_body, m.quoted_sender,
+           CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
+           CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
+    FROM messages m
+    WHERE m.chat_id = c.id AND m.account_id = $1
+    ORDER BY m."timestamp" DESC, m.id DESC
+    LIMIT $3 OFFSET $4
+) p ON true
+WHERE c.id = $2 AND c.account_id = $1
+ORDER BY p."timestamp" DESC, p.id DESC
+
+-- name: messages_page_before
+-- R24 keyset page: messages strictly older than the cursor ($5 timestamp, $6 id) in (timestamp, id) order,
+-- an index range of idx_messages_chat_ts. `before=<time>` passes the nil UUID as $6 (= everything before that
+-- instant). $3 limit, $4 offset (after the cursor).
+SELECT c.id AS found_chat, p.id, p.account_id, p.device_id, p.chat_id, p.message_id, p.from_jid, p.from_name,
+       p.body, p.message_type, p.media_url, p.media_mimetype, p.media_filename, p.media_size, p.is_from_me,
+       p.is_read, p.status, p."timestamp", p.created_at, p.quoted_message_id, p.quoted_body, p.quoted_sender,
+       p.poll_question, p.poll_max_selections
+FROM chats c
+LEFT JOIN LATERAL (
+    SELECT m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
+           m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me, m.is_read,
+           m.status, m."timestamp", m.created_at, m.quoted_message_id, m.quoted_body, m.quoted_sender,
+           CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
+           CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
+    FROM messages m
+    WHERE m.chat_id = c.id AND m.account_id = $1 AND (m."timestamp", m.id) < ($5::timestamptz, $6::uuid)
+    ORDER BY m."timestamp" DESC, m.id DESC
+    LIMIT $3 OFFSET $4
+) p ON true
+WHERE c.id = $2 AND c.account_id = $1
+ORDER BY p."timestamp" DESC, p.id DESC
+
+-- name: messages_cursor
+-- R24 `before_id`: the cursor message's (timestamp, id), only inside this chat of this account.
+SELECT m."timestamp", m.id
+FROM messages m
+WHERE m.id = $3 AND m.chat_id = $2 AND m.account_id = $1
+
+-- name: messages_page_reactions
+-- The reactions of one page: only its stanza ids ($3), oldest first; served by the unique key
+-- (chat_id, target_message_id, sender_jid).
+SELECT r.id, r.account_id, r.chat_id, r.target_message_id, r.sender_jid, r.sender_name, r.emoji, r.is_from_me,
+       r."timestamp", r.created_at
+FROM message_reactions r
+WHERE r.account_id = $1 AND r.chat_id = $2 AND r.target_message_id = ANY($3::text[])
+ORDER BY r."timestamp", r.id
+
+-- name: messages_page_poll_options
+-- Options of the page's polls ($2 = their DB ids) in the order they were sent.
+SELECT o.id, o.message_id, o.name, o.vote_count
+FROM poll_options o
+JOIN messages m ON m.id = o.message_id
+WHERE o.message_id = ANY($2::uuid[]) AND m.account_id = $1
+ORDER BY o.message_id, o.position, o.id
+
+-- name: messages_page_poll_votes
+SELECT v.id, v.message_id, v.voter_jid, v.selected_names, v."timestamp"
+FROM poll_votes v
+JOIN messages m ON m.id = v.message_id
+WHERE v.message_id = ANY($2::uuid[]) AND m.account_id = $1
+ORDER BY v.message_id, v."timestamp", v.id
