@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -142,7 +142,7 @@ class SentCallOut(msgspec.Struct):
     to: str
     id: str
     timestamp: datetime
-    message: dict[str, object]
+    message: dict[str, Any]
 
 
 class SentCallsResponse(msgspec.Struct):
