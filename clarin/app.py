@@ -25,6 +25,7 @@ from clarin.crm import (
 )
 from clarin.http.routes import RouteGroup
 from clarin.http.server import ClarinApp
+from clarin.kommo.routes import routes as kommo_routes
 from clarin.messaging import chats_routes, messages_routes
 from clarin.ops.routes import routes as ops_routes
 from clarin.state import AppState
@@ -51,6 +52,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     devices_routes,
     chats_routes.routes,
     messages_routes.routes,
+    kommo_routes,
 )
 
 

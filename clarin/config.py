@@ -39,6 +39,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     body_limit: int = 32 * 1024 * 1024
     log_level: str = "INFO"
     access_log: bool = True
+    # Security and operations (README "Security and operations"): auth revocation cache, login throttling,
+    # log format, /metrics protection.
+    auth_cache_ttl: float = 2.0  # seconds a worker trusts its cached token_version / is_active (0 = no cache)
+    login_max_failures: int = 10  # failed logins per username per window (0 = off)
+    login_max_failures_ip: int = 50  # failed logins per client IP per window (0 = off)
+    login_failure_window: int = 900  # seconds
+    log_format: str = "text"  # "json" (default when ENV=production) or "text"
+    metrics_token: str = ""  # when set, GET /metrics needs "Authorization: Bearer <token>"
     # Media storage (clarin.storage): "local" = CLARIN_DATA_DIR/media; "s3" = S3/MinIO. Unlike the original,
     # an unset MINIO_ENDPOINT means local storage (the original defaulted to localhost:9000).
     storage_backend: str = "local"
@@ -63,6 +71,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kommo_redirect_uri: str = ""
     kommo_base_url: str = ""  # default https://<KOMMO_SUBDOMAIN>.kommo.com (the client appends /api/v4)
     kommo_rate_limit: float = 5.0  # requests/s shared by every Kommo call of the installation
+    kommo_rate_headroom: float = 0.05  # pacing margin for network jitter (clarin.kommo.limiter)
     kommo_poll_interval: float = 5.0
     kommo_sync_overlap: int = 60  # incremental window re-reads this many seconds before the cursor
     kommo_timeout: float = 30.0
@@ -70,6 +79,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kommo_retry_base: float = 0.5
     kommo_retry_max: float = 30.0
     kommo_backoff_max: float = 300.0  # poller back-off ceiling after auth / repeated failures
+    # Campaign worker (clarin.campaigns.worker): every pacing delay is multiplied by the scale (tests: 0.001);
+    # the tick is how often each process looks for due / running campaigns (seconds).
+    campaign_delay_scale: float = 1.0
+    campaign_tick: float = 10.0
 
     @property
     def production(self) -> bool:
@@ -137,9 +150,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         body_limit=max(1024, _int(env, "BODY_LIMIT", 32 * 1024 * 1024)),
         log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
         access_log=_bool(env, "ACCESS_LOG", True),
+        **_security_settings(env, app_env),
         **_storage_settings(env),
         **_whatsapp_settings(env),
         **_kommo_settings(env),
+        campaign_delay_scale=max(0.0, _float(env, "CAMPAIGN_DELAY_SCALE", 1.0)),
+        campaign_tick=max(0.01, _float(env, "CAMPAIGN_TICK", 10.0)),
     )
 
 
@@ -195,6 +211,7 @@ def _kommo_settings(env: Mapping[str, str]) -> dict[str, object]:
         "kommo_redirect_uri": _get(env, "KOMMO_REDIRECT_URI") or "",
         "kommo_base_url": base_url.rstrip("/"),
         "kommo_rate_limit": max(0.1, _float(env, "KOMMO_RATE_LIMIT", 5.0)),
+        "kommo_rate_headroom": min(1.0, max(0.0, _float(env, "KOMMO_RATE_HEADROOM", 0.05))),
         "kommo_poll_interval": max(0.1, _float(env, "KOMMO_POLL_INTERVAL", 5.0)),
         "kommo_sync_overlap": max(0, _int(env, "KOMMO_SYNC_OVERLAP", 60)),
         "kommo_timeout": max(0.1, _float(env, "KOMMO_TIMEOUT", 30.0)),
@@ -202,4 +219,18 @@ def _kommo_settings(env: Mapping[str, str]) -> dict[str, object]:
         "kommo_retry_base": max(0.0, _float(env, "KOMMO_RETRY_BASE_DELAY", 0.5)),
         "kommo_retry_max": max(0.0, _float(env, "KOMMO_RETRY_MAX_DELAY", 30.0)),
         "kommo_backoff_max": max(0.1, _float(env, "KOMMO_BACKOFF_MAX", 300.0)),
+    }
+
+
+def _security_settings(env: Mapping[str, str], app_env: str) -> dict[str, object]:
+    log_format = (_get(env, "LOG_FORMAT") or ("json" if app_env == "production" else "text")).lower()
+    if log_format not in ("json", "text"):
+        raise ValueError(f"LOG_FORMAT must be 'json' or 'text', got {log_format!r}")
+    return {
+        "auth_cache_ttl": max(0.0, _float(env, "AUTH_CACHE_TTL", 2.0)),
+        "login_max_failures": max(0, _int(env, "LOGIN_MAX_FAILURES", 10)),
+        "login_max_failures_ip": max(0, _int(env, "LOGIN_MAX_FAILURES_IP", 50)),
+        "login_failure_window": max(1, _int(env, "LOGIN_FAILURE_WINDOW", 900)),
+        "log_format": log_format,
+        "metrics_token": _get(env, "METRICS_TOKEN") or "",
     }

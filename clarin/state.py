@@ -9,6 +9,7 @@ from typing import Any
 from clarin.cache import Cache, RedisHandle
 from clarin.config import Settings
 from clarin.db.pool import Database
+from clarin.kommo.poller import KommoService
 from clarin.realtime.broadcaster import Broadcaster
 from clarin.realtime.hub import Hub
 from clarin.storage.backend import MediaStorage, build_storage
@@ -27,6 +28,7 @@ class AppState:
     started_at: float = field(default_factory=time.time)
     routes: list[Any] = field(default_factory=list)  # the mounted route table (for OpenAPI)
     whatsapp: DevicePool | None = None  # WhatsApp device pool (WHATSAPP_DRIVER)
+    kommo: KommoService | None = None  # Kommo sync (only when KOMMO_SUBDOMAIN and KOMMO_ACCESS_TOKEN are set)
 
     @classmethod
     def build(cls, settings: Settings, dsn: str) -> AppState:
@@ -42,6 +44,7 @@ class AppState:
             storage=build_storage(settings),
         )
         state.whatsapp = DevicePool.create(settings, dsn, state.db, state.broadcaster)
+        state.kommo = KommoService.create(settings, dsn, state)
         return state
 
     async def start(self) -> None:
@@ -50,8 +53,12 @@ class AppState:
         await self.storage.start()
         if self.whatsapp is not None:
             await self.whatsapp.start()
+        if self.kommo is not None:
+            await self.kommo.start()
 
     async def stop(self) -> None:
+        if self.kommo is not None:
+            await self.kommo.stop()
         if self.whatsapp is not None:
             await self.whatsapp.stop()
         self.hub.close_all()
