@@ -6,8 +6,6 @@ worker; start-up then opens that worker's pool, Redis connection and WebSocket f
 
 from __future__ import annotations
 
-import logging
-
 from clarin.admin.routes import routes as admin_routes
 from clarin.auth.routes import health_routes
 from clarin.auth.routes import routes as auth_routes
@@ -27,6 +25,8 @@ from clarin.http.routes import RouteGroup
 from clarin.http.server import ClarinApp
 from clarin.kommo.routes import routes as kommo_routes
 from clarin.messaging import chats_routes, messages_routes
+from clarin.observability.logging import configure_logging as configure_log_output
+from clarin.observability.routes import routes as metrics_routes
 from clarin.ops.routes import routes as ops_routes
 from clarin.state import AppState
 from clarin.storage import routes as media_routes
@@ -36,6 +36,7 @@ from clarin.whatsapp.routes import routes as devices_routes
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     health_routes,
     ops_routes,
+    metrics_routes,
     auth_routes,
     admin_routes,
     leads_routes.routes,
@@ -56,13 +57,13 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
 )
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(level: str, log_format: str = "text") -> None:
+    configure_log_output(level, log_format)  # LOG_FORMAT=json: one JSON object per line
 
 
 def _state_from_env() -> AppState:
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     dsn = settings.database_url
     if not dsn:
         raise RuntimeError("DATABASE_URL is not set (clarin serve starts an embedded PostgreSQL and sets it)")

@@ -1,4 +1,4 @@
-"""``clarin serve | migrate | create-admin``."""
+"""``clarin serve | migrate | create-admin | bench-seed``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import sys
 from typing import NoReturn
 
 from clarin.config import Settings, load_settings
+from clarin.observability.logging import configure_logging, granian_log_config
+from clarin.observability.multiprocess import prepare_multiprocess_dir, remove_multiprocess_dir
 
 log = logging.getLogger("clarin")
 
@@ -61,7 +63,7 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _prepare_for_serving(settings: Settings) -> str:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     dsn = resolve_database_url(settings)
     asyncio.run(_prepare_database(settings, dsn, seed_admin=True))
     return dsn
@@ -81,6 +83,10 @@ def cmd_serve(settings: Settings) -> int:
         dsn = pool.submit(_prepare_for_serving, settings).result()
     # Workers are separate processes that read settings from the environment.
     os.environ["DATABASE_URL"] = dsn
+    # Prometheus multi-process mode: every worker writes its samples there (set before the fork).
+    metrics_dir, remove_metrics_dir = prepare_multiprocess_dir()
+    if remove_metrics_dir:
+        atexit.register(remove_multiprocess_dir, metrics_dir)
     log.info("serving on %s:%d (workers=%d threads=%d)", settings.host, settings.port, settings.workers,
              settings.threads)
     Granian(
@@ -93,12 +99,29 @@ def cmd_serve(settings: Settings) -> int:
         loop=Loops.uvloop,
         websockets=True,
         log_access=False,
+        log_dictconfig=granian_log_config(settings.log_format),
         backpressure=max(64, settings.db_pool_size * 4),
     ).serve()
     return 0
 
 
+def cmd_bench_seed(argv: list[str]) -> int:
+    """The benchmark data set (bench/seed.py, in the source tree only): ``clarin bench-seed --help``."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "bench", "seed.py")):
+        print("bench-seed needs the source tree (bench/seed.py is not installed with the package)", file=sys.stderr)
+        return 2
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from bench.seed import main as bench_seed_main
+
+    return bench_seed_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench-seed"]:
+        _exit_without_finalizing(cmd_bench_seed(argv[1:]))
     parser = argparse.ArgumentParser(prog="clarin", description="Clarin CRM backend")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="migrate, seed the first admin and serve HTTP + WebSocket")
@@ -107,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--username")
     admin.add_argument("--email")
     admin.add_argument("--password")
+    sub.add_parser("bench-seed", help="seed the benchmark data set (bench/seed.py; see bench-seed --help)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return cmd_serve(settings)
     code = cmd_migrate(settings) if args.command == "migrate" else cmd_create_admin(settings, args)

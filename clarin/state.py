@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from clarin.auth.revocation import TokenGuard
+from clarin.auth.throttle import LoginThrottle
 from clarin.cache import Cache, RedisHandle
 from clarin.config import Settings
 from clarin.db.pool import Database
@@ -29,6 +31,16 @@ class AppState:
     routes: list[Any] = field(default_factory=list)  # the mounted route table (for OpenAPI)
     whatsapp: DevicePool | None = None  # WhatsApp device pool (WHATSAPP_DRIVER)
     kommo: KommoService | None = None  # Kommo sync (only when KOMMO_SUBDOMAIN and KOMMO_ACCESS_TOKEN are set)
+    auth_guard: TokenGuard = field(init=False)  # per-request token revocation check (clarin.auth.revocation)
+    login_throttle: LoginThrottle = field(init=False)  # failed-login limits (clarin.auth.throttle)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.auth_guard = TokenGuard(self.db, self.redis, f"{s.redis_prefix}:auth", s.auth_cache_ttl)
+        self.login_throttle = LoginThrottle(
+            self.redis, s.redis_prefix, max_user=s.login_max_failures, max_ip=s.login_max_failures_ip,
+            window=s.login_failure_window,
+        )
 
     @classmethod
     def build(cls, settings: Settings, dsn: str) -> AppState:
@@ -49,6 +61,7 @@ class AppState:
 
     async def start(self) -> None:
         await self.redis.start()
+        await self.auth_guard.start()
         await self.broadcaster.start()
         await self.storage.start()
         if self.whatsapp is not None:
@@ -62,6 +75,7 @@ class AppState:
         if self.whatsapp is not None:
             await self.whatsapp.stop()
         self.hub.close_all()
+        await self.auth_guard.stop()
         await self.broadcaster.stop()
         await self.storage.close()
         await self.redis.close()

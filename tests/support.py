@@ -93,6 +93,9 @@ def base_env(database_url: str | None, **overrides: str) -> dict[str, str]:
             "REDIS_URL": REDIS_URL,
             "REDIS_PREFIX": f"clarin-test-{uuid.uuid4().hex[:8]}",
             "RATE_LIMIT": "0",
+            # Every test client is 127.0.0.1: a per-IP failed-login budget would let one test (or the fuzzer)
+            # lock out the logins of all the others. The per-username limit stays on (tests/test_auth_hardening).
+            "LOGIN_MAX_FAILURES_IP": "0",
             "ACCESS_LOG": "0",
             "LOG_LEVEL": "WARNING",
             "JWT_SECRET": "test-secret",

@@ -1,5 +1,9 @@
 """Super-admin rules for tenants and users (spec §4.18–4.19), with the original's quirks fixed:
-partial updates, 404 for unknown IDs, 409 for duplicates, and guarded deletes in one statement."""
+partial updates, 404 for unknown IDs, 409 for duplicates, and guarded deletes in one statement.
+
+Changes that take access away revoke at once on every worker (``state.auth_guard``): user toggle,
+password reset, role change, delete, membership removal or role change bump ``users.token_version``
+(in SQL); an account toggle is checked per request through the account's ``is_active``."""
 
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ Q_LINK = query("admin_link_user_account")
 Q_CLEAR_DEFAULTS = query("admin_clear_other_defaults")
 Q_SET_DEFAULT = query("admin_set_default_link")
 Q_UNLINK = query("admin_unlink_user_account")
+Q_BUMP_TOKEN_VERSION = query("admin_bump_token_version")
+Q_MEMBERSHIP_ROLE = query("admin_membership_role")
 
 MAX_PAGE = 1000
 NAME_MAX = 255  # accounts.name/slug, users.username/email/display_name are varchar(255)
@@ -113,6 +119,7 @@ async def update_account(state: AppState, account_id: uuid.UUID, body: AccountUp
 async def toggle_account(state: AppState, account_id: uuid.UUID) -> None:
     if await state.db.fetch_row(Q_TOGGLE_ACCOUNT, [account_id]) is None:
         raise HTTPError(404, ACCOUNT_NOT_FOUND)
+    await state.auth_guard.revoke_account(account_id)
 
 
 async def delete_account(state: AppState, account_id: uuid.UUID) -> None:
@@ -129,6 +136,7 @@ async def delete_account(state: AppState, account_id: uuid.UUID) -> None:
         if usage["users"] > 0:
             raise HTTPError(400, "No se puede eliminar una cuenta que tiene usuarios. Elimine primero los usuarios.")
         await tx.execute(Q_DELETE_ACCOUNT, [account_id])
+    await state.auth_guard.revoke_account(account_id)
 
 
 # -- users ------------------------------------------------------------------------------------------
@@ -173,11 +181,14 @@ async def update_user(state: AppState, user_id: uuid.UUID, body: UserUpdateBody)
         raise HTTPError(409, _duplicate_user_message(exc)) from None
     if updated is None:
         raise HTTPError(404, USER_NOT_FOUND)
+    if body.role is not None and body.role.strip():
+        await state.auth_guard.revoke_user(user_id)  # the SQL bumped token_version if the role changed
 
 
 async def toggle_user(state: AppState, user_id: uuid.UUID) -> None:
     if await state.db.fetch_row(Q_TOGGLE_USER, [user_id]) is None:
         raise HTTPError(404, USER_NOT_FOUND)
+    await state.auth_guard.revoke_user(user_id)
 
 
 async def reset_password(state: AppState, user_id: uuid.UUID, password: str) -> None:
@@ -185,6 +196,7 @@ async def reset_password(state: AppState, user_id: uuid.UUID, password: str) -> 
         raise HTTPError(400, "Password is required")
     if await state.db.fetch_val(Q_SET_PASSWORD, [user_id, await hash_password(password)]) is None:
         raise HTTPError(404, USER_NOT_FOUND)
+    await state.auth_guard.revoke_user(user_id)
 
 
 async def delete_user(state: AppState, actor_id: uuid.UUID, user_id: uuid.UUID) -> None:
@@ -196,6 +208,7 @@ async def delete_user(state: AppState, actor_id: uuid.UUID, user_id: uuid.UUID) 
     if target["is_super_admin"]:
         raise HTTPError(400, "No se puede eliminar un super administrador")
     await state.db.execute(Q_DELETE_USER, [user_id])
+    await state.auth_guard.revoke_user(user_id)
 
 
 async def list_links(state: AppState, user_id: uuid.UUID) -> list[UserAccountLink]:
@@ -212,16 +225,25 @@ async def link_account(state: AppState, user_id: uuid.UUID, body: LinkAccountBod
             raise HTTPError(404, USER_NOT_FOUND)
         if not await tx.fetch_val(Q_ACCOUNT_EXISTS, [account_id]):
             raise HTTPError(404, ACCOUNT_NOT_FOUND)
+        previous_role = await tx.fetch_val(Q_MEMBERSHIP_ROLE, [user_id, account_id])
         await tx.execute(Q_LINK, [user_id, account_id, role, body.is_default])
         if body.is_default:
             # One default membership per user: clearing the others in the same transaction.
             await tx.execute(Q_CLEAR_DEFAULTS, [user_id, account_id])
             await tx.execute(Q_SET_DEFAULT, [user_id, account_id])
+        role_changed = previous_role is not None and previous_role != role
+        if role_changed:
+            await tx.execute(Q_BUMP_TOKEN_VERSION, [user_id])
+    if role_changed:
+        await state.auth_guard.revoke_user(user_id)
 
 
 async def unlink_account(state: AppState, user_id: uuid.UUID, account_id: uuid.UUID) -> None:
-    if await state.db.fetch_val(Q_UNLINK, [user_id, account_id]) is None:
-        raise HTTPError(404, "Membership not found")
+    async with state.db.transaction() as tx:
+        if await tx.fetch_val(Q_UNLINK, [user_id, account_id]) is None:
+            raise HTTPError(404, "Membership not found")
+        await tx.execute(Q_BUMP_TOKEN_VERSION, [user_id])
+    await state.auth_guard.revoke_user(user_id)
 
 
 def _check_account_fields(name: str | None, slug: str | None, plan: str | None, max_devices: int | None) -> None:

@@ -32,7 +32,7 @@ routes = RouteGroup(tags=("auth",))
 
 @routes.post("/api/auth/login", body=LoginBody, response=LoginResponse, auth=Auth.PUBLIC)
 async def login(req: Request, body: LoginBody) -> JSONResponse:
-    token, user, accounts = await service.login(req.app, body.username, body.password)
+    token, user, accounts = await service.login(req.app, body.username, body.password, req.client_ip)
     return JSONResponse(
         LoginResponse(token=token, user=user, accounts=accounts),
         headers=[("set-cookie", service.session_cookie(req.app, token))],
@@ -41,6 +41,9 @@ async def login(req: Request, body: LoginBody) -> JSONResponse:
 
 @routes.post("/api/auth/logout", response=Ok)
 async def logout(req: Request) -> JSONResponse:
+    """Revokes every token of the user (all sessions), then clears the cookie."""
+    assert req.auth is not None
+    await service.logout(req.app, req.auth)
     return JSONResponse(Ok(), headers=[("set-cookie", service.cleared_cookie())])
 
 
@@ -92,10 +95,11 @@ async def update_account(req: Request, body: AccountNameBody) -> Ok:
 
 
 @routes.put("/api/settings/password", body=PasswordBody, response=Ok)
-async def change_password(req: Request, body: PasswordBody) -> Ok:
+async def change_password(req: Request, body: PasswordBody) -> JSONResponse:
+    """Revokes every earlier token of the user; this browser keeps its session through a fresh cookie."""
     assert req.auth is not None
-    await service.change_password(req.app, req.auth, body.current_password, body.new_password)
-    return Ok()
+    token = await service.change_password(req.app, req.auth, body.current_password, body.new_password)
+    return JSONResponse(Ok(), headers=[("set-cookie", service.session_cookie(req.app, token))])
 
 
 health_routes = RouteGroup(tags=("health",), auth=Auth.PUBLIC)

@@ -1,4 +1,10 @@
-"""Login, session, profile and password rules."""
+"""Login, session, profile and password rules.
+
+Revocation (README "Security and operations"): tokens carry ``tv`` = ``users.token_version``; logout and
+password changes bump it and tell every worker (``state.auth_guard``). Logins are throttled per
+username and per client IP (``state.login_throttle``). A disabled account's membership is skipped at
+login (the next active membership is used) and cannot be switched to: 403 ``account disabled``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 import msgspec
 
 from clarin.auth.passwords import hash_password, verify_password
+from clarin.auth.revocation import ACCOUNT_DISABLED
 from clarin.auth.tokens import COOKIE_NAME, TOKEN_TTL_SECONDS, AuthContext, issue_token
 from clarin.db.errors import UniqueViolation
 from clarin.db.queries import query
@@ -26,6 +33,7 @@ Q_UPDATE_PROFILE = query("update_user_profile")
 Q_RENAME_ACCOUNT = query("rename_account")
 Q_PASSWORD_HASH = query("get_user_password_hash")
 Q_SET_PASSWORD = query("set_user_password")
+Q_BUMP_TOKEN_VERSION = query("bump_token_version")
 
 INVALID_CREDENTIALS = "invalid credentials"
 MIN_PASSWORD_BYTES = 8
@@ -37,21 +45,42 @@ async def memberships(state: AppState, user_id: uuid.UUID | str) -> list[Members
     return msgspec.convert(rows, list[Membership])
 
 
-async def login(state: AppState, username: str, password: str) -> tuple[str, SessionUser, list[Membership]]:
+async def login(
+    state: AppState, username: str, password: str, client_ip: str = ""
+) -> tuple[str, SessionUser, list[Membership]]:
+    throttle = state.login_throttle
+    await throttle.check(username, client_ip)  # 429 before any bcrypt work
     # PostgreSQL text cannot hold NUL: such a username cannot exist, and must not reach the driver.
     lookup = bool(username) and "\x00" not in username
     user = await state.db.fetch_row(Q_USER_BY_USERNAME, [username]) if lookup else None
     # Always run bcrypt, even for unknown users, so timing does not reveal which usernames exist.
     ok = await verify_password(password, user["password_hash"] if user else None)
     if user is None or not ok:
+        await throttle.failed(username, client_ip)
         raise HTTPError(401, INVALID_CREDENTIALS)
-    links = await memberships(state, user["id"])
-    active = next((m for m in links if m.is_default), None)
-    account_id = active.account_id if active else user["account_id"]
-    role = active.role if active else user["role"]
-    account_name = active.account_name if active else user["account_name"]
+    await throttle.succeeded(username)
+    rows = await state.db.fetch(Q_MEMBERSHIPS, [uuid.UUID(user["id"])])
+    links = msgspec.convert(rows, list[Membership])
+    account_id, role, account_name = _login_account(user, rows)
     session = _session_user(user, account_id, role, account_name)
-    return _token_for(state, session), session, links
+    return _token_for(state, session, user["token_version"]), session, links
+
+
+def _login_account(user: dict[str, Any], links: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """The default membership; if its account is disabled, the first active one (default first, then
+    by name); none active → 403. Super admins always get their default (they manage the accounts)."""
+    if not links:
+        if not user["account_active"] and not user["is_super_admin"]:
+            raise HTTPError(403, ACCOUNT_DISABLED)
+        return user["account_id"], user["role"], user["account_name"]
+    chosen = next((m for m in links if m["is_default"]), None)
+    if not user["is_super_admin"] and (chosen is None or not chosen["account_active"]):
+        chosen = next((m for m in links if m["account_active"]), None)
+        if chosen is None:
+            raise HTTPError(403, ACCOUNT_DISABLED)
+    if chosen is None:
+        return user["account_id"], user["role"], user["account_name"]
+    return chosen["account_id"], chosen["role"], chosen["account_name"]
 
 
 async def switch_account(state: AppState, auth: AuthContext, raw_account_id: str) -> tuple[str, SessionUser]:
@@ -65,8 +94,16 @@ async def switch_account(state: AppState, auth: AuthContext, raw_account_id: str
     link = await state.db.fetch_row(Q_MEMBERSHIP, [auth.user_id, target])
     if link is None:
         raise HTTPError(403, "no tiene acceso a esta cuenta")
+    if not link["account_active"] and not user["is_super_admin"]:
+        raise HTTPError(403, ACCOUNT_DISABLED)
     session = _session_user(user, str(target), link["role"], link["account_name"])
-    return _token_for(state, session), session
+    return _token_for(state, session, user["token_version"]), session
+
+
+async def logout(state: AppState, auth: AuthContext) -> None:
+    """End every session of the user: all tokens issued so far stop working on every worker."""
+    await state.db.fetch_val(Q_BUMP_TOKEN_VERSION, [auth.user_id])
+    await state.auth_guard.revoke_user(auth.user_id)
 
 
 async def me(state: AppState, auth: AuthContext) -> tuple[SessionUser, list[Membership]]:
@@ -111,7 +148,8 @@ async def rename_account(state: AppState, auth: AuthContext, name: str | None) -
         raise HTTPError(404, "Account not found")
 
 
-async def change_password(state: AppState, auth: AuthContext, current: str, new: str) -> None:
+async def change_password(state: AppState, auth: AuthContext, current: str, new: str) -> str:
+    """Set the new password, revoke every token issued before, and return a fresh token for the caller."""
     if len(new.encode()) < MIN_PASSWORD_BYTES:
         raise HTTPError(400, "La contraseña debe tener al menos 8 caracteres")
     row = await state.db.fetch_row(Q_PASSWORD_HASH, [auth.user_id])
@@ -119,7 +157,20 @@ async def change_password(state: AppState, auth: AuthContext, current: str, new:
         raise HTTPError(404, "User not found")
     if not await verify_password(current, row["password_hash"]):
         raise HTTPError(400, "Contraseña actual incorrecta")
-    await state.db.execute(Q_SET_PASSWORD, [auth.user_id, await hash_password(new)])
+    version = await state.db.fetch_val(Q_SET_PASSWORD, [auth.user_id, await hash_password(new)])
+    if version is None:
+        raise HTTPError(404, "User not found")
+    await state.auth_guard.revoke_user(auth.user_id)
+    return issue_token(
+        state.settings.jwt_secret,
+        user_id=str(auth.user_id),
+        account_id=str(auth.account_id),
+        username=auth.username,
+        is_admin=auth.is_admin,
+        is_super_admin=auth.is_super_admin,
+        role=auth.role,
+        token_version=version,
+    )
 
 
 def session_cookie(state: AppState, token: str) -> str:
@@ -147,7 +198,7 @@ def _session_user(user: dict[str, Any], account_id: str, role: str, account_name
     )
 
 
-def _token_for(state: AppState, user: SessionUser) -> str:
+def _token_for(state: AppState, user: SessionUser, token_version: int) -> str:
     return issue_token(
         state.settings.jwt_secret,
         user_id=user.id,
@@ -156,6 +207,7 @@ def _token_for(state: AppState, user: SessionUser) -> str:
         is_admin=user.is_admin,
         is_super_admin=user.is_super_admin,
         role=user.role,
+        token_version=token_version,
     )
 
 

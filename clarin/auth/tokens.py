@@ -1,4 +1,9 @@
-"""JWT issue/verify: HS256 only (pinned), 7-day expiry, the original's claim names."""
+"""JWT issue/verify: HS256 only (pinned), 7-day expiry, the original's claim names.
+
+Every token carries ``tv``, the user's ``users.token_version`` when it was issued. Logout, password
+changes, deactivation, role changes and membership removal bump the version, which revokes every
+token issued before (checked per request by ``clarin.auth.revocation.TokenGuard``). Tokens issued
+before ``tv`` existed count as version 0."""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ class AuthContext:
     is_super_admin: bool
     role: str
     claims: dict[str, Any]
+    token_version: int = 0
 
 
 def issue_token(
@@ -39,6 +45,7 @@ def issue_token(
     is_admin: bool,
     is_super_admin: bool,
     role: str,
+    token_version: int = 0,
     now: float | None = None,
 ) -> str:
     issued = int(now if now is not None else time.time())
@@ -52,6 +59,7 @@ def issue_token(
         "exp": issued + TOKEN_TTL_SECONDS,
         "iat": issued,
         "iss": ISSUER,
+        "tv": int(token_version),
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -72,9 +80,46 @@ def verify_token(secret: str, token: str) -> AuthContext:
             is_super_admin=claims.get("is_super_admin") is True,
             role=str(claims.get("role", "")),
             claims=claims,
+            token_version=_token_version(claims.get("tv", 0)),
         )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidToken(str(exc)) from exc
+
+
+class TokenVerifier:
+    """``verify_token`` with a per-process memo of tokens already verified.
+
+    PyJWT spends ~50-80 µs per HS256 verification (most of it outside the HMAC itself); a dashboard
+    sends the same token on every request. The memo key is the exact token string that passed the
+    signature check, so a hit is as trustworthy as a fresh check; the expiry is re-checked on every hit.
+    Revocation is not this cache's business (``clarin.auth.revocation`` runs after it). Bounded: cleared
+    when it reaches ``max_entries``."""
+
+    def __init__(self, secret: str, max_entries: int = 10_000) -> None:
+        self._secret = secret
+        self._max = max_entries
+        self._verified: dict[str, tuple[AuthContext, int]] = {}
+
+    def verify(self, token: str) -> AuthContext:
+        hit = self._verified.get(token)
+        if hit is not None:
+            if hit[1] > time.time():
+                return hit[0]
+            del self._verified[token]
+        auth = verify_token(self._secret, token)
+        expires = auth.claims.get("exp")
+        if type(expires) is int:
+            if len(self._verified) >= self._max:
+                self._verified.clear()
+            self._verified[token] = (auth, expires)
+        return auth
+
+
+def _token_version(value: Any) -> int:
+    # bool is an int subclass: a forged ``"tv": true`` must not pass as version 1.
+    if type(value) is not int:
+        raise ValueError("tv must be an integer")
+    return value
 
 
 def bearer_token(authorization: str, cookie: str) -> str:

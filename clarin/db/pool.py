@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +16,8 @@ from clarin.db.queries import Query
 
 Params = Sequence[Any] | None
 DRIVER_ERRORS = (pg_errors.Error, OSError)
+# Set by clarin.observability.metrics at start-up: called with (query, seconds) after every statement.
+query_observer: Callable[[str, float], None] | None = None
 
 
 class _Executor:
@@ -23,8 +26,18 @@ class _Executor:
     async def _run(self, q: str, params: list[Any] | None) -> Any:
         raise NotImplementedError
 
+    async def _timed(self, q: str, params: list[Any] | None) -> Any:
+        observer = query_observer
+        if observer is None:
+            return await self._run(q, params)
+        started = time.perf_counter()
+        try:
+            return await self._run(q, params)
+        finally:
+            observer(q, time.perf_counter() - started)
+
     async def fetch(self, q: Query, params: Params = None) -> list[dict[str, Any]]:
-        return (await self._run(q, list(params) if params else None)).result()
+        return (await self._timed(q, list(params) if params else None)).result()
 
     async def fetch_row(self, q: Query, params: Params = None) -> dict[str, Any] | None:
         rows = await self.fetch(q, params)
@@ -35,7 +48,7 @@ class _Executor:
         return None if row is None else next(iter(row.values()))
 
     async def execute(self, q: Query, params: Params = None) -> None:
-        await self._run(q, list(params) if params else None)
+        await self._timed(q, list(params) if params else None)
 
 
 class Transaction(_Executor):

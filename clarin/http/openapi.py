@@ -47,6 +47,9 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
                     "description": "Success",
                     "content": {"application/json": {"schema": ref_of[route.response]}}
                     if route.response is not None
+                    # A handler answering another media type names it (e.g. /metrics: text/plain).
+                    else {route.handler.content_type: {"schema": {"type": "string"}}}
+                    if getattr(route.handler, "content_type", None)
                     else {"application/json": {"schema": {"type": "object"}}},
                 },
                 "4XX": error_response,

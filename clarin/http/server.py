@@ -1,14 +1,25 @@
 """The RSGI application: the request pipeline every HTTP call goes through.
 
-Order: request id → CORS preflight → rate limit → route match → auth → body decode → handler →
-error envelope → security/CORS/rate-limit headers → one log line. Handlers only ever see decoded,
-authenticated requests; every failure leaves as ``{"success": false, "error": ...}``.
+Order: request id → CORS preflight → rate limit → route match → auth (JWT + revocation check) → body
+decode → handler → error envelope → security/CORS/rate-limit headers → metrics + one access-log line.
+Handlers only ever see decoded, authenticated requests; every failure leaves as
+``{"success": false, "error": ...}``.
+
+Graceful shutdown: granian drains in-flight HTTP requests on SIGTERM/SIGINT but drops upgraded
+WebSocket connections without a close frame. ``install_graceful_signals`` wraps granian's worker signal
+set-up so the first signal first closes this worker's sockets (a proper close handshake; clients then
+reconnect elsewhere), waits up to ``WS_DRAIN_SECONDS`` for their handlers to end, refuses new
+handshakes (503), and only then lets granian stop; ``__rsgi_del__`` then stops the background workers
+and closes the database pool last (``AppState.stop``). A second signal stops at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -16,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from clarin.auth.tokens import InvalidToken, bearer_token, verify_token
+from clarin.auth.tokens import AuthContext, InvalidToken, TokenVerifier, bearer_token
 from clarin.db.errors import DatabaseError, DatabaseUnavailable, ForeignKeyViolation, UniqueViolation
 from clarin.http.errors import HTTPError
 from clarin.http.headers import HSTS, SECURITY_HEADERS, Cors
@@ -25,6 +36,8 @@ from clarin.http.ratelimit import LIMITED_MESSAGE, RateLimiter
 from clarin.http.request import Request
 from clarin.http.response import JSONResponse, Response, error_response
 from clarin.http.router import Auth, MethodNotAllowed, NotFound, Route, Router
+from clarin.observability import metrics
+from clarin.observability.logging import request_id_var
 from clarin.realtime.ws import handle_websocket
 from clarin.state import AppState
 
@@ -34,6 +47,8 @@ access_log = logging.getLogger("clarin.access")
 RATE_LIMIT_EXEMPT = ("/api/media/file/", "/ws")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SUPER_ADMIN_REQUIRED = "Forbidden: super admin access required"
+WS_DRAIN_SECONDS = 1.0
+HTTP_SERVICE_UNAVAILABLE = 503
 
 
 class ClarinApp:
@@ -46,10 +61,17 @@ class ClarinApp:
         self._limiter: RateLimiter | None = None
         self._cors: Cors | None = None
         self._base_headers: list[tuple[str, str]] = []
+        self._metrics: metrics.MetricsRuntime | None = None
+        self._tokens: TokenVerifier | None = None
+        self.draining = False
+        self._ws_active = 0
+        self._ws_idle = asyncio.Event()
 
     # -- lifecycle (called by granian in each worker) ------------------------------------------
     def __rsgi_init__(self, loop: Any) -> None:
+        global _serving_app
         loop.run_until_complete(self.startup())
+        _serving_app = self
 
     def __rsgi_del__(self, loop: Any) -> None:
         loop.run_until_complete(self.shutdown())
@@ -65,16 +87,42 @@ class ClarinApp:
         )
         self._cors = Cors(settings.cors_origins)
         self._base_headers = SECURITY_HEADERS + ([HSTS] if settings.production else [])
+        self._tokens = TokenVerifier(settings.jwt_secret)
+        self._metrics = metrics.MetricsRuntime(state)
+        self._metrics.start()
 
     async def shutdown(self) -> None:
+        self.draining = True
+        if self._metrics is not None:
+            await self._metrics.stop()
         if self.state is not None:
             await self.state.stop()
+
+    async def drain_websockets(self, timeout: float = WS_DRAIN_SECONDS) -> None:
+        """Close every socket of this worker and wait (bounded) for their handlers to finish."""
+        self.draining = True
+        if self.state is None:
+            return
+        self.state.hub.close_all()
+        if self._ws_active:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ws_idle.wait(), timeout)
 
     # -- dispatch ------------------------------------------------------------------------------
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         assert self.state is not None, "startup() has not run"
         if scope.proto == "ws":
-            await handle_websocket(self.state, scope, protocol)
+            if self.draining:
+                protocol.close(HTTP_SERVICE_UNAVAILABLE)
+                return
+            self._ws_active += 1
+            self._ws_idle.clear()
+            try:
+                await handle_websocket(self.state, scope, protocol)
+            finally:
+                self._ws_active -= 1
+                if not self._ws_active:
+                    self._ws_idle.set()
             return
         await self.handle_http(scope, protocol)
 
@@ -86,7 +134,17 @@ class ClarinApp:
         incoming_id = headers.get("x-request-id") or ""
         request_id = incoming_id if _REQUEST_ID_RE.match(incoming_id) else uuid.uuid4().hex
         req = Request(state, scope, protocol, self._client_ip(scope, headers), request_id)
-        origin = headers.get("origin") or ""
+        context_token = request_id_var.set(request_id)  # every log line of this request carries it
+        try:
+            await self._serve(req, protocol, started)
+        finally:
+            request_id_var.reset(context_token)
+
+    async def _serve(self, req: Request, protocol: Any, started: float) -> None:
+        state = self.state
+        assert state is not None and self._cors is not None
+        request_id = req.request_id
+        origin = req.header("origin")
         extra: list[tuple[str, str]] = []
         try:
             response = await self._respond(req, origin, extra)
@@ -103,11 +161,19 @@ class ClarinApp:
                 await pending
         except Exception as exc:  # the client went away before we answered
             log.debug("response not sent: %s", exc)
+        elapsed = time.perf_counter() - started
+        route_path = req.route.path if req.route is not None else None
+        metrics.observe_request(req.method, route_path, response.status, elapsed)
         if state.settings.access_log:
+            auth = req.auth
             access_log.info(
-                "%s | %d | %.1fms | %s %s",
-                time.strftime("%H:%M:%S"), response.status, (time.perf_counter() - started) * 1000,
-                req.method, req.path,
+                "%s %s %d %.1fms", req.method, req.path, response.status, elapsed * 1000,
+                extra={
+                    "request_id": request_id, "method": req.method, "path": req.path, "route": route_path,
+                    "status": response.status, "duration_ms": round(elapsed * 1000, 3),
+                    "account_id": str(auth.account_id) if auth is not None else None,
+                    "user_id": str(auth.user_id) if auth is not None else None,
+                },
             )
 
     async def _respond(self, req: Request, origin: str, extra: list[tuple[str, str]]) -> Response:
@@ -123,14 +189,14 @@ class ClarinApp:
             route, params = self.router.match(req.method, req.path)
         except NotFound:
             if req.path.lower().startswith("/api/"):
-                self._authenticate(req)  # unknown /api paths answer 401 before 404, as the original
+                await self._authenticate(req)  # unknown /api paths answer 401 before 404, as the original
             raise HTTPError(404, f"Cannot {req.method} {req.path}") from None
         except MethodNotAllowed as exc:
             raise HTTPError(405, "Method Not Allowed", headers=[("allow", ", ".join(exc.allowed))]) from None
         req.params = params
         req.route = route
         if route.auth is not Auth.PUBLIC:
-            auth = self._authenticate(req)
+            auth = await self._authenticate(req)
             if route.auth is Auth.SUPER_ADMIN and not auth.is_super_admin:
                 raise HTTPError(403, SUPER_ADMIN_REQUIRED)
         if route.body is not None:
@@ -142,16 +208,19 @@ class ClarinApp:
             return result
         return JSONResponse(result, route.status)
 
-    def _authenticate(self, req: Request) -> Any:
-        assert self.state is not None
+    async def _authenticate(self, req: Request) -> AuthContext:
+        assert self.state is not None and self._tokens is not None
         token = bearer_token(req.header("authorization"), req.cookie("auth-token"))
         if not token:
             raise HTTPError(401, "Unauthorized")
         try:
-            req.auth = verify_token(self.state.settings.jwt_secret, token)
+            auth = self._tokens.verify(token)  # signature + expiry (memoised per token string)
         except InvalidToken:
             raise HTTPError(401, "Invalid token") from None
-        return req.auth
+        # Revoked (token_version), deactivated user → 401; disabled account → 403. A dict hit when warm.
+        await self.state.auth_guard.check(auth)
+        req.auth = auth
+        return auth
 
     @staticmethod
     async def _decode_body(req: Request, route: Route) -> Any:
@@ -191,3 +260,59 @@ class ClarinApp:
         else:
             log.exception("unhandled error [%s %s id=%s]", req.method, req.path, req.request_id)
         return error_response(500, "Internal server error")
+
+
+# -- graceful shutdown: close WebSockets before granian tears the connections down --------------------
+_serving_app: ClarinApp | None = None
+
+
+def install_graceful_signals() -> None:
+    """Wrap granian's per-worker signal set-up (``granian._signals.set_loop_signals``, imported by the
+    worker right after it loads this app) so SIGTERM/SIGINT first drain this worker's WebSockets.
+
+    Without it granian stops its Rust server on the signal and the upgraded connections vanish with no
+    close frame (clients see 1006). granian ignores the code given to ``close()`` after the upgrade, so
+    the frame carries no status (clients see 1005, a clean close); HTTP requests in flight are drained
+    by granian as before. Anything unexpected (another granian layout, no loop signal support) leaves
+    granian's own handling in place."""
+    try:
+        import granian._signals as granian_signals
+    except ImportError:
+        return
+    original = granian_signals.set_loop_signals
+    if getattr(original, "_clarin_wrapped", False):
+        return
+
+    def set_loop_signals(loop: Any) -> Any:
+        event = original(loop)
+        state = {"signalled": False}
+
+        def on_signal() -> None:
+            app = _serving_app
+            if state["signalled"] or app is None:
+                event.set()  # second signal, or nothing to drain: stop now
+                return
+            state["signalled"] = True
+
+            async def drain_then_stop() -> None:
+                try:
+                    await app.drain_websockets()
+                except Exception:
+                    log.exception("closing WebSockets before shutdown failed")
+                finally:
+                    event.set()
+
+            loop.create_task(drain_then_stop())
+
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            pass  # granian fell back to signal.signal: its handlers stay
+        return event
+
+    set_loop_signals._clarin_wrapped = True  # type: ignore[attr-defined]
+    granian_signals.set_loop_signals = set_loop_signals
+
+
+install_graceful_signals()

@@ -1,4 +1,5 @@
-"""``GET /ws?token=``: authenticate once at the handshake, then ping/pong and typing relay."""
+"""``GET /ws?token=``: authenticate once at the handshake (JWT + the same revocation check as HTTP:
+revoked/deactivated → 401, disabled account → 403), then ping/pong and typing relay."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from urllib.parse import parse_qs
 import msgspec
 
 from clarin.auth.tokens import InvalidToken, verify_token
+from clarin.db.errors import DatabaseError
+from clarin.http.errors import HTTPError
 from clarin.http.json import decode_any
 
 if TYPE_CHECKING:
@@ -21,6 +24,7 @@ CLOSE_NORMAL = 1000
 WS_CLOSE = 0
 HTTP_UNAUTHORIZED = 401
 HTTP_NOT_FOUND = 404
+HTTP_UNAVAILABLE = 503
 
 
 async def handle_websocket(state: AppState, scope: Any, protocol: Any) -> None:
@@ -33,8 +37,15 @@ async def handle_websocket(state: AppState, scope: Any, protocol: Any) -> None:
         return
     try:
         auth = verify_token(state.settings.jwt_secret, token)
+        await state.auth_guard.check(auth)
     except InvalidToken:
         protocol.close(HTTP_UNAUTHORIZED)
+        return
+    except HTTPError as exc:
+        protocol.close(exc.status)
+        return
+    except DatabaseError:
+        protocol.close(HTTP_UNAVAILABLE)
         return
     transport = await protocol.accept()
     account_id = str(auth.account_id)

@@ -76,15 +76,29 @@ SET username = COALESCE($2, username),
     display_name = COALESCE($4, display_name),
     role = COALESCE($5, role),
     is_admin = CASE WHEN $5::text IS NULL THEN is_admin ELSE $5::text IN ('admin', 'super_admin') END,
+    -- A role change revokes the user's tokens (they carry the old role).
+    token_version = token_version + CASE WHEN $5::text IS NOT NULL AND $5::text <> role THEN 1 ELSE 0 END,
     updated_at = now()
 WHERE id = $1
 RETURNING id
 
 -- name: admin_toggle_user
-UPDATE users SET is_active = NOT is_active, updated_at = now() WHERE id = $1 RETURNING is_active
+-- Either way the user's current tokens end: deactivated now, or issued before a deactivation.
+UPDATE users SET is_active = NOT is_active, token_version = token_version + 1, updated_at = now()
+WHERE id = $1
+RETURNING is_active
 
 -- name: admin_set_user_password
-UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1 RETURNING id
+UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = now()
+WHERE id = $1
+RETURNING id
+
+-- name: admin_bump_token_version
+-- Membership removed or its role changed: the user's tokens (which name account and role) end.
+UPDATE users SET token_version = token_version + 1 WHERE id = $1 RETURNING token_version
+
+-- name: admin_membership_role
+SELECT role FROM user_accounts WHERE user_id = $1 AND account_id = $2
 
 -- name: admin_get_user_flags
 SELECT id, is_super_admin FROM users WHERE id = $1
