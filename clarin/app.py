@@ -9,6 +9,7 @@ from __future__ import annotations
 from clarin.admin.routes import routes as admin_routes
 from clarin.auth.routes import health_routes
 from clarin.auth.routes import routes as auth_routes
+from clarin.campaigns.routes import routes as campaign_routes
 from clarin.config import load_settings
 from clarin.crm import (
     contacts_routes,
@@ -54,6 +55,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     chats_routes.routes,
     messages_routes.routes,
     kommo_routes,
+    campaign_routes,
 )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from clarin.auth.revocation import TokenGuard
 from clarin.auth.throttle import LoginThrottle
 from clarin.cache import Cache, RedisHandle
+from clarin.campaigns.worker import CampaignWorker
 from clarin.config import Settings
 from clarin.db.pool import Database
 from clarin.kommo.poller import KommoService
@@ -31,6 +32,7 @@ class AppState:
     routes: list[Any] = field(default_factory=list)  # the mounted route table (for OpenAPI)
     whatsapp: DevicePool | None = None  # WhatsApp device pool (WHATSAPP_DRIVER)
     kommo: KommoService | None = None  # Kommo sync (only when KOMMO_SUBDOMAIN and KOMMO_ACCESS_TOKEN are set)
+    campaigns: CampaignWorker | None = None  # campaign sender (one pacing loop per device this process runs)
     auth_guard: TokenGuard = field(init=False)  # per-request token revocation check (clarin.auth.revocation)
     login_throttle: LoginThrottle = field(init=False)  # failed-login limits (clarin.auth.throttle)
 
@@ -57,6 +59,7 @@ class AppState:
         )
         state.whatsapp = DevicePool.create(settings, dsn, state.db, state.broadcaster)
         state.kommo = KommoService.create(settings, dsn, state)
+        state.campaigns = CampaignWorker.create(settings, dsn, state)
         return state
 
     async def start(self) -> None:
@@ -68,8 +71,12 @@ class AppState:
             await self.whatsapp.start()
         if self.kommo is not None:
             await self.kommo.start()
+        if self.campaigns is not None:
+            await self.campaigns.start()
 
     async def stop(self) -> None:
+        if self.campaigns is not None:
+            await self.campaigns.stop()  # first: in-flight sends finish while the devices are still connected
         if self.kommo is not None:
             await self.kommo.stop()
         if self.whatsapp is not None:
