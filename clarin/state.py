@@ -13,6 +13,7 @@ from clarin.campaigns.worker import CampaignWorker
 from clarin.config import Settings
 from clarin.db.pool import Database
 from clarin.kommo.poller import KommoService
+from clarin.messaging.ingest import InboundIngestor
 from clarin.realtime.broadcaster import Broadcaster
 from clarin.realtime.hub import Hub
 from clarin.storage.backend import MediaStorage, build_storage
@@ -68,6 +69,7 @@ class AppState:
         await self.broadcaster.start()
         await self.storage.start()
         if self.whatsapp is not None:
+            self.whatsapp.inbound = InboundIngestor(self)  # before start: boot reconnects may deliver at once
             await self.whatsapp.start()
         if self.kommo is not None:
             await self.kommo.start()

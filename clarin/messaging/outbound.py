@@ -48,6 +48,7 @@ from clarin.db.errors import DatabaseUnavailable
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.messaging.media_source import load_media
+from clarin.messaging.polls import poll_body, poll_preview
 from clarin.whatsapp.driver import (
     GROUP_SERVER,
     LID_SERVER,
@@ -337,11 +338,6 @@ async def forward(
     return await send_text(state, account_id, device_id, to, original["body"] or "")
 
 
-def poll_body(question: str, options: list[str]) -> str:
-    """``📊 <question>`` then ``\\n<i>. <option>`` per option, 1-based (B.9)."""
-    return "📊 " + question + "".join(f"\n{i}. {option}" for i, option in enumerate(options, 1))
-
-
 def clean_poll(question: str, options: list[str] | None, max_selections: int) -> tuple[str, list[str], int]:
     """R30 validation: a question and 2–12 distinct non-blank options; ``max_selections`` in 1..len(options)."""
     question = (question or "").strip()
@@ -371,7 +367,7 @@ async def send_poll(
     sent = await _driver_call(driver.send_poll(device.id, to_jid, question, names, selections), "send message")
     chat_jid = await _chat_jid(state, device, to_jid)
     out = _Outgoing(
-        body=poll_body(question, names), message_type="poll", preview="📊 " + question, poll_question=question,
+        body=poll_body(question, names), message_type="poll", preview=poll_preview(question), poll_question=question,
         poll_max_selections=selections, poll_options=names,
     )
     return await _store(state, account_id, device, chat_jid, sent, out)

@@ -19,6 +19,11 @@ log = logging.getLogger("clarin.broadcast")
 
 CHANNEL = "clarin:ws"
 _SEPARATOR = "|"
+# A published message may carry several envelopes of one account: "<account>|\x1e<env>\x1e<env>...".
+# JSON escapes every control character, so \x1e never occurs inside an envelope.
+_MANY = "\x1e"
+MANY_CHUNK = 256  # envelopes per Redis message
+DELIVER_SLICE = 64  # envelopes handed to the hub before yielding to the socket senders
 
 
 def envelope(account_id: str, event: str, data: Any) -> str:
@@ -67,6 +72,27 @@ class Broadcaster:
                 return
         self.hub.deliver(account, payload)
 
+    async def broadcast_many(self, account_id: object, events: list[tuple[str, Any]]) -> None:
+        """Several events of one account, delivered in order: one Redis message per chunk instead of one
+        per event (bursts of inbound messages). Without Redis they go to this process's sockets."""
+        account = str(account_id)
+        payloads = [envelope(account, event, data) for event, data in events]
+        for start in range(0, len(payloads), MANY_CHUNK):
+            chunk = payloads[start : start + MANY_CHUNK]
+            if self.cross_process:
+                message = account + _SEPARATOR + _MANY + _MANY.join(chunk)
+                published = await self._redis.guard(lambda r, m=message: r.publish(self._channel, m), None)
+                if published is not None:
+                    continue
+            await self._deliver_all(account, chunk)
+
+    async def _deliver_all(self, account: str, payloads: list[str]) -> None:
+        for start in range(0, len(payloads), DELIVER_SLICE):
+            if start:
+                await asyncio.sleep(0)  # let the sockets' sender tasks drain their queues
+            for payload in payloads[start : start + DELIVER_SLICE]:
+                self.hub.deliver(account, payload)
+
     async def _subscribe_loop(self) -> None:
         while True:
             if not self._redis.up:
@@ -82,7 +108,10 @@ class Broadcaster:
                     raw = message["data"]
                     text = raw.decode() if isinstance(raw, bytes) else raw
                     account, _, payload = text.partition(_SEPARATOR)
-                    self.hub.deliver(account, payload)
+                    if payload.startswith(_MANY):
+                        await self._deliver_all(account, payload[1:].split(_MANY))
+                    else:
+                        self.hub.deliver(account, payload)
             except asyncio.CancelledError:
                 self._subscribed.clear()
                 await _close_quietly(pubsub)

@@ -109,7 +109,9 @@ LEFT JOIN LATERAL (
            CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
            CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
     FROM messages m
-    WHERE m.chat_id = c.id AND m.account_id = $1
+    -- Scoped through the outer chat row (c.account_id = $1). Repeating m.account_id here made the planner
+    -- prefer the (account_id, chat_id, message_id) key and sort the whole chat (bench/RESULTS.md).
+    WHERE m.chat_id = c.id
     ORDER BY m."timestamp" DESC, m.id DESC
     LIMIT $3 OFFSET $4
 ) p ON true
@@ -132,7 +134,7 @@ LEFT JOIN LATERAL (
            CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
            CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
     FROM messages m
-    WHERE m.chat_id = c.id AND m.account_id = $1 AND (m."timestamp", m.id) < ($5::timestamptz, $6::uuid)
+    WHERE m.chat_id = c.id AND (m."timestamp", m.id) < ($5::timestamptz, $6::uuid)
     ORDER BY m."timestamp" DESC, m.id DESC
     LIMIT $3 OFFSET $4
 ) p ON true

@@ -1,0 +1,328 @@
+"""Inbound WhatsApp ingestion: the device pool's :class:`~clarin.whatsapp.pool.InboundHandler`.
+
+Installed at start-up (``AppState.start``: ``state.whatsapp.inbound = InboundIngestor(state)``). The pool hands
+over every non-lifecycle event of a device in arrival order, as batches of up to 500 (whatever queued up
+while the previous batch was written), and waits for each batch.
+
+Per batch:
+
+1. **parse** every event (:mod:`clarin.messaging.ingest_parse`); a corrupt event is logged and skipped,
+   ignored kinds (groups, status broadcasts, newsletters, history sync, protocol messages) are dropped;
+2. **resolve** ``@lid`` chat JIDs to phone JIDs (the event's own SenderAlt/RecipientAlt, else the driver's
+   LID map; known mappings are cached), B.6;
+3. **decrypt** poll votes through the driver (failure → that vote is skipped, B.9);
+4. **media**: download each new media message through the driver and store it under
+   ``<account>/chats/<raw chat JID>/<stanza id><ext>`` (proxy URL ``/api/media/file/<key>``), a few at a time,
+   outside the transaction; stanzas already stored are not downloaded again; a failure stores the message
+   without ``media_url`` (logged);
+5. **write** the whole batch in ONE transaction of set-based statements (:mod:`clarin.messaging.ingest_store`).
+   If the transaction fails for a reason other than the database being down, the batch is split in halves
+   and each half retried on its own, down to single events, so one poisonous event cannot take the batch's
+   other messages with it;
+6. after the commit: ``invalidate_leads`` once when leads were created, then the WebSocket events in this
+   order: ``new_message`` (arrival order), ``message_update`` (edits/revokes, new), ``message_reaction``,
+   ``poll_update``, ``message_status``, ``presence``, and one ``lead_update {action: "created", ids}``.
+
+Idempotency: a stanza is stored once per (account, chat, stanza id); a re-delivered message inserts nothing
+and causes nothing (no counter, contact, lead or event). Reactions, votes, edits and receipts that change
+nothing emit nothing either.
+
+Not done: avatar fetch (B.7 step 10, B.16.5) — the driver contract has no profile-picture call yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from clarin.crm.leads_cache import invalidate_leads
+from clarin.db.errors import DatabaseUnavailable
+from clarin.db.queries import query
+from clarin.messaging.ingest_parse import Inbound, Presence, Receipt, parse_event
+from clarin.messaging.ingest_store import Outcome, write_batch
+from clarin.messaging.polls import hashes_hex
+from clarin.storage.keys import build_key, proxy_url
+from clarin.whatsapp.driver import LID_SERVER, USER_SERVER, jid_user
+from clarin.wire.leads import LeadUpdateEvent
+from clarin.wire.messages import (
+    Message,
+    MessageReactionEvent,
+    MessageStatusEvent,
+    MessageUpdateEvent,
+    NewMessageEvent,
+    PollUpdateEvent,
+    PresenceEvent,
+)
+
+if TYPE_CHECKING:
+    from clarin.state import AppState
+    from clarin.whatsapp.pool import DeviceRef
+
+log = logging.getLogger("clarin.ingest")
+
+Q_EXISTING = query("ingest_existing_messages")
+
+MEDIA_CONCURRENCY = 8
+LID_CACHE_SIZE = 50_000
+
+
+@dataclass
+class IngestStats:
+    """Counters for logs, benchmarks and tests."""
+
+    batches: int = 0
+    transactions: int = 0
+    events: int = 0
+    corrupt: int = 0
+    messages: int = 0
+    skipped: int = 0  # events dropped because their write failed even alone
+
+
+class InboundIngestor:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.stats = IngestStats()
+        self._lids: dict[str, str] = {}
+
+    @property
+    def driver(self) -> Any:
+        assert self.state.whatsapp is not None
+        return self.state.whatsapp.driver
+
+    async def handle(self, device: DeviceRef, event: Any) -> None:
+        await self.handle_batch(device, [event])
+
+    async def handle_batch(self, device: DeviceRef, events: list[Any]) -> None:
+        started = time.perf_counter()
+        self.stats.batches += 1
+        self.stats.events += len(events)
+        records: list[Inbound | Receipt | Presence] = []
+        for event in events:
+            try:
+                record = parse_event(event)
+            except Exception as exc:
+                self.stats.corrupt += 1
+                log.warning("device %s: skipping corrupt %s event: %s", device.id, type(event).__name__, exc)
+                continue
+            if record is not None:
+                records.append(record)
+        if not records:
+            return
+        await self._resolve(device, records)
+        await self._decrypt_votes(device, records)
+        await self._store_media(device, records)
+        await self._write(device, records)
+        log.debug("device %s: batch of %d events in %.1f ms", device.id, len(events),
+                  (time.perf_counter() - started) * 1000)
+
+    # -- preparation (outside the transaction) ----------------------------------------------------
+    async def _resolve(self, device: DeviceRef, records: list[Inbound | Receipt | Presence]) -> None:
+        unknown: set[str] = set()  # LIDs the driver could not map, asked once per batch
+        for record in records:
+            if isinstance(record, Inbound):
+                record.chat_jid = await self._pn(device, record.raw_chat_jid, record.chat_hint, unknown)
+            elif isinstance(record, Receipt):
+                record.resolved_chat_jid = await self._pn(device, record.chat_jid, "", unknown)
+
+    async def _pn(self, device: DeviceRef, jid: str, hint: str, unknown: set[str]) -> str:
+        if not jid.endswith("@" + LID_SERVER):
+            return jid
+        if hint:
+            self._remember(jid, hint)
+            return hint
+        known = self._lids.get(jid)
+        if known is not None:
+            return known
+        if jid in unknown:
+            return jid
+        unknown.add(jid)
+        try:
+            pn = await self.driver.pn_for_lid(device.id, jid)
+        except Exception as exc:
+            log.debug("LID lookup of %s failed: %s", jid, exc)
+            return jid
+        if not pn:
+            return jid
+        resolved = f"{jid_user(pn)}@{USER_SERVER}"
+        self._remember(jid, resolved)
+        return resolved
+
+    def _remember(self, lid: str, pn: str) -> None:
+        if len(self._lids) >= LID_CACHE_SIZE:
+            self._lids.clear()
+        self._lids[lid] = pn
+
+    async def _decrypt_votes(self, device: DeviceRef, records: list[Inbound | Receipt | Presence]) -> None:
+        for record in records:
+            if not isinstance(record, Inbound) or record.kind != "vote":
+                continue
+            try:
+                record.vote_hashes = hashes_hex(await self.driver.decrypt_poll_vote(device.id, record.event))
+            except Exception as exc:
+                log.info("device %s: poll vote %s ignored: %s", device.id, record.message_id, exc)
+                record.kind = "ignored"
+
+    async def _store_media(self, device: DeviceRef, records: list[Inbound | Receipt | Presence]) -> None:
+        media = [r for r in records if isinstance(r, Inbound) and r.kind == "message" and r.media_kind]
+        if not media:
+            return
+        storage = self.state.storage
+        if not await storage.available():
+            log.warning("device %s: media storage unavailable, %d media messages stored without file",
+                        device.id, len(media))
+            return
+        try:
+            stored = await self.state.db.fetch(Q_EXISTING, [
+                device.account_id, [r.chat_jid for r in media], [r.message_id for r in media],
+            ])
+        except Exception as exc:
+            log.warning("device %s: duplicate check failed: %s", device.id, exc)
+            stored = []
+        known = {(row["jid"], row["message_id"]) for row in stored}
+        gate = asyncio.Semaphore(MEDIA_CONCURRENCY)
+
+        async def fetch_one(r: Inbound) -> None:
+            if (r.chat_jid, r.message_id) in known:
+                return
+            async with gate:
+                try:
+                    key = build_key(device.account_id, f"chats/{r.raw_chat_jid}", f"{r.message_id}{r.media_ext}")
+                    data = await self.driver.download_media(device.id, r.content)
+                    await storage.put(key, data, r.mimetype or "application/octet-stream")
+                except Exception as exc:
+                    log.warning("device %s: media of %s not stored: %s", device.id, r.message_id, exc)
+                    return
+            r.media_url = proxy_url(key)
+            if not r.file_length:
+                r.file_length = len(data)
+
+        await asyncio.gather(*(fetch_one(r) for r in media))
+
+    # -- the transaction ----------------------------------------------------------------------------
+    async def _write(self, device: DeviceRef, records: list[Inbound | Receipt | Presence]) -> None:
+        inbound = [r for r in records if isinstance(r, Inbound) and r.kind != "ignored"]
+        receipts = [r for r in records if isinstance(r, Receipt)]
+        presences = [r for r in records if isinstance(r, Presence)]
+        outcome = Outcome()
+        if inbound or receipts:
+            outcome = await self._commit(device, inbound, receipts)
+        await self._announce(device, outcome, receipts, presences)
+
+    async def _commit(self, device: DeviceRef, inbound: list[Inbound], receipts: list[Receipt]) -> Outcome:
+        """One transaction for everything; on failure, halves retried alone (down to single events)."""
+        try:
+            self.stats.transactions += 1
+            async with self.state.db.transaction() as tx:
+                outcome = await write_batch(tx, device, inbound, receipts)
+            self.stats.messages += len(outcome.messages)
+            return outcome
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            size = len(inbound) + len(receipts)
+            if size <= 1:
+                self.stats.skipped += size
+                log.warning("device %s: skipping an event whose write failed: %s", device.id, exc)
+                return Outcome()
+            log.warning("device %s: batch of %d failed (%s); retrying in halves", device.id, size, exc)
+        merged = Outcome()
+        for part_in, part_rc in _halves(inbound, receipts):
+            part = await self._commit(device, part_in, part_rc)
+            merged.messages += part.messages
+            merged.lead_ids += part.lead_ids
+            merged.reactions += part.reactions
+            merged.polls += part.polls
+            merged.changes += part.changes
+            merged.statuses_updated += part.statuses_updated
+        return merged
+
+    # -- events -------------------------------------------------------------------------------------
+    async def _announce(self, device: DeviceRef, outcome: Outcome, receipts: list[Receipt],
+                        presences: list[Presence]) -> None:
+        account = device.account_id
+        if outcome.lead_ids:
+            await invalidate_leads(self.state, account)
+        out: list[tuple[str, Any]] = []
+        for stored in outcome.messages:
+            r = stored.record
+            out.append(("new_message", NewMessageEvent(
+                chat_id=stored.chat_id, message=_message(device, stored), chat_jid=r.chat_jid,
+                sender_name=r.push_name, is_from_me=r.is_from_me, unread_count=stored.unread_count,
+            )))
+        for change in outcome.changes:
+            out.append(("message_update", MessageUpdateEvent(
+                action=change.action, chat_id=change.chat_id, chat_jid=change.chat_jid,
+                message_id=change.message_id, body=change.body, message_type=change.message_type,
+            )))
+        for reaction in outcome.reactions:
+            r = reaction.record
+            out.append(("message_reaction", MessageReactionEvent(
+                chat_id=reaction.chat_id, target_message_id=r.target_id, sender_jid=r.sender_jid,
+                sender_name=r.push_name, emoji=r.emoji, is_from_me=r.is_from_me, removed=reaction.removed,
+            )))
+        for poll in outcome.polls:
+            out.append(("poll_update", PollUpdateEvent(
+                chat_id=poll.chat_id, message_id=poll.poll_stanza_id, options=poll.options, votes=poll.votes,
+                voter_jid=poll.voter_jid,
+            )))
+        for receipt in receipts:
+            out.append(("message_status", MessageStatusEvent(
+                message_ids=receipt.message_ids, chat_jid=receipt.chat_jid, status=receipt.status,
+                timestamp=receipt.timestamp,
+            )))
+        for presence in presences:
+            out.append(("presence", PresenceEvent(
+                jid=presence.jid, available=presence.available, last_seen_at=presence.last_seen_at,
+            )))
+        if outcome.lead_ids:
+            out.append(("lead_update", LeadUpdateEvent(action="created", ids=outcome.lead_ids)))
+        if out:
+            try:
+                await self.state.broadcaster.broadcast_many(account, out)
+            except Exception as exc:  # the data is committed; a lost notification is not worth a retry
+                log.warning("device %s: broadcasting %d events failed: %s", device.id, len(out), exc)
+
+
+def _halves(inbound: list[Inbound], receipts: list[Receipt]) -> list[tuple[list[Inbound], list[Receipt]]]:
+    if len(inbound) > 1:
+        mid = len(inbound) // 2
+        return [(inbound[:mid], []), (inbound[mid:], receipts)]
+    if inbound and receipts:
+        return [(inbound, []), ([], receipts)]
+    mid = len(receipts) // 2
+    return [([], receipts[:mid]), ([], receipts[mid:])]
+
+
+def _message(device: DeviceRef, stored: Any) -> Message:
+    r: Inbound = stored.record
+    media = bool(r.media_kind)
+    poll = r.kind == "poll"
+    return Message(
+        id=stored.id,
+        account_id=str(device.account_id),
+        device_id=str(device.id),
+        chat_id=stored.chat_id,
+        message_id=r.message_id,
+        from_jid=r.sender_jid or None,
+        from_name=r.push_name or None,
+        body=r.body,
+        message_type=r.message_type,
+        media_url=r.media_url or None,
+        media_mimetype=(r.mimetype or None) if media else None,
+        media_filename=(r.file_name or None) if r.media_kind == "document" else None,
+        media_size=(r.file_length or None) if media else None,
+        is_from_me=r.is_from_me,
+        is_read=False,
+        status="received",
+        timestamp=r.timestamp,
+        created_at=stored.created_at,
+        quoted_message_id=r.quoted_message_id or None,
+        quoted_body=r.quoted_body or None,
+        quoted_sender=r.quoted_sender or None,
+        poll_question=r.poll_question if poll else None,
+        poll_options=stored.poll_options if poll else None,
+        poll_max_selections=r.poll_max_selections if poll else None,
+    )

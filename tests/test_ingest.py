@@ -1,0 +1,719 @@
+"""Inbound WhatsApp ingestion (integrations.md B.5–B.10) end to end: the simulated driver's dev route
+``POST /api/dev/whatsapp/{device}/inbound`` → the device pool → clarin.messaging.ingest → PostgreSQL rows and
+WebSocket events. Real server, PostgreSQL and Redis (session fixtures); the in-process tests at the end drive
+a DevicePool directly on their own migrated database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from websockets.sync.client import ClientConnection, connect
+
+from tests import support
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def sql(dsn: str, statement: str, *params: Any) -> list[dict[str, Any]]:
+    return support.run_sql(dsn, statement, list(params) if params else None)
+
+
+def phone() -> str:
+    return "519" + str(uuid.uuid4().int)[:8]
+
+
+@pytest.fixture
+def device(client: httpx.Client, tenant: Any) -> dict[str, Any]:
+    created = client.post("/api/devices", json={"name": "Inbox"}, headers=tenant.headers)
+    assert created.status_code == 201, created.text
+    device_id = created.json()["device"]["id"]
+    assert client.post(f"/api/devices/{device_id}/connect", headers=tenant.headers).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = client.get(f"/api/devices/{device_id}", headers=tenant.headers).json()["device"]
+        if got["status"] == "connected":
+            return got
+        time.sleep(0.05)
+    raise AssertionError("device never connected")
+
+
+def deliver(client: httpx.Client, tenant: Any, device: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    response = client.post(f"/api/dev/whatsapp/{device['id']}/inbound", json=spec, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@contextmanager
+def socket(server: support.ServerProcess, tenant: Any) -> Iterator[ClientConnection]:
+    with connect(f"{server.ws_url}?token={tenant.token}", close_timeout=0.2) as ws:
+        ws.send('{"event":"ping"}')  # the pong proves the socket is registered before anything is sent
+        assert json.loads(ws.recv(timeout=5)) == {"event": "pong"}
+        yield ws
+
+
+IGNORED_EVENTS = {"device_status", "contacts_synced", "qr_code"}
+
+
+def next_event(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
+    """The next ingestion event (lifecycle events of the device are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(ws.recv(timeout=max(0.05, deadline - time.monotonic())))
+        if message.get("event") not in IGNORED_EVENTS:
+            return message
+
+
+def events(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
+    return [next_event(ws) for _ in range(count)]
+
+
+def assert_quiet(ws: ClientConnection, timeout: float = 0.4) -> None:
+    with pytest.raises(TimeoutError):
+        next_event(ws, timeout)
+
+
+def message_row(dsn: str, account_id: str, message_id: str) -> dict[str, Any]:
+    rows = sql(dsn, "SELECT m.id::text AS id, m.chat_id::text AS chat_id, m.device_id::text AS device_id, "
+               "m.message_id, m.from_jid, m.from_name, m.body, m.message_type, m.media_url, m.media_mimetype, "
+               "m.media_filename, m.media_size, m.is_from_me, m.is_read, m.status, m.quoted_message_id, "
+               "m.quoted_body, m.quoted_sender, m.poll_question, m.poll_max_selections, c.jid AS chat_jid "
+               "FROM messages m JOIN chats c ON c.id = m.chat_id WHERE m.account_id = $1 AND m.message_id = $2",
+               uuid.UUID(account_id), message_id)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def chat_row(dsn: str, account_id: str, jid: str) -> dict[str, Any]:
+    rows = sql(dsn, "SELECT id::text AS id, device_id::text AS device_id, name, last_message, last_message_at, "
+               "unread_count FROM chats WHERE account_id = $1 AND jid = $2", uuid.UUID(account_id), jid)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def count(dsn: str, statement: str, *params: Any) -> int:
+    return int(sql(dsn, statement, *params)[0]["n"])
+
+
+# -- text, chat, contact, lead ----------------------------------------------------------------------
+def test_text_message_lands_everywhere_and_creates_contact_and_lead(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    jid = f"{number}@s.whatsapp.net"
+    cache = redis.Redis.from_url(support.REDIS_URL)
+    cache.set(f"leads:{tenant.account_id}", b'{"success":true,"leads":[]}', ex=60)
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{"from": number, "push_name": "Ana", "body": "hola", "message_id": "T1",
+                                           "timestamp": 1_700_000_000})
+        new, lead_event = events(ws, 2)
+
+    row = message_row(database, tenant.account_id, "T1")
+    assert (row["chat_jid"], row["device_id"], row["from_jid"], row["from_name"], row["body"]) == (
+        jid, device["id"], jid, "Ana", "hola")
+    assert (row["message_type"], row["is_from_me"], row["is_read"], row["status"]) == ("text", False, False, "received")
+    assert row["media_url"] is None and row["quoted_message_id"] is None and row["poll_question"] is None
+    chat = chat_row(database, tenant.account_id, jid)
+    assert (chat["device_id"], chat["name"], chat["last_message"], chat["unread_count"]) == (
+        device["id"], "Ana", "hola", 1)
+    assert chat["last_message_at"].timestamp() == 1_700_000_000
+
+    assert new["event"] == "new_message" and new["account_id"] == tenant.account_id
+    data = new["data"]
+    assert {k: data[k] for k in ("chat_id", "chat_jid", "sender_name", "is_from_me", "unread_count")} == {
+        "chat_id": chat["id"], "chat_jid": jid, "sender_name": "Ana", "is_from_me": False, "unread_count": 1}
+    message = data["message"]
+    assert message["id"] == row["id"] and message["message_id"] == "T1" and message["body"] == "hola"
+    assert message["timestamp"] == "2023-11-14T22:13:20Z"
+    assert {"from_jid", "from_name", "message_type", "status", "created_at", "device_id"} <= set(message)
+    assert "media_url" not in message and "poll_options" not in message
+
+    contact = sql(database, "SELECT name, push_name, phone, device_id::text AS device_id FROM contacts "
+                  "WHERE account_id = $1 AND jid = $2", uuid.UUID(tenant.account_id), jid)
+    assert contact == [{"name": "Ana", "push_name": "Ana", "phone": number, "device_id": device["id"]}]
+    leads = sql(database, "SELECT l.id::text AS id, l.name, l.phone, l.status, l.source, l.contact_id IS NOT NULL "
+                "AS linked, ps.position, p.is_default FROM leads l JOIN pipeline_stages ps ON ps.id = l.stage_id "
+                "JOIN pipelines p ON p.id = l.pipeline_id WHERE l.account_id = $1 AND l.jid = $2",
+                uuid.UUID(tenant.account_id), jid)
+    assert len(leads) == 1
+    lead = leads[0]
+    assert (lead["name"], lead["phone"], lead["status"], lead["source"], lead["linked"]) == (
+        "Ana", number, "new", "whatsapp", True)
+    assert (lead["position"], lead["is_default"]) == (0, True)  # default pipeline, first stage (fix)
+    assert lead_event["event"] == "lead_update"
+    assert lead_event["data"] == {"action": "created", "ids": [lead["id"]]}
+    assert cache.get(f"leads:{tenant.account_id}") is None  # invalidated
+
+    # the same sender again: no new lead, unread grows, push name changes follow
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{"from": number, "push_name": "Ana María", "body": "¿hay stock?"})
+        second = next_event(ws)
+        assert second["event"] == "new_message" and second["data"]["unread_count"] == 2
+        assert_quiet(ws)  # no lead_update
+    assert count(database, "SELECT count(*) AS n FROM leads WHERE account_id = $1", uuid.UUID(tenant.account_id)) == 1
+    assert chat_row(database, tenant.account_id, jid)["name"] == "Ana María"
+
+
+def test_duplicate_delivery_stores_one_row_and_one_event(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    spec = {"from": number, "push_name": "Dup", "body": "once", "message_id": "DUP-1"}
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **spec)
+        assert [e["event"] for e in events(ws, 2)] == ["new_message", "lead_update"]
+        deliver(client, tenant, device, **spec)
+        deliver(client, tenant, device, **{**spec, "body": "changed?"})  # same stanza id: still a duplicate
+        assert_quiet(ws)
+    assert count(database, "SELECT count(*) AS n FROM messages WHERE account_id = $1 AND message_id = 'DUP-1'",
+                 uuid.UUID(tenant.account_id)) == 1
+    assert message_row(database, tenant.account_id, "DUP-1")["body"] == "once"
+    assert chat_row(database, tenant.account_id, f"{number}@s.whatsapp.net")["unread_count"] == 1
+
+
+def test_from_me_message_is_not_unread_and_creates_no_lead(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    jid = f"{number}@s.whatsapp.net"
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{"from": number, "is_from_me": True, "body": "sent from the phone",
+                                           "message_id": "ME-1", "push_name": "Me myself"})
+        new = next_event(ws)
+        assert_quiet(ws)
+    assert new["data"]["is_from_me"] is True and new["data"]["unread_count"] == 0  # fix: no +1 for own messages
+    row = message_row(database, tenant.account_id, "ME-1")
+    assert row["is_from_me"] is True and row["from_jid"] == device["jid"] and row["status"] == "received"
+    chat = chat_row(database, tenant.account_id, jid)
+    assert (chat["unread_count"], chat["last_message"], chat["name"]) == (0, "sent from the phone", "")
+    assert count(database, "SELECT count(*) AS n FROM leads WHERE account_id = $1", uuid.UUID(tenant.account_id)) == 0
+    own = sql(database, "SELECT jid, phone FROM contacts WHERE account_id = $1", uuid.UUID(tenant.account_id))
+    assert own == [{"jid": device["jid"], "phone": device["phone"]}]  # B.6: the device's own contact
+
+
+def test_older_message_does_not_move_last_message_back(
+    client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    deliver(client, tenant, device, **{"from": number, "body": "new", "timestamp": 1_700_000_100})
+    deliver(client, tenant, device, **{"from": number, "body": "old", "timestamp": 1_700_000_000})
+    chat = chat_row(database, tenant.account_id, f"{number}@s.whatsapp.net")
+    assert (chat["last_message"], chat["last_message_at"].timestamp(), chat["unread_count"]) == ("new", 1_700_000_100, 2)
+
+
+def test_reply_keeps_quoted_fields(client: httpx.Client, tenant: Any, device: dict[str, Any], database: str) -> None:
+    number = phone()
+    deliver(client, tenant, device, **{"from": number, "body": "sí, claro", "message_id": "Q-1",
+                                       "quoted_message_id": "ORIG-1", "quoted_body": "¿vienes?",
+                                       "quoted_sender": "51999999999@s.whatsapp.net"})
+    row = message_row(database, tenant.account_id, "Q-1")
+    assert (row["quoted_message_id"], row["quoted_body"], row["quoted_sender"]) == (
+        "ORIG-1", "¿vienes?", "51999999999@s.whatsapp.net")
+
+
+# -- media ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("kind", "mimetype", "caption", "file_name", "ext", "body"), [
+    ("image", "image/png", "a pic", "", ".jpg", "a pic"),
+    ("video", "video/mp4", "a clip", "", ".mp4", "a clip"),
+    ("audio", "audio/ogg; codecs=opus", "", "", ".ogg", ""),
+    ("document", "application/pdf", "ignored caption", "report.pdf", ".pdf", "report.pdf"),
+    ("sticker", "image/webp", "", "", ".webp", ""),
+])
+def test_media_is_downloaded_stored_and_served(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str,
+    kind: str, mimetype: str, caption: str, file_name: str, ext: str, body: str,
+) -> None:
+    number = phone()
+    jid = f"{number}@s.whatsapp.net"
+    data = PNG + kind.encode()
+    stanza = f"MEDIA-{kind.upper()}-{uuid.uuid4().hex[:6]}"
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{"from": number, "type": kind, "message_id": stanza, "body": caption,
+                                           "mimetype": mimetype, "file_name": file_name,
+                                           "media_base64": base64.b64encode(data).decode()})
+        new = next_event(ws)
+    row = message_row(database, tenant.account_id, stanza)
+    key = f"{tenant.account_id}/chats/{jid}/{stanza}{ext}"
+    assert row["media_url"] == f"/api/media/file/{key}"
+    assert (row["message_type"], row["body"], row["media_mimetype"], row["media_size"]) == (kind, body, mimetype, len(data))
+    assert row["media_filename"] == (file_name or None)
+    assert chat_row(database, tenant.account_id, jid)["last_message"] == body
+    message = new["data"]["message"]
+    assert message["media_url"] == row["media_url"] and message["media_mimetype"] == mimetype
+    served = client.get(row["media_url"])
+    assert served.status_code == 200 and served.content == data
+
+
+def test_location_and_contact_cards(client: httpx.Client, tenant: Any, device: dict[str, Any], database: str) -> None:
+    number = phone()
+    deliver(client, tenant, device, **{"from": number, "type": "location", "message_id": "LOC-1", "body": "Oficina",
+                                       "latitude": -12.0464, "longitude": -77.0428})
+    deliver(client, tenant, device, **{"from": number, "type": "contact", "message_id": "VC-1", "body": "Luis",
+                                       "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Luis\nTEL;type=CELL:+51 912 345 678\nEND:VCARD"})
+    location = message_row(database, tenant.account_id, "LOC-1")
+    assert (location["message_type"], location["body"]) == ("location", "📍 Oficina\n-12.0464,-77.0428")
+    card = message_row(database, tenant.account_id, "VC-1")
+    assert (card["message_type"], card["body"]) == ("contact", "👤 Luis\n+51 912 345 678")
+    assert chat_row(database, tenant.account_id, f"{number}@s.whatsapp.net")["unread_count"] == 2
+
+
+# -- reactions --------------------------------------------------------------------------------------
+def test_reactions_upsert_and_remove(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    jid = f"{number}@s.whatsapp.net"
+    deliver(client, tenant, device, **{"from": number, "body": "target", "message_id": "R-T"})
+    chat = chat_row(database, tenant.account_id, jid)
+    react = {"from": number, "type": "reaction", "target_message_id": "R-T", "push_name": "Rita",
+             "timestamp": 1_700_000_000}
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{**react, "emoji": "👍"})
+        added = next_event(ws)
+        deliver(client, tenant, device, **{**react, "emoji": "👍"})  # the same reaction again: nothing
+        assert_quiet(ws)
+        deliver(client, tenant, device, **{**react, "emoji": "❤️", "timestamp": 1_700_000_001})
+        changed = next_event(ws)
+        deliver(client, tenant, device, **{**react, "emoji": "", "timestamp": 1_700_000_002})
+        removed = next_event(ws)
+    assert added == {"event": "message_reaction", "account_id": tenant.account_id, "data": {
+        "chat_id": chat["id"], "target_message_id": "R-T", "sender_jid": jid, "sender_name": "Rita",
+        "emoji": "👍", "is_from_me": False, "removed": False}}
+    assert changed["data"]["emoji"] == "❤️" and changed["data"]["removed"] is False
+    assert removed["data"]["emoji"] == "" and removed["data"]["removed"] is True
+    assert count(database, "SELECT count(*) AS n FROM message_reactions WHERE chat_id = $1",
+                 uuid.UUID(chat["id"])) == 0
+    # reactions never touch the counters (and create no message row)
+    assert chat_row(database, tenant.account_id, jid)["unread_count"] == 1
+    assert count(database, "SELECT count(*) AS n FROM messages WHERE chat_id = $1", uuid.UUID(chat["id"])) == 1
+
+    deliver(client, tenant, device, **{**react, "emoji": "🔥", "timestamp": 1_700_000_010})
+    stored = sql(database, "SELECT target_message_id, sender_jid, sender_name, emoji, is_from_me FROM "
+                 "message_reactions WHERE chat_id = $1", uuid.UUID(chat["id"]))
+    assert stored == [{"target_message_id": "R-T", "sender_jid": jid, "sender_name": "Rita", "emoji": "🔥",
+                       "is_from_me": False}]
+
+
+# -- polls ------------------------------------------------------------------------------------------
+def test_poll_creation_and_votes(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    jid = f"{number}@s.whatsapp.net"
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{"from": number, "type": "poll", "message_id": "POLL-1", "push_name": "Pia",
+                                           "body": "¿Asistes?", "options": ["Sí", "No", "Tal vez"],
+                                           "max_selections": 2})
+        new = next_event(ws)
+        assert_quiet(ws)  # polls create no lead
+    row = message_row(database, tenant.account_id, "POLL-1")
+    assert (row["message_type"], row["body"], row["poll_question"], row["poll_max_selections"]) == (
+        "poll", "📊 ¿Asistes?\n1. Sí\n2. No\n3. Tal vez", "¿Asistes?", 2)
+    options = sql(database, "SELECT id::text AS id, name, position, vote_count FROM poll_options "
+                  "WHERE message_id = $1 ORDER BY position", uuid.UUID(row["id"]))
+    assert [(o["name"], o["position"], o["vote_count"]) for o in options] == [("Sí", 0, 0), ("No", 1, 0),
+                                                                               ("Tal vez", 2, 0)]
+    chat = chat_row(database, tenant.account_id, jid)
+    assert (chat["last_message"], chat["unread_count"]) == ("📊 ¿Asistes?", 1)
+    message = new["data"]["message"]
+    assert message["poll_question"] == "¿Asistes?" and message["poll_max_selections"] == 2
+    assert [o["name"] for o in message["poll_options"]] == ["Sí", "No", "Tal vez"]
+    assert [o["id"] for o in message["poll_options"]] == [o["id"] for o in options]
+    assert count(database, "SELECT count(*) AS n FROM leads WHERE account_id = $1", uuid.UUID(tenant.account_id)) == 0
+
+    vote = {"from": number, "type": "poll_vote", "target_message_id": "POLL-1", "timestamp": 1_700_000_000}
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{**vote, "selected_options": ["Sí", "Tal vez"]})
+        first = next_event(ws)
+        deliver(client, tenant, device, **{**vote, "selected_options": ["Sí", "Tal vez"]})  # again: nothing
+        assert_quiet(ws)
+        deliver(client, tenant, device, **{**vote, "selected_options": ["No"], "timestamp": 1_700_000_005})
+        second = next_event(ws)
+    assert first["event"] == "poll_update"
+    data = first["data"]
+    assert (data["chat_id"], data["message_id"], data["voter_jid"]) == (chat["id"], "POLL-1", jid)
+    assert [(o["name"], o["vote_count"]) for o in data["options"]] == [("Sí", 1), ("No", 0), ("Tal vez", 1)]
+    assert [(v["voter_jid"], v["selected_names"], v["message_id"]) for v in data["votes"]] == [
+        (jid, ["Sí", "Tal vez"], row["id"])]
+    assert [(o["name"], o["vote_count"]) for o in second["data"]["options"]] == [("Sí", 0), ("No", 1), ("Tal vez", 0)]
+    votes = sql(database, "SELECT voter_jid, selected_names FROM poll_votes WHERE message_id = $1", uuid.UUID(row["id"]))
+    assert votes == [{"voter_jid": jid, "selected_names": ["No"]}]
+    stored = sql(database, "SELECT name, vote_count FROM poll_options WHERE message_id = $1 ORDER BY position",
+                 uuid.UUID(row["id"]))
+    assert [(o["name"], o["vote_count"]) for o in stored] == [("Sí", 0), ("No", 1), ("Tal vez", 0)]
+    assert chat_row(database, tenant.account_id, jid)["unread_count"] == 1  # votes are not messages
+
+    # a vote for an unknown poll is ignored
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{**vote, "target_message_id": "NO-SUCH-POLL", "selected_options": ["x"]})
+        assert_quiet(ws)
+
+
+# -- edits and revokes ------------------------------------------------------------------------------
+def test_edit_and_revoke_change_the_target_in_place(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    jid = f"{number}@s.whatsapp.net"
+    deliver(client, tenant, device, **{"from": number, "body": "helo", "message_id": "E-1"})
+    deliver(client, tenant, device, **{"from": number, "body": "bye", "message_id": "E-2"})
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{"from": number, "type": "edit", "target_message_id": "E-1", "body": "hello"})
+        edited = next_event(ws)
+        deliver(client, tenant, device, **{"from": number, "type": "edit", "target_message_id": "E-1", "body": "hello"})
+        assert_quiet(ws)  # the same edit again changes nothing
+        deliver(client, tenant, device, **{"from": number, "type": "revoke", "target_message_id": "E-2"})
+        revoked = next_event(ws)
+        # someone else's message cannot be revoked by the peer: from-me flag must match
+        deliver(client, tenant, device, **{"from": number, "is_from_me": True, "type": "revoke",
+                                           "target_message_id": "E-1"})
+        assert_quiet(ws)
+    chat = chat_row(database, tenant.account_id, jid)
+    assert edited == {"event": "message_update", "account_id": tenant.account_id, "data": {
+        "action": "edited", "chat_id": chat["id"], "chat_jid": jid, "message_id": "E-1", "body": "hello",
+        "message_type": "text"}}
+    assert revoked["data"] == {"action": "revoked", "chat_id": chat["id"], "chat_jid": jid, "message_id": "E-2",
+                               "body": "", "message_type": "revoked"}
+    assert message_row(database, tenant.account_id, "E-1")["body"] == "hello"
+    gone = message_row(database, tenant.account_id, "E-2")
+    assert (gone["body"], gone["message_type"]) == ("", "revoked")
+    # no extra rows, unread counts only the two real messages, the preview follows the revoked newest message
+    assert count(database, "SELECT count(*) AS n FROM messages WHERE chat_id = $1", uuid.UUID(chat["id"])) == 2
+    assert (chat["unread_count"], chat["last_message"]) == (2, "")
+
+
+# -- receipts and presence --------------------------------------------------------------------------
+def test_receipts_update_status_and_emit(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    jid = f"{number}@s.whatsapp.net"
+    deliver(client, tenant, device, **{"from": number, "is_from_me": True, "body": "one", "message_id": "S-1"})
+    deliver(client, tenant, device, **{"from": number, "is_from_me": True, "body": "two", "message_id": "S-2"})
+    sql(database, "UPDATE messages SET status = 'sent' WHERE account_id = $1 AND message_id IN ('S-1', 'S-2')",
+        uuid.UUID(tenant.account_id))
+    receipt = {"from": number, "type": "receipt", "message_ids": ["S-1", "S-2"], "timestamp": 1_700_000_000}
+
+    def status(mid: str) -> str:
+        return message_row(database, tenant.account_id, mid)["status"]
+
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{**receipt, "status": "delivered"})
+        delivered = next_event(ws)
+        assert (status("S-1"), status("S-2")) == ("delivered", "delivered")
+        deliver(client, tenant, device, **{**receipt, "message_ids": ["S-1"], "status": "read"})
+        read = next_event(ws)
+        assert (status("S-1"), status("S-2")) == ("read", "delivered")
+        deliver(client, tenant, device, **{**receipt, "status": "delivered"})  # never downgrades read
+        again = next_event(ws)
+        assert (status("S-1"), status("S-2")) == ("read", "delivered")
+        deliver(client, tenant, device, **{**receipt, "message_ids": ["S-2"], "status": "played"})
+        played = next_event(ws)
+        assert status("S-2") == "read"
+        deliver(client, tenant, device, **{**receipt, "status": "retry"})  # not a delivery report: ignored
+        assert_quiet(ws)
+    assert delivered == {"event": "message_status", "account_id": tenant.account_id, "data": {
+        "message_ids": ["S-1", "S-2"], "chat_jid": jid, "status": "delivered", "timestamp": "2023-11-14T22:13:20Z"}}
+    assert read["data"]["status"] == "read" and read["data"]["message_ids"] == ["S-1"]
+    assert again["data"]["status"] == "delivered" and played["data"]["status"] == "read"
+    # incoming messages are never touched by receipts
+    deliver(client, tenant, device, **{"from": number, "body": "in", "message_id": "S-IN"})
+    deliver(client, tenant, device, **{**receipt, "message_ids": ["S-IN"], "status": "read"})
+    assert status("S-IN") == "received"
+
+
+def test_presence_is_broadcast_only(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    with socket(server, tenant) as ws:
+        deliver(client, tenant, device, **{"from": number, "type": "presence"})
+        online = next_event(ws)
+        deliver(client, tenant, device, **{"from": number, "type": "presence", "available": False,
+                                           "timestamp": 1_700_000_000})
+        offline = next_event(ws)
+    assert online["data"] == {"jid": f"{number}@s.whatsapp.net", "available": True, "last_seen_at": None}
+    assert offline["data"] == {"jid": f"{number}@s.whatsapp.net", "available": False,
+                               "last_seen_at": "2023-11-14T22:13:20Z"}
+    assert count(database, "SELECT count(*) AS n FROM chats WHERE account_id = $1", uuid.UUID(tenant.account_id)) == 0
+
+
+# -- ignored and corrupt input ----------------------------------------------------------------------
+def test_groups_broadcasts_and_newsletters_are_ignored(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    with socket(server, tenant) as ws:
+        for chat in ("120363025246125888@g.us", "status@broadcast", "120363144038483540@newsletter"):
+            deliver(client, tenant, device, **{"from": number, "chat": chat, "body": "noise"})
+            deliver(client, tenant, device, **{"from": number, "chat": chat, "type": "reaction",
+                                               "target_message_id": "X", "emoji": "👍"})
+        assert_quiet(ws)
+    account = uuid.UUID(tenant.account_id)
+    for table in ("chats", "messages", "contacts", "leads", "message_reactions"):
+        assert count(database, f"SELECT count(*) AS n FROM {table} WHERE account_id = $1", account) == 0, table
+
+
+def test_lid_chat_without_mapping_keeps_the_lid(
+    client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    deliver(client, tenant, device, **{"from": "123456789012345@lid", "push_name": "Hidden", "body": "hi",
+                                       "message_id": "LID-1"})
+    row = message_row(database, tenant.account_id, "LID-1")
+    assert row["chat_jid"] == "123456789012345@lid"
+    lead = sql(database, "SELECT phone FROM leads WHERE account_id = $1 AND jid = '123456789012345@lid'",
+               uuid.UUID(tenant.account_id))
+    assert lead == [{"phone": "123456789012345"}]  # B.6: unresolved LID digits as phone
+
+
+def test_corrupt_event_is_skipped_and_ingestion_continues(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    number = phone()
+    with socket(server, tenant) as ws:
+        # a timestamp no datetime can hold: the event cannot be parsed; the route still answers
+        deliver(client, tenant, device, **{"from": number, "body": "broken", "message_id": "BAD-1",
+                                           "timestamp": 9_000_000_000_000_000_000})
+        deliver(client, tenant, device, **{"from": number, "body": "fine", "message_id": "GOOD-1"})
+        assert next_event(ws)["data"]["message"]["message_id"] == "GOOD-1"
+    assert count(database, "SELECT count(*) AS n FROM messages WHERE account_id = $1 AND message_id = 'BAD-1'",
+                 uuid.UUID(tenant.account_id)) == 0
+    message_row(database, tenant.account_id, "GOOD-1")
+    assert "skipping corrupt Message event" in server.logs()
+
+
+# -- bursts -----------------------------------------------------------------------------------------
+async def _post_all(server: support.ServerProcess, path: str, token: str, bodies: list[bytes], concurrency: int) -> None:
+    """POST every body on ``concurrency`` keep-alive connections (a bare HTTP/1.1 client: cheap enough that
+    the server, not the test, is what gets measured on a small machine)."""
+    todo = iter(bodies)
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                "Content-Type: application/json\r\n").encode()
+        try:
+            for body in todo:
+                writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                status = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                answer = await reader.readexactly(length)
+                assert status.split()[1] == b"200", (status, answer)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+
+
+def test_concurrent_dev_route_deliveries_share_transactions(
+    server: support.ServerProcess, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    """Through HTTP: events that queue up while a batch is written go into the next batch together."""
+    senders = [phone() for _ in range(20)]
+    total = 1500
+    bodies = [json.dumps({"from": senders[i % 20], "push_name": f"S{i % 20}", "body": f"http burst {i}",
+                          "message_id": f"HB-{i:05d}", "timestamp": 1_700_000_000 + i}).encode()
+              for i in range(total)]
+    started = time.monotonic()
+    asyncio.run(_post_all(server, f"/api/dev/whatsapp/{device['id']}/inbound", tenant.token, bodies, 16))
+    elapsed = time.monotonic() - started
+    stored = sql(database, "SELECT count(*) AS n, count(DISTINCT xmin::text) AS transactions FROM messages "
+                 "WHERE account_id = $1", uuid.UUID(tenant.account_id))[0]
+    assert stored["n"] == total
+    assert stored["transactions"] < total * 0.7, stored
+    chats = sql(database, "SELECT count(*) AS n, sum(unread_count) AS unread FROM chats WHERE account_id = $1",
+                uuid.UUID(tenant.account_id))[0]
+    assert (chats["n"], chats["unread"]) == (20, total)
+    print(f"\n{total} deliveries over HTTP: {total / elapsed:.0f}/s in {stored['transactions']} transactions")
+
+
+@pytest.fixture(scope="module")
+def pool_database(services: None) -> Iterator[str]:
+    """A migrated database with no server on it, for the in-process pool tests."""
+    name, dsn = support.create_database()
+    try:
+        result = support.clarin_cli("migrate", env=support.base_env(dsn))
+        assert result.returncode == 0, result.stderr
+        yield dsn
+    finally:
+        support.drop_database(name)
+
+
+@contextmanager
+def live_pool(dsn: str, data_dir: Any) -> Iterator[tuple[Any, asyncio.AbstractEventLoop]]:
+    """The real AppState (PostgreSQL, Redis, local storage, device pool with the simulated driver and the
+    InboundIngestor installed by ``start``) on ``dsn``, run on a private event loop."""
+    from clarin.config import load_settings
+    from clarin.state import AppState
+
+    async def build() -> Any:
+        state = AppState.build(load_settings(support.base_env(dsn, CLARIN_DATA_DIR=str(data_dir))), dsn)
+        assert state.whatsapp is not None
+        state.whatsapp.renew_interval = 3600
+        await state.start()
+        return state
+
+    loop = asyncio.new_event_loop()
+    state = loop.run_until_complete(build())
+    try:
+        yield state, loop
+    finally:
+        loop.run_until_complete(state.stop())
+        loop.close()
+
+
+def _paired_device(state: Any, loop: asyncio.AbstractEventLoop, dsn: str, name: str) -> tuple[uuid.UUID, uuid.UUID]:
+    account = uuid.UUID(sql(dsn, "INSERT INTO accounts (name) VALUES ($1) RETURNING id::text AS id", name)[0]["id"])
+    device_id = uuid.UUID(sql(dsn, "INSERT INTO devices (account_id, name) VALUES ($1, 'x') RETURNING id::text AS id",
+                              account)[0]["id"])
+    pool = state.whatsapp
+
+    async def pair() -> None:
+        if not pool.leases.is_open:
+            await pool.leases.open()
+        await pool.connect(device_id, account, "", "disconnected")
+        for _ in range(300):
+            if await pool.driver.is_connected(device_id) and pool.owns(device_id):
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # the Connected event (contact sync) has been handled
+
+    loop.run_until_complete(pair())
+    return account, device_id
+
+
+async def _emit_all(driver: Any, device_id: uuid.UUID, events: list[Any]) -> None:
+    await asyncio.gather(*(driver.emit(device_id, event) for event in events))
+
+
+def test_burst_of_10k_messages_is_written_in_batches(pool_database: str, tmp_path: Any) -> None:
+    """10k events reach the pool at once (as after a reconnect): ingested in batches of up to 500, one
+    transaction each — counted by the distinct xmin of the stored rows."""
+    from clarin.whatsapp.simulated_driver import build_inbound_event
+    from clarin.wire.devices import InboundSpec
+
+    total, senders = 10_000, 100
+    with live_pool(pool_database, tmp_path) as (state, loop):
+        account, device_id = _paired_device(state, loop, pool_database, "burst")
+        events = [build_inbound_event(InboundSpec(from_=f"5198{i % senders:07d}", push_name=f"S{i % senders}",
+                                                  body=f"burst {i}", message_id=f"BURST-{i:05d}",
+                                                  timestamp=1_700_000_000 + i)) for i in range(total)]
+        driver = state.whatsapp.driver
+        started = time.perf_counter()
+        loop.run_until_complete(_emit_all(driver, device_id, events))
+        elapsed = time.perf_counter() - started
+        stats = state.whatsapp.inbound.stats
+    stored = sql(pool_database, "SELECT count(*) AS n, count(DISTINCT xmin::text) AS transactions FROM messages "
+                 "WHERE account_id = $1", account)[0]
+    assert stored["n"] == total
+    assert stored["transactions"] <= total // 100, stored  # 20 batches of 500 in practice
+    assert stats.transactions == stored["transactions"] and stats.messages == total
+    chats = sql(pool_database, "SELECT count(*) AS n, sum(unread_count) AS unread, min(last_message_at) AS oldest "
+                "FROM chats WHERE account_id = $1", account)[0]
+    assert (chats["n"], chats["unread"]) == (senders, total)
+    last = sql(pool_database, "SELECT last_message FROM chats WHERE account_id = $1 AND jid = $2", account,
+               f"5198{(total - 1) % senders:07d}@s.whatsapp.net")
+    assert last == [{"last_message": f"burst {total - 1}"}]  # the newest message wins the preview
+    assert count(pool_database, "SELECT count(*) AS n FROM leads WHERE account_id = $1", account) == senders
+    assert count(pool_database, "SELECT count(*) AS n FROM contacts WHERE account_id = $1", account) == senders
+    print(f"\n10k burst through the pool: {total / elapsed:.0f} msgs/s, {stored['transactions']} transactions")
+
+
+# -- in-process: the pool's sink with corrupt events ------------------------------------------------
+def test_corrupt_protobufs_through_the_driver_sink_are_skipped(pool_database: str, tmp_path: Any) -> None:
+    """Garbage handed to the pool by the driver is logged and skipped; the valid events of the same batches
+    are stored and the pool keeps working. An event PostgreSQL refuses fails its batch's transaction: the
+    batch is retried in halves and only that event is lost."""
+    from clarin.whatsapp.proto import JID, MessageEv, MessageInfo, MessageSource, ReceiptEv, WAMessage
+    from clarin.whatsapp.simulated_driver import build_inbound_event
+    from clarin.wire.devices import InboundSpec
+
+    def text(i: int, body: str = "") -> Any:
+        return build_inbound_event(InboundSpec(from_="51911111111", body=body or f"ok {i}", message_id=f"OK-{i}"))
+
+    no_chat = MessageEv(Info=MessageInfo(ID="NO-CHAT"), Message=WAMessage(conversation="x"))
+    no_id = MessageEv(Info=MessageInfo(MessageSource=MessageSource(Chat=JID(User="519", Server="s.whatsapp.net"))),
+                      Message=WAMessage(conversation="x"))
+    bad_utf8 = text(90)
+    bad_utf8.Message.ParseFromString(b"\x0a\x02\xff\xfe")  # a "string" that is not UTF-8 (decodes as bytes)
+    no_receipt_chat = ReceiptEv(MessageIDs=["x"], Type=ReceiptEv.READ)
+    noise: list[Any] = [no_chat, no_id, bad_utf8, no_receipt_chat, b"\x00\x01 not a protobuf", object()]
+
+    sql(pool_database, "ALTER TABLE messages ADD CONSTRAINT test_poison CHECK (body <> 'poison')")
+    try:
+        with live_pool(pool_database, tmp_path) as (state, loop):
+            account, device_id = _paired_device(state, loop, pool_database, "corrupt")
+            driver = state.whatsapp.driver
+            first = [text(0), *noise[:3], text(1), *noise[3:], text(2)]
+            loop.run_until_complete(_emit_all(driver, device_id, first))
+            second = [text(i) for i in range(3, 9)] + [text(9, "poison")] + [text(i) for i in range(10, 14)]
+            loop.run_until_complete(_emit_all(driver, device_id, second))
+            loop.run_until_complete(driver.emit(device_id, text(14)))
+            assert state.whatsapp.owns(device_id)
+            stats = state.whatsapp.inbound.stats
+    finally:
+        sql(pool_database, "ALTER TABLE messages DROP CONSTRAINT test_poison")
+    stored = sql(pool_database, "SELECT message_id FROM messages WHERE account_id = $1", account)
+    assert sorted(r["message_id"] for r in stored) == sorted(f"OK-{i}" for i in range(15) if i != 9)
+    assert stats.corrupt == 4  # no chat, no id, bad UTF-8, receipt without chat (the rest is ignored)
+    assert stats.skipped == 1 and stats.messages == 14
+
+
+def test_lid_chats_resolve_through_the_drivers_lid_map(pool_database: str, tmp_path: Any) -> None:
+    """B.6: an @lid chat the LID map knows is stored under the phone JID (chat, contact, lead); the sender
+    stays as received in from_jid; the mapping is asked once and cached."""
+    from clarin.whatsapp.simulated_driver import build_inbound_event
+    from clarin.wire.devices import InboundSpec
+
+    asked: list[str] = []
+
+    async def pn_for_lid(device_id: uuid.UUID, jid: str) -> str | None:
+        asked.append(jid)
+        return "51977777777@s.whatsapp.net" if jid == "888777666@lid" else None
+
+    with live_pool(pool_database, tmp_path) as (state, loop):
+        account, device_id = _paired_device(state, loop, pool_database, "lid")
+        driver = state.whatsapp.driver
+        driver.pn_for_lid = pn_for_lid  # the simulation has no LID map of its own
+        events = [build_inbound_event(InboundSpec(from_="888777666@lid", push_name="Lu", body=f"hi {i}",
+                                                  message_id=f"LIDMAP-{i}")) for i in range(3)]
+        loop.run_until_complete(_emit_all(driver, device_id, events))
+        loop.run_until_complete(driver.emit(device_id, build_inbound_event(
+            InboundSpec(from_="888777666@lid", body="again", message_id="LIDMAP-3"))))
+    rows = sql(pool_database, "SELECT c.jid, m.from_jid FROM messages m JOIN chats c ON c.id = m.chat_id "
+               "WHERE m.account_id = $1", account)
+    assert {(r["jid"], r["from_jid"]) for r in rows} == {("51977777777@s.whatsapp.net", "888777666@lid")}
+    assert len(rows) == 4
+    leads = sql(pool_database, "SELECT jid, phone FROM leads WHERE account_id = $1", account)
+    assert leads == [{"jid": "51977777777@s.whatsapp.net", "phone": "51977777777"}]
+    assert asked == ["888777666@lid"]
+
+
+def test_parse_uses_the_events_own_phone_number_for_lid_chats() -> None:
+    from clarin.messaging.ingest_parse import parse_event
+    from clarin.whatsapp.proto import JID
+    from clarin.whatsapp.simulated_driver import build_inbound_event
+    from clarin.wire.devices import InboundSpec
+
+    event = build_inbound_event(InboundSpec(from_="99887766@lid", body="hi", push_name="L"))
+    event.Info.MessageSource.SenderAlt.CopyFrom(JID(User="51987654321", Server="s.whatsapp.net"))
+    record = parse_event(event)
+    assert record is not None and record.raw_chat_jid == "99887766@lid"
+    assert record.chat_hint == "51987654321@s.whatsapp.net"  # type: ignore[union-attr]
