@@ -27,9 +27,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check clarin tests bench
 
+# Benchmark + regression gate (not part of `make test`): micro-benchmarks, EXPLAIN check of the hot queries,
+# load test on the seeded `clarin_bench` database (created and seeded on first use, ~2-3 min), then the gate
+# against bench/baseline.json. Knobs: BENCH_WORKERS, BENCH_DURATION, BENCH_CONCURRENCY, ... (bench/load.py).
 bench: $(STAMP)
-	@echo "bench: Cython vs pure-Python micro-benchmarks (the load suite arrives with the performance issue)"
-	$(BIN)/python -m pytest bench -q --benchmark-only -p no:cacheprovider
+	$(BIN)/python -m bench.gate
 
 services:
 	bash .ci/services.sh

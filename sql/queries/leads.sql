@@ -17,6 +17,9 @@ LIMIT $2
 
 -- name: leads_page
 -- R37 paged mode without search. $2 pipeline, $3 stage, $4 tag ids (any-of); NULL = no filter.
+-- The tag filter is an uncorrelated IN (a hashed SubPlan: the tag's lead ids are read once from
+-- idx_lead_tags_tag), not a correlated EXISTS: behind "$4 IS NULL OR" the EXISTS cannot become a semi-join
+-- and the prepared (generic) plan probed lead_tags once per lead of the account (bench: 300 ms → 15 ms).
 SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
        l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
        l.assigned_to, l.created_at, l.updated_at,
@@ -26,8 +29,8 @@ LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
 WHERE l.account_id = $1
   AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
   AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR EXISTS (
-        SELECT 1 FROM lead_tags lt WHERE lt.lead_id = l.id AND lt.tag_id = ANY($4::uuid[])))
+  AND ($4::uuid[] IS NULL OR l.id IN (
+        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
 ORDER BY l.created_at DESC, l.id DESC
 LIMIT $5 OFFSET $6
 
@@ -37,8 +40,8 @@ FROM leads l
 WHERE l.account_id = $1
   AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
   AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR EXISTS (
-        SELECT 1 FROM lead_tags lt WHERE lt.lead_id = l.id AND lt.tag_id = ANY($4::uuid[])))
+  AND ($4::uuid[] IS NULL OR l.id IN (
+        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
 
 -- name: leads_page_search
 -- R37 paged mode with search: $5 is an ILIKE pattern ('%' || escaped term || '%'). The expression
@@ -53,8 +56,8 @@ WHERE l.account_id = $1
   AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $5
   AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
   AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR EXISTS (
-        SELECT 1 FROM lead_tags lt WHERE lt.lead_id = l.id AND lt.tag_id = ANY($4::uuid[])))
+  AND ($4::uuid[] IS NULL OR l.id IN (
+        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
 ORDER BY l.created_at DESC, l.id DESC
 LIMIT $6 OFFSET $7
 
@@ -65,8 +68,8 @@ WHERE l.account_id = $1
   AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $5
   AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
   AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR EXISTS (
-        SELECT 1 FROM lead_tags lt WHERE lt.lead_id = l.id AND lt.tag_id = ANY($4::uuid[])))
+  AND ($4::uuid[] IS NULL OR l.id IN (
+        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
 
 -- name: leads_tags_for_leads
 -- structured_tags for a whole page in one query; grouped by lead_id in Python.
