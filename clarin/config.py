@@ -20,7 +20,7 @@ DEFAULT_JWT_SECRET = "clarin_jwt_secret_change_in_production_2026"
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     data_dir: Path = Path(".clarin-data")
-    db_pool_size: int = 25
+    db_pool_size: int = 10
     redis_url: str | None = "redis://localhost:6379"
     redis_prefix: str = "clarin"
     jwt_secret: str = DEFAULT_JWT_SECRET
@@ -131,7 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database_url=_get(env, "DATABASE_URL"),
         data_dir=Path(_get(env, "CLARIN_DATA_DIR") or ".clarin-data"),
-        db_pool_size=max(1, _int(env, "DB_POOL_SIZE", 25)),
+        db_pool_size=max(1, _int(env, "DB_POOL_SIZE", 10)),
         redis_url=None if redis_url.lower() in DISABLED_WORDS else redis_url,
         redis_prefix=_get(env, "REDIS_PREFIX") or "clarin",
         jwt_secret=_get(env, "JWT_SECRET") or DEFAULT_JWT_SECRET,

@@ -478,3 +478,14 @@ def test_board_without_redis(tenant: Any, client: httpx.Client, database: str, l
     finally:
         srv.stop()
     assert json.loads(client.get("/api/leads", headers=tenant.headers).content)["success"] is True
+
+
+def test_page_total_is_cached_and_invalidated_by_writes(client: httpx.Client, tenant: Any, database: str) -> None:
+    for n in range(3):
+        create_lead(client, tenant, f"5190000010{n}", name=f"Cached {n}")
+    assert board(client, tenant, limit=1).json()["total"] == 3  # counted and cached (not the last page)
+    assert board(client, tenant, limit=1).json()["total"] == 3  # served from the cached total
+    extra = create_lead(client, tenant, "51900000199", name="Cached extra")
+    assert board(client, tenant, limit=1).json()["total"] == 4  # the write dropped the cached total
+    assert client.delete(f"/api/leads/{extra['id']}", headers=tenant.headers).status_code == 200
+    assert board(client, tenant, limit=1).json()["total"] == 3

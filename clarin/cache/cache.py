@@ -21,6 +21,18 @@ class Cache:
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._redis.guard(lambda r: r.set(key, value, ex=ttl_seconds), None)
 
+    async def hget(self, key: str, field: str) -> bytes | None:
+        return await self._redis.guard(lambda r: r.hget(key, field), None)
+
+    async def hset_ttl(self, key: str, field: str, value: bytes | str | int, ttl_seconds: int) -> None:
+        async def _set(r) -> None:  # type: ignore[no-untyped-def]
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.hset(key, field, value)
+                pipe.expire(key, ttl_seconds)
+                await pipe.execute()
+
+        await self._redis.guard(_set, None)
+
     async def delete(self, *keys: str) -> None:
         if keys:
             await self._redis.guard(lambda r: r.unlink(*keys), None)

@@ -9,6 +9,7 @@ After every committed write the ``leads:<account>`` cache is dropped and ``lead_
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,13 @@ from typing import Any
 import msgspec
 
 from clarin._speedups import group_rows, normalize_phone
-from clarin.crm.leads_cache import get_cached_leads, invalidate_leads, store_cached_leads
+from clarin.crm.leads_cache import (
+    get_cached_leads,
+    get_cached_total,
+    invalidate_leads,
+    store_cached_leads,
+    store_cached_total,
+)
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.http.json import encode
@@ -123,28 +130,57 @@ async def hydrate(executor: Any, account_id: uuid.UUID, rows: list[dict[str, Any
     return msgspec.convert(rows, list[Lead])
 
 
+_building: dict[uuid.UUID, asyncio.Future[bytes]] = {}
+
+
 async def board_body(state: AppState, account_id: uuid.UUID) -> bytes:
-    """R37 without parameters: the cached body when there is one, else built and cached (30 s)."""
+    """R37 without parameters: the cached body when there is one, else built and cached (30 s).
+
+    Single-flight per process: concurrent misses of one account wait for the one build in progress
+    instead of each rebuilding the 10k-lead board (a cache stampede)."""
     cached = await get_cached_leads(state, account_id)
     if cached is not None:
         return cached
-    rows = await state.db.fetch(Q_LIST_ALL, [account_id, COMPAT_CAP])
-    body = encode(LeadsResponse(leads=await hydrate(state.db, account_id, rows)))
-    await store_cached_leads(state, account_id, body)
-    return body
+    pending = _building.get(account_id)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    _building[account_id] = future
+    try:
+        rows = await state.db.fetch(Q_LIST_ALL, [account_id, COMPAT_CAP])
+        body = encode(LeadsResponse(leads=await hydrate(state.db, account_id, rows)))
+        await store_cached_leads(state, account_id, body)
+        future.set_result(body)
+        return body
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+        raise
+    finally:
+        _building.pop(account_id, None)
 
 
 async def list_page(
     state: AppState, account_id: uuid.UUID, flt: LeadFilter, limit: int, offset: int
 ) -> LeadsResponse:
     filters = [account_id, flt.pipeline_id, flt.stage_id, flt.tag_ids or None]
-    if flt.search:
-        pattern = escape_like(flt.search)
+    pattern = escape_like(flt.search) if flt.search else None
+    if pattern is not None:
         rows = await state.db.fetch(Q_PAGE_SEARCH, [*filters, pattern, limit, offset])
-        total = await state.db.fetch_val(Q_COUNT_SEARCH, [*filters, pattern])
     else:
         rows = await state.db.fetch(Q_PAGE, [*filters, limit, offset])
-        total = await state.db.fetch_val(Q_COUNT, filters)
+    if (rows and len(rows) < limit) or (not rows and offset == 0):
+        total = offset + len(rows)  # the last page: the total is known without counting
+    else:
+        signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
+                              ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search))
+        total = await get_cached_total(state, account_id, signature)
+        if total is None:
+            if pattern is not None:
+                total = int(await state.db.fetch_val(Q_COUNT_SEARCH, [*filters, pattern]) or 0)
+            else:
+                total = int(await state.db.fetch_val(Q_COUNT, filters) or 0)
+            await store_cached_total(state, account_id, signature, total)
     leads = await hydrate(state.db, account_id, rows)
     return LeadsResponse(leads=leads, total=int(total or 0), limit=limit, offset=offset)
 

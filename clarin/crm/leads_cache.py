@@ -25,5 +25,19 @@ async def store_cached_leads(state: AppState, account_id: object, body: bytes) -
     await state.cache.set(leads_key(account_id), body, LEADS_TTL_SECONDS)
 
 
+def totals_key(account_id: object) -> str:
+    """One Redis hash per account: field = filter signature, value = the page total (dropped with the board)."""
+    return f"leads:{account_id}:totals"
+
+
+async def get_cached_total(state: AppState, account_id: object, signature: str) -> int | None:
+    raw = await state.cache.hget(totals_key(account_id), signature)
+    return None if raw is None else int(raw)
+
+
+async def store_cached_total(state: AppState, account_id: object, signature: str, total: int) -> None:
+    await state.cache.hset_ttl(totals_key(account_id), signature, total, LEADS_TTL_SECONDS)
+
+
 async def invalidate_leads(state: AppState, account_id: object) -> None:
-    await state.cache.delete(leads_key(account_id))
+    await state.cache.delete(leads_key(account_id), totals_key(account_id))
