@@ -22,7 +22,8 @@ from clarin.http.request import INT64_MAX, Request
 from clarin.http.routes import RouteGroup
 from clarin.kommo.client import KommoError
 from clarin.kommo.poller import ALREADY_RUNNING, KommoService
-from clarin.kommo.sync import KPipeline, PipelineNotFound, decode_items
+from clarin.kommo.records import KPipeline, decode_items
+from clarin.kommo.sync import PipelineNotFound
 from clarin.wire.common import Ok
 from clarin.wire.kommo import (
     ConnectedListResponse,
