@@ -83,6 +83,8 @@ class AppState:
             await self.kommo.stop()
         if self.whatsapp is not None:
             await self.whatsapp.stop()
+            if isinstance(self.whatsapp.inbound, InboundIngestor):
+                await self.whatsapp.inbound.close()
         self.hub.close_all()
         await self.auth_guard.stop()
         await self.broadcaster.stop()

@@ -717,3 +717,30 @@ def test_parse_uses_the_events_own_phone_number_for_lid_chats() -> None:
     record = parse_event(event)
     assert record is not None and record.raw_chat_jid == "99887766@lid"
     assert record.chat_hint == "51987654321@s.whatsapp.net"  # type: ignore[union-attr]
+
+
+def test_new_incoming_sender_gets_an_avatar_in_the_background(
+    client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
+) -> None:
+    """B.7 step 10 / B.16.5: the simulated driver's picture of a new sender is stored under
+    ``<account>/avatars/<phone>.jpg`` and linked on the contact, after the batch committed."""
+    from clarin.whatsapp.simulated_driver import simulated_picture
+
+    number = phone()
+    jid = f"{number}@s.whatsapp.net"
+    deliver(client, tenant, device, **{"from": number, "push_name": "Avi", "body": "hola"})
+    key = f"{tenant.account_id}/avatars/{number}.jpg"
+    avatar = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        rows = sql(database, "SELECT avatar_url FROM contacts WHERE account_id = $1 AND jid = $2",
+                   uuid.UUID(tenant.account_id), jid)
+        avatar = rows[0]["avatar_url"] if rows else None
+        if avatar:
+            break
+        time.sleep(0.05)
+    assert avatar == f"/api/media/file/{key}"
+    served = client.get(avatar)
+    assert served.status_code == 200, served.text
+    assert served.headers["content-type"] == "image/jpeg"
+    assert served.content == simulated_picture(jid) and served.content.startswith(b"\xff\xd8")

@@ -21,13 +21,15 @@ Per batch:
    other messages with it;
 6. after the commit: ``invalidate_leads`` once when leads were created, then the WebSocket events in this
    order: ``new_message`` (arrival order), ``message_update`` (edits/revokes, new), ``message_reaction``,
-   ``poll_update``, ``message_status``, ``presence``, and one ``lead_update {action: "created", ids}``.
+   ``poll_update``, ``message_status``, ``presence``, and one ``lead_update {action: "created", ids}``;
+7. avatars (B.7 step 10, B.16.5): the senders of new incoming messages whose contact has no ``avatar_url``
+   get their profile picture fetched by a background task (a few at a time), stored at
+   ``<account>/avatars/<user>.jpg`` and linked as ``/api/media/file/<key>``. Each contact is tried at most
+   once per process (the original retried on every message); nothing here can delay or fail ingestion.
 
 Idempotency: a stanza is stored once per (account, chat, stanza id); a re-delivered message inserts nothing
 and causes nothing (no counter, contact, lead or event). Reactions, votes, edits and receipts that change
 nothing emit nothing either.
-
-Not done: avatar fetch (B.7 step 10, B.16.5) — the driver contract has no profile-picture call yet.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,9 +67,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("clarin.ingest")
 
 Q_EXISTING = query("ingest_existing_messages")
+Q_NO_AVATAR = query("ingest_contacts_without_avatar")
+Q_SET_AVATAR = query("ingest_set_avatar")
 
 MEDIA_CONCURRENCY = 8
 LID_CACHE_SIZE = 50_000
+AVATAR_CONCURRENCY = 4
+AVATAR_MEMORY = 200_000  # (account, JID) pairs remembered as tried; forgotten all at once past this
 
 
 @dataclass
@@ -86,6 +93,9 @@ class InboundIngestor:
         self.state = state
         self.stats = IngestStats()
         self._lids: dict[str, str] = {}
+        self._avatar_tried: set[tuple[uuid.UUID, str]] = set()
+        self._avatar_gate = asyncio.Semaphore(AVATAR_CONCURRENCY)
+        self._avatar_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def driver(self) -> Any:
@@ -210,6 +220,7 @@ class InboundIngestor:
         if inbound or receipts:
             outcome = await self._commit(device, inbound, receipts)
         await self._announce(device, outcome, receipts, presences)
+        self._schedule_avatars(device, outcome)
 
     async def _commit(self, device: DeviceRef, inbound: list[Inbound], receipts: list[Receipt]) -> Outcome:
         """One transaction for everything; on failure, halves retried alone (down to single events)."""
@@ -238,6 +249,54 @@ class InboundIngestor:
             merged.changes += part.changes
             merged.statuses_updated += part.statuses_updated
         return merged
+
+    # -- avatars (after the commit, in the background) -----------------------------------------------
+    def _schedule_avatars(self, device: DeviceRef, outcome: Outcome) -> None:
+        account = device.account_id
+        jids = sorted({s.record.chat_jid for s in outcome.messages
+                       if s.record.kind == "message" and not s.record.is_from_me})
+        todo = [j for j in jids if (account, j) not in self._avatar_tried]
+        if not todo:
+            return
+        if len(self._avatar_tried) + len(todo) > AVATAR_MEMORY:
+            self._avatar_tried.clear()
+        self._avatar_tried.update((account, j) for j in todo)
+        task = asyncio.get_running_loop().create_task(self._fetch_avatars(device, todo))
+        self._avatar_tasks.add(task)
+        task.add_done_callback(self._avatar_tasks.discard)
+
+    async def _fetch_avatars(self, device: DeviceRef, jids: list[str]) -> None:
+        account = device.account_id
+        try:
+            if not await self.state.storage.available():
+                self._avatar_tried.difference_update((account, j) for j in jids)  # retried once storage is back
+                return
+            rows = await self.state.db.fetch(Q_NO_AVATAR, [account, jids])
+        except Exception as exc:
+            self._avatar_tried.difference_update((account, j) for j in jids)
+            log.debug("device %s: avatar lookup skipped: %s", device.id, exc)
+            return
+        await asyncio.gather(*(self._fetch_avatar(device, row["jid"]) for row in rows))
+
+    async def _fetch_avatar(self, device: DeviceRef, jid: str) -> None:
+        async with self._avatar_gate:
+            try:
+                data = await self.driver.profile_picture(device.id, jid)
+                if not data:
+                    return
+                key = build_key(device.account_id, "avatars", f"{jid_user(jid)}.jpg")
+                await self.state.storage.put(key, data, "image/jpeg")
+                await self.state.db.execute(Q_SET_AVATAR, [device.account_id, jid, proxy_url(key)])
+            except Exception as exc:  # an avatar is never worth more than a log line
+                log.info("device %s: avatar of %s not stored: %s", device.id, jid, exc)
+
+    async def close(self) -> None:
+        """Cancel avatar fetches still running (shutdown)."""
+        tasks = list(self._avatar_tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- events -------------------------------------------------------------------------------------
     async def _announce(self, device: DeviceRef, outcome: Outcome, receipts: list[Receipt],

@@ -203,6 +203,11 @@ class WhatsAppDriver(ABC):
     async def decrypt_poll_vote(self, device_id: uuid.UUID, event: MessageEv) -> list[bytes]:
         """SHA-256 hashes of the option names selected by a poll-vote ``MessageEv`` (empty = retracted)."""
 
+    @abstractmethod
+    async def profile_picture(self, device_id: uuid.UUID, jid: str) -> bytes | None:
+        """The full-size profile picture (JPEG bytes) of ``jid`` as seen by the device, or None when it has
+        none, hides it, or anything fails (never raises: avatars are best effort, B.16.5)."""
+
 
 # -- JIDs -------------------------------------------------------------------------------------------
 def parse_jid(text: str) -> JID:

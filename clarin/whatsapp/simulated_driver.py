@@ -12,6 +12,10 @@
 Poll votes are "encrypted" transparently: ``encPayload`` is the serialized ``PollVoteMessage`` and
 ``encIV`` is :data:`SIM_IV`; :meth:`decrypt_poll_vote` just parses it. Media bytes of inbound messages
 are kept by SHA-256 so :meth:`download_media` returns them.
+
+Profile pictures: every JID has one by default, a tiny valid JPEG made unique per JID (a JPEG comment
+segment carrying the JID), so the same JID always yields the same bytes. :meth:`SimulatedDriver.set_profile_picture`
+replaces it, or removes it with ``None`` (a contact that hides its picture).
 """
 
 from __future__ import annotations
@@ -68,6 +72,13 @@ from clarin.whatsapp.proto import (
 )
 from clarin.wire.devices import InboundSpec
 
+# An 8x8 baseline JPEG (Pillow, quality 50); simulated profile pictures are this with a per-JID comment.
+SIM_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1x"
+    "eXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAAR"
+    "CAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAT/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAA"
+    "Bf/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/AJQDAx//2Q=="
+)
 SIM_IV = b"clarin-sim\x00\x00"  # 12 bytes, marks a simulated poll-vote payload
 DEFAULT_MIMETYPES = {
     "image": "image/jpeg",
@@ -97,6 +108,13 @@ def simulated_phone(device_id: uuid.UUID) -> str:
 def simulated_jid(device_id: uuid.UUID) -> str:
     """The JID a simulated device pairs as: ``<11 digits from the device id>@s.whatsapp.net``."""
     return f"{simulated_phone(device_id)}@{USER_SERVER}"
+
+
+def simulated_picture(jid: str) -> bytes:
+    """The default simulated profile picture of ``jid``: :data:`SIM_JPEG` with a COM segment naming it."""
+    comment = f"clarin-sim avatar {non_ad(jid)}".encode()[:1000]
+    segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+    return SIM_JPEG[:2] + segment + SIM_JPEG[2:]
 
 
 def new_stanza_id() -> str:
@@ -133,6 +151,7 @@ class SimulatedDriver(WhatsAppDriver):
         self._sessions: dict[uuid.UUID, _Session] = {}
         self._contacts: dict[uuid.UUID, dict[str, DeviceContact]] = {}
         self._media: dict[bytes, bytes] = {}
+        self._pictures: dict[str, bytes | None] = {}  # non-AD JID → override (None = no picture)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def connect(self, device: DeviceSession) -> None:
@@ -250,6 +269,21 @@ class SimulatedDriver(WhatsAppDriver):
         if vote.encIV != SIM_IV:
             raise DriverError("failed to decrypt poll vote: not a simulated vote")
         return list(e2e.PollVoteMessage.FromString(vote.encPayload).selectedOptions)
+
+    def set_profile_picture(self, jid: str, data: bytes | None) -> None:
+        """Dev switch: ``data`` becomes the picture of ``jid``; ``None`` makes it have none."""
+        self._pictures[non_ad(jid)] = data
+
+    async def profile_picture(self, device_id: uuid.UUID, jid: str) -> bytes | None:
+        if not await self.is_connected(device_id):
+            return None
+        try:
+            key = non_ad(jid)
+        except Exception:
+            return None
+        if key in self._pictures:
+            return self._pictures[key]
+        return simulated_picture(key)
 
     # -- inbound ------------------------------------------------------------------------------
     async def deliver_inbound(self, device_id: uuid.UUID, spec: InboundSpec) -> Any:

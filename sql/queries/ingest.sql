@@ -251,3 +251,17 @@ WHERE m.account_id = $1 AND m.chat_id = c.id AND m.message_id = i.message_id
   AND m.is_from_me
   AND m.status <> 'read' AND m.status <> i.status
 RETURNING m.id
+
+-- name: ingest_contacts_without_avatar
+-- B.7 step 10: which of the batch's incoming senders ($2 = contact JIDs) still have no avatar. Run after the
+-- batch committed, outside its transaction.
+SELECT k.jid
+FROM contacts k
+WHERE k.account_id = $1 AND k.jid = ANY($2::text[]) AND k.avatar_url IS NULL
+
+-- name: ingest_set_avatar
+-- B.16.5: the fetched profile picture's proxy URL ($3) on the contact ($2 = JID); only when it still has none
+-- (a picture set meanwhile, by hand or by another process, is kept).
+UPDATE contacts
+SET avatar_url = $3, updated_at = now()
+WHERE account_id = $1 AND jid = $2 AND avatar_url IS NULL
