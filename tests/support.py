@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,10 +88,16 @@ def clarin_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subproc
     )
 
 
+_DATA_ROOT = tempfile.mkdtemp(prefix="clarin-test-data-")
+atexit.register(shutil.rmtree, _DATA_ROOT, True)
+
+
 def base_env(database_url: str | None, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "PORT"}}
     env.update(
         {
+            # Media and other server files go to a temp dir, never into the working tree.
+            "CLARIN_DATA_DIR": tempfile.mkdtemp(dir=_DATA_ROOT),
             "REDIS_URL": REDIS_URL,
             "REDIS_PREFIX": f"clarin-test-{uuid.uuid4().hex[:8]}",
             "RATE_LIMIT": "0",
