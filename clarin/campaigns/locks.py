@@ -12,76 +12,31 @@ claim: a lost connection means every lock is gone, and it stops sending at once.
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
-from typing import Any
 
-import psqlpy
+from clarin.db.advisory import AdvisorySession, AdvisoryUnavailable
 
-from clarin.db.queries import query
-
-log = logging.getLogger("clarin.campaigns.locks")
-
-Q_TRY = query("campaign_lock_try")
-Q_RELEASE = query("campaign_lock_release")
-Q_RELEASE_ALL = query("campaign_lock_release_all")
-Q_PING = query("campaign_lock_ping")
-
-OP_TIMEOUT = 5.0
+# The worker catches this name; it is the shared session's error.
+LocksUnavailable = AdvisoryUnavailable
 
 
-class LocksUnavailable(Exception):
-    """The lock connection is down: this process holds no campaign lock."""
+def _key(campaign_id: uuid.UUID) -> str:
+    return f"clarin-campaign:{campaign_id}"
 
 
 class CampaignLocks:
     def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._pool: psqlpy.ConnectionPool | None = None
-        self._conn: Any = None
+        self._session = AdvisorySession(dsn, "clarin-campaign-locks", on_lost=lambda _exc: self.held.clear())
         self._lock = asyncio.Lock()
         self.held: dict[uuid.UUID, str] = {}  # campaign → owner (the device loop holding it)
 
     @property
     def is_open(self) -> bool:
-        return self._conn is not None
+        return self._session.is_open
 
     async def open(self) -> None:
         async with self._lock:
-            if self._conn is not None:
-                return
-            pool = psqlpy.ConnectionPool(
-                dsn=self._dsn, max_db_pool_size=2, connect_timeout_sec=5, application_name="clarin-campaign-locks",
-                keepalives=True, keepalives_idle_sec=10, keepalives_interval_sec=5, keepalives_retries=3,
-            )
-            try:
-                conn = await asyncio.wait_for(pool.connection(), OP_TIMEOUT)
-            except BaseException:
-                pool.close()
-                raise
-            self._pool, self._conn = pool, conn
-
-    async def _run(self, sql: str, params: list[Any] | None) -> list[dict[str, Any]]:
-        if self._conn is None:
-            raise LocksUnavailable("campaign lock connection is not open")
-        try:
-            result = await asyncio.wait_for(self._conn.execute(sql, params), OP_TIMEOUT)
-        except Exception as exc:
-            self._broken(exc)
-            raise LocksUnavailable(str(exc)) from exc
-        return result.result()
-
-    def _broken(self, exc: BaseException) -> None:
-        if self._conn is None:
-            return
-        log.error("campaign lock connection lost (%s): every campaign lock of this process is gone", exc)
-        self.held.clear()
-        pool, self._pool, self._conn = self._pool, None, None
-        if pool is not None:
-            try:
-                pool.close()
-            except Exception:
-                pass
+            await self._session.open()
 
     async def try_acquire(self, campaign_id: uuid.UUID, owner: str) -> bool:
         """``True`` when ``owner`` now holds the campaign's lock (or already did); ``False`` when another
@@ -89,14 +44,13 @@ class CampaignLocks:
         async with self._lock:
             if campaign_id in self.held:
                 return self.held[campaign_id] == owner  # advisory locks stack: never take ours twice
-            rows = await self._run(Q_TRY, [campaign_id])
-            if rows and rows[0]["acquired"]:
+            if await self._session.try_lock(_key(campaign_id)):
                 self.held[campaign_id] = owner
                 return True
             return False
 
     def holds(self, campaign_id: uuid.UUID, owner: str) -> bool:
-        return self._conn is not None and self.held.get(campaign_id) == owner
+        return self._session.is_open and self.held.get(campaign_id) == owner
 
     async def release(self, campaign_id: uuid.UUID, owner: str) -> None:
         async with self._lock:
@@ -104,34 +58,16 @@ class CampaignLocks:
                 return
             del self.held[campaign_id]
             try:
-                await self._run(Q_RELEASE, [campaign_id])
-            except LocksUnavailable:
+                await self._session.unlock(_key(campaign_id))
+            except AdvisoryUnavailable:
                 pass  # the session is gone, and its locks with it
 
     async def check(self) -> bool:
         """Health ping; ``False`` means the connection (and every lock) is gone."""
         async with self._lock:
-            if self._conn is None:
-                return False
-            try:
-                await self._run(Q_PING, None)
-            except LocksUnavailable:
-                return False
-            return True
+            return await self._session.ping()
 
     async def close(self) -> None:
         async with self._lock:
-            if self._conn is None:
-                return
-            try:
-                await self._run(Q_RELEASE_ALL, None)
-            except LocksUnavailable:
-                pass
-            conn, pool = self._conn, self._pool
-            self._conn = self._pool = None
+            await self._session.close()
             self.held.clear()
-            try:
-                conn.close()
-            finally:
-                if pool is not None:
-                    pool.close()

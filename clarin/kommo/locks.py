@@ -21,20 +21,10 @@ of the process is gone: ``held`` is cleared and the next ``try_acquire`` reconne
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import Any
 
-import psqlpy
-
+from clarin.db.advisory import AdvisorySession
 from clarin.db.errors import DatabaseUnavailable
-from clarin.db.queries import query
 
-log = logging.getLogger("clarin.kommo.locks")
-
-Q_TRY = query("kommo_lock_try")
-Q_RELEASE = query("kommo_lock_release")
-
-OP_TIMEOUT = 5.0
 POLLER_KEY = "clarin-kommo-poller"
 
 
@@ -48,46 +38,14 @@ def full_sync_key(account_id: object) -> str:
 
 class SyncLocks:
     def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._pool: psqlpy.ConnectionPool | None = None
-        self._conn: Any = None
+        self._session = AdvisorySession(dsn, "clarin-kommo-locks", on_lost=lambda _exc: self.held.clear())
         self._lock = asyncio.Lock()
         self.held: set[str] = set()
 
-    async def _open(self) -> None:
-        if self._conn is not None:
-            return
-        pool = psqlpy.ConnectionPool(
-            dsn=self._dsn, max_db_pool_size=2, connect_timeout_sec=5, application_name="clarin-kommo-locks",
-            keepalives=True, keepalives_idle_sec=10, keepalives_interval_sec=5, keepalives_retries=3,
-        )
-        try:
-            self._conn = await asyncio.wait_for(pool.connection(), OP_TIMEOUT)
-        except BaseException:
-            pool.close()
-            raise
-        self._pool = pool
-
-    async def _run(self, sql: str, key: str) -> bool:
-        try:
-            await self._open()
-            result = await asyncio.wait_for(self._conn.execute(sql, [key]), OP_TIMEOUT)
-        except Exception as exc:
-            self._broken(exc)
-            raise
-        rows = result.result()
-        return bool(rows and next(iter(rows[0].values())))
-
     def _broken(self, exc: BaseException) -> None:
-        if self.held:
-            log.error("kommo lock connection lost (%s): this process holds no Kommo locks now", exc)
+        """Treat the lock session as lost (every Kommo lock of this process is gone)."""
+        self._session.lost(exc)
         self.held.clear()
-        pool, self._pool, self._conn = self._pool, None, None
-        if pool is not None:
-            try:
-                pool.close()
-            except Exception:
-                pass
 
     async def try_acquire(self, key: str) -> bool:
         """Take the lock if it is free; ``DatabaseUnavailable`` when PostgreSQL cannot be asked."""
@@ -95,8 +53,10 @@ class SyncLocks:
             if key in self.held:
                 return False
             try:
-                acquired = await self._run(Q_TRY, key)
+                await self._session.open()
+                acquired = await self._session.try_lock(key)
             except Exception as exc:
+                self._broken(exc)
                 raise DatabaseUnavailable(f"kommo lock connection: {exc}") from exc
             if acquired:
                 self.held.add(key)
@@ -123,18 +83,11 @@ class SyncLocks:
                 return
             self.held.discard(key)
             try:
-                await self._run(Q_RELEASE, key)
+                await self._session.unlock(key)
             except Exception:
-                pass  # _run dropped the session, and every lock with it
+                pass  # the session was dropped, and every lock with it
 
     async def close(self) -> None:
         async with self._lock:
             self.held.clear()
-            pool, self._pool, conn, self._conn = self._pool, None, self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                pass
-        if pool is not None:
-            pool.close()
+            await self._session.close()

@@ -383,14 +383,3 @@ SET sent_count = c.sent_count + (SELECT count(*) FROM done WHERE done.status = '
 WHERE c.id = $1 AND EXISTS (SELECT 1 FROM done)
 RETURNING c.id, c.account_id, c.status, c.sent_count, c.failed_count, c.total_recipients
 
--- name: campaign_lock_try
-SELECT pg_try_advisory_lock(hashtextextended('clarin-campaign:' || $1::uuid::text, 0)) AS acquired
-
--- name: campaign_lock_release
-SELECT pg_advisory_unlock(hashtextextended('clarin-campaign:' || $1::uuid::text, 0)) AS released
-
--- name: campaign_lock_release_all
-SELECT count(*) AS released FROM (SELECT pg_advisory_unlock_all()) AS s
-
--- name: campaign_lock_ping
-SELECT 1 AS ok

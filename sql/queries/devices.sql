@@ -104,22 +104,6 @@ SELECT EXISTS (
       AND (classid::bigint << 32) | objid::bigint = hashtextextended('clarin-device:' || $1::uuid::text, 0)
 ) AS held
 
--- name: device_lease_try
-SELECT pg_try_advisory_lock(hashtextextended('clarin-device:' || $1::uuid::text, 0)) AS acquired
-
--- name: device_lease_release
-SELECT pg_advisory_unlock(hashtextextended('clarin-device:' || $1::uuid::text, 0)) AS released
-
--- name: device_lease_release_all
-SELECT count(*) AS released FROM (SELECT pg_advisory_unlock_all()) AS s
-
--- name: device_lease_ping
-SELECT 1 AS ok
-
--- name: device_lease_setting
--- Server-side TCP keepalive of the lease session, so a vanished owner host releases its locks in ~TTL.
-SELECT set_config($1, $2, false) AS value
-
 -- name: upsert_device_contacts
 -- Device contact sync (B.11), one statement per batch: contacts upserted on (account_id, jid) with the
 -- B.7.9 overwrite rules (name/push_name/phone replaced only by non-empty values; device_id kept on

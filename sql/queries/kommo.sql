@@ -3,16 +3,6 @@
 -- Batch writes take parallel arrays and unnest them; "NULL in an array" means "keep the stored value".
 -- Text arrays that hold a list per row (lead tags) are passed joined with chr(31) (unit separator).
 
--- name: kommo_lock_try
--- Session advisory lock on the Kommo lock connection (clarin.kommo.locks); key text hashed to bigint.
-SELECT pg_try_advisory_lock(hashtextextended($1::text, 0)) AS acquired
-
--- name: kommo_lock_release
-SELECT pg_advisory_unlock(hashtextextended($1::text, 0)) AS released
-
--- name: kommo_lock_ping
-SELECT 1 AS ok
-
 -- name: kommo_custom_plans
 -- First statement of every sync write transaction. The first sync fills empty tables: a generic plan cached while
 -- a table was empty (estimate: 1 row per account) scans the whole account on every later page. Custom plans are
