@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from clarin.campaigns import compose
 from clarin.campaigns.locks import CampaignLocks, LocksUnavailable
 from clarin.campaigns.settings import Pacing
+from clarin.db.errors import DatabaseUnavailable, OutageLog
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.messaging import outbound
@@ -101,6 +102,7 @@ class CampaignWorker:
         self._wake = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        self._outage_log = OutageLog(log, level=logging.WARNING)
 
     @classmethod
     def create(cls, settings: Settings, dsn: str, state: AppState) -> CampaignWorker:
@@ -151,6 +153,8 @@ class CampaignWorker:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable as exc:  # an outage, not a bug: no traceback, a few lines per outage
+                self._outage_log.report("campaign supervisor tick skipped: database unavailable (%s)", exc)
             except Exception:
                 log.exception("campaign supervisor tick failed")
             try:
@@ -191,9 +195,13 @@ class CampaignWorker:
                         return
                 except asyncio.CancelledError:
                     raise
-                except Exception:
+                except Exception as exc:
                     # Drop our locks: whatever was left 'sending' is reconciled when they are taken again.
-                    log.exception("campaign loop of device %s failed; retrying", device_id)
+                    if isinstance(exc, DatabaseUnavailable):
+                        self._outage_log.report("campaign loop of device %s paused: database unavailable (%s)",
+                                                device_id, exc)
+                    else:
+                        log.exception("campaign loop of device %s failed; retrying", device_id)
                     await self._release_all(held, owner)
                     await self._sleep(self.tick)
         finally:

@@ -6,7 +6,9 @@ from PostgreSQL's standard message. Services catch these to answer 409/404 with 
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 
 import psqlpy.exceptions as pg_errors
 
@@ -23,6 +25,8 @@ _UNAVAILABLE_HINTS = (
     "the database system is",
     "broken pipe",
     "connection reset",
+    "error communicating with the server",
+    "unexpected eof",
     "no connection",
     "pool",
 )
@@ -70,3 +74,30 @@ def translate(exc: BaseException) -> DatabaseError:
     ):
         return DatabaseUnavailable(message)
     return DatabaseError(message)
+
+
+class OutageLog:
+    """Log lines of an outage, not of every request it fails: the first failure is logged at once, then at
+    most one line per ``interval`` seconds, counting the failures that were not logged in between.
+
+    A PostgreSQL restart under load fails hundreds of requests a second with the same cause; each still
+    answers 503 (and is counted in the request metrics), but the log gets a handful of lines.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = 5.0, level: int = logging.ERROR) -> None:
+        self._log = logger
+        self.interval = interval
+        self.level = level
+        self._last = -interval
+        self._suppressed = 0
+
+    def report(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            message += " (and %d more like it since the previous report)"
+            args = (*args, self._suppressed)
+        self._last, self._suppressed = now, 0
+        self._log.log(self.level, message, *args)

@@ -104,10 +104,19 @@ class Database(_Executor):
     """The process-wide pool. Single statements run on any pooled connection (auto-commit)."""
 
     def __init__(self, dsn: str, pool_size: int, acquire_timeout: float = 5.0) -> None:
+        # A restarted server closes every pooled socket: Fast recycling (is the client closed?) drops those
+        # connections when they come back to the pool, so the pool refills with fresh ones by itself. TCP
+        # keepalives and a TCP user timeout also end connections to a host that vanished without closing
+        # them (no FIN), instead of the kernel's defaults of hours (tests/test_faults.py).
         self._pool = psqlpy.ConnectionPool(
             dsn=dsn,
             max_db_pool_size=max(2, pool_size),
             connect_timeout_sec=5,
+            keepalives=True,
+            keepalives_idle_sec=30,
+            keepalives_interval_sec=10,
+            keepalives_retries=3,
+            tcp_user_timeout_sec=30,
             conn_recycling_method=psqlpy.ConnRecyclingMethod.Fast,
         )
         self._acquire_timeout = acquire_timeout

@@ -28,7 +28,13 @@ from typing import Any
 import msgspec
 
 from clarin.auth.tokens import AuthContext, InvalidToken, TokenVerifier, bearer_token
-from clarin.db.errors import DatabaseError, DatabaseUnavailable, ForeignKeyViolation, UniqueViolation
+from clarin.db.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    ForeignKeyViolation,
+    OutageLog,
+    UniqueViolation,
+)
 from clarin.http.errors import HTTPError
 from clarin.http.headers import HSTS, SECURITY_HEADERS, Cors
 from clarin.http.json import decoder_for
@@ -43,6 +49,7 @@ from clarin.state import AppState
 
 log = logging.getLogger("clarin.http")
 access_log = logging.getLogger("clarin.access")
+db_outage_log = OutageLog(log)  # a database outage is a few log lines, not one per failed request
 
 RATE_LIMIT_EXEMPT = ("/api/media/file/", "/ws")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -247,7 +254,8 @@ class ClarinApp:
     @staticmethod
     def _server_error(req: Request, exc: Exception) -> Response:
         if isinstance(exc, DatabaseUnavailable):
-            log.error("database unavailable [%s %s id=%s]: %s", req.method, req.path, req.request_id, exc.detail)
+            db_outage_log.report("database unavailable [%s %s id=%s]: %s", req.method, req.path, req.request_id,
+                                exc.detail)
             return error_response(503, "Service temporarily unavailable, please retry", [("retry-after", "2")])
         if isinstance(exc, UniqueViolation):
             log.info("unhandled unique violation on %s [%s %s]", exc.constraint, req.method, req.path)
