@@ -1,7 +1,8 @@
 """Campaign rules (spec api.md §4.10 R61–R66, R70–R73; integrations.md C.1–C.3), with the original's flaws fixed.
 
 - Tenant-scoped everywhere: a foreign or unknown campaign is ``404 Campaign not found``, a foreign or unknown
-  device ``404 Device not found``, a foreign event ``404 Event not found``.
+  device ``404 Device not found``, a foreign event ``404 Event not found``, a media URL into another
+  account's storage keys ``404 Media not found`` (never stored, as a send of it would be refused).
 - Validation: ``name`` and ``device_id`` required; a template, attachments or a legacy media required;
   ``scheduled_at`` must be RFC 3339 with a zone and not in the past (``SCHEDULE_GRACE``); attachments need a
   ``media_url`` and a known ``media_type``; ``settings`` must be an object (``settings.validate``).
@@ -34,6 +35,7 @@ from clarin.crm.filtering import blank_to_none, lenient_uuid, strict_uuid
 from clarin.db.pool import Transaction
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
+from clarin.messaging.media_source import refuse_foreign_media
 from clarin.state import AppState
 from clarin.wire.campaigns import (
     Attachment,
@@ -173,6 +175,8 @@ async def validate_new(
         raise HTTPError(400, NAME_AND_DEVICE_REQUIRED)
     attachments = check_attachments(body.attachments)
     media_url, media_type = _legacy_media(body.media_url, body.media_type)
+    for url in (media_url, *(a.media_url for a in attachments)):
+        refuse_foreign_media(state, account_id, url)
     if not _has_content(body.message_template, len(attachments), media_url):
         raise HTTPError(400, CONTENT_REQUIRED)
     scheduled_at = parse_scheduled_at(body.scheduled_at)
@@ -285,6 +289,7 @@ async def update_campaign(
         raise HTTPError(400, "name cannot be empty")
     settings = campaign_settings.validate(body.settings) if body.settings is not None else None
     scheduled_at = parse_scheduled_at(body.scheduled_at) if body.scheduled_at else None
+    refuse_foreign_media(state, account_id, body.media_url)
     async with state.db.transaction() as tx:
         current = await _locked(tx, account_id, campaign_id)
         status = _target_status(body.status, current["status"])
@@ -371,6 +376,8 @@ async def replace_attachments(
     state: AppState, account_id: uuid.UUID, campaign_id: uuid.UUID, items: list[AttachmentInput] | None
 ) -> list[Attachment]:
     attachments = check_attachments(items)
+    for item in attachments:
+        refuse_foreign_media(state, account_id, item.media_url)
     async with state.db.transaction() as tx:
         current = await _locked(tx, account_id, campaign_id)
         if not _has_content(current["message_template"], len(attachments), current["media_url"]):

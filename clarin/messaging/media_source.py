@@ -136,6 +136,21 @@ async def load_media(state: AppState, account_id: uuid.UUID, url: str) -> MediaB
     return MediaBlob(data, mimetype, file_name_of(url), url)
 
 
+def refuse_foreign_media(state: AppState, account_id: uuid.UUID, url: str | None) -> None:
+    """404 ``Media not found`` for a URL into our own storage under ANOTHER account's key (keys start with
+    ``<account_id>/``), so a tenant never stores a reference to another tenant's media (campaigns, saved
+    stickers). Anything else is checked when it is sent (:func:`load_media`)."""
+    key = storage_key(state, (url or "").strip())
+    if not key:
+        return
+    try:
+        owner = uuid.UUID(key.split("/", 1)[0])
+    except ValueError:
+        return
+    if owner != account_id:
+        raise HTTPError(404, MEDIA_NOT_FOUND)
+
+
 async def _from_storage(state: AppState, account_id: uuid.UUID, key: str, url: str) -> MediaBlob:
     if not key or not key.startswith(f"{account_id}/"):
         raise HTTPError(404, MEDIA_NOT_FOUND)

@@ -8,6 +8,7 @@ from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.http.request import Request
 from clarin.http.routes import RouteGroup
+from clarin.messaging.media_source import refuse_foreign_media
 from clarin.state import AppState
 from clarin.wire.common import Ok
 from clarin.wire.media import StickerBody, StickersResponse
@@ -46,7 +47,9 @@ def _media_url(body: StickerBody) -> str:
 
 
 async def save_sticker(state: AppState, account_id: uuid.UUID, body: StickerBody) -> None:
-    await state.db.execute(Q_SAVE, [account_id, _media_url(body)])
+    url = _media_url(body)
+    refuse_foreign_media(state, account_id, url)  # another tenant's key: 404, as sending it would be
+    await state.db.execute(Q_SAVE, [account_id, url])
 
 
 async def unsave_sticker(state: AppState, account_id: uuid.UUID, body: StickerBody) -> None:
