@@ -71,6 +71,7 @@ class AppState:
         if self.whatsapp is not None:
             self.whatsapp.inbound = InboundIngestor(self)  # before start: boot reconnects may deliver at once
             await self.whatsapp.start()
+            await self.whatsapp.remote.start(self)  # device calls from/to the processes that run the devices
         if self.kommo is not None:
             await self.kommo.start()
         if self.campaigns is not None:

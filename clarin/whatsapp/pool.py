@@ -57,6 +57,7 @@ from clarin.whatsapp.proto import (
     StreamReplacedEv,
     TemporaryBanEv,
 )
+from clarin.whatsapp.remote import DeviceRouter, OwnedElsewhere
 from clarin.wire.devices import ContactsSyncedEvent, DeviceStatusEvent, QRCodeEvent
 
 if TYPE_CHECKING:
@@ -68,7 +69,6 @@ log = logging.getLogger("clarin.whatsapp.pool")
 
 DISCONNECTED, CONNECTING, CONNECTED, LOGGED_OUT = "disconnected", "connecting", "connected", "logged_out"
 LIVE_STATUSES = frozenset({CONNECTING, CONNECTED})
-OWNED_ELSEWHERE = "device is connected on another server, retry"
 NOT_CONNECTED = "device not connected"
 QR_TIMEOUT = 160.0  # whatsmeow: 60 s for the first code + 5 × 20 s (B.4); neonize does not report it
 CLAIM_BATCH = 500
@@ -150,6 +150,7 @@ class DevicePool:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inboxes: dict[uuid.UUID, tuple[asyncio.Queue[tuple[Any, asyncio.Future[None]]], asyncio.Task[None]]] = {}
         self._maintainer: asyncio.Task[None] | None = None
+        self.remote = DeviceRouter(self)  # calls for devices another process runs (started by AppState.start)
         driver.set_event_sink(self.on_event)
 
     @classmethod
@@ -165,6 +166,7 @@ class DevicePool:
         self._maintainer = asyncio.create_task(self._maintain(), name="whatsapp-device-pool")
 
     async def stop(self) -> None:
+        await self.remote.stop()  # no more calls from other processes; in-flight ones finish first
         if self._maintainer is not None:
             self._maintainer.cancel()
             await asyncio.gather(self._maintainer, return_exceptions=True)
@@ -179,6 +181,7 @@ class DevicePool:
             except Exception as exc:
                 log.warning("disconnecting %s at shutdown: %s", live.id, exc)
         self._devices.clear()
+        self.remote.ownership_changed()
         await self.leases.close()  # releases every lease at once; DB status stays live → take-over
         await self.driver.stop()
 
@@ -233,10 +236,15 @@ class DevicePool:
                 await self.driver.disconnect(live.id)
             except Exception as exc:
                 log.debug("disconnect %s: %s", live.id, exc)
+        self.remote.ownership_changed()
 
     # -- reads ----------------------------------------------------------------------------------
     def owns(self, device_id: uuid.UUID) -> bool:
         return device_id in self._devices
+
+    def owned_ids(self) -> list[uuid.UUID]:
+        """The devices this process runs (their calls are routed here, see :mod:`clarin.whatsapp.remote`)."""
+        return list(self._devices)
 
     def live_view(self, device_id: uuid.UUID, db_status: str, db_qr: str | None, leased: bool) -> tuple[str, str | None]:
         """The (status, qr_code) a device read shows (B.3 read path, across processes).
@@ -262,7 +270,7 @@ class DevicePool:
         live = self._devices.get(device_id)
         if live is None or live.account_id != account_id:
             if await self.leased_elsewhere(device_id):
-                raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+                raise OwnedElsewhere()
             raise HTTPError(409, NOT_CONNECTED)
         if live.status != CONNECTED or not await self.driver.is_connected(device_id):
             raise HTTPError(409, NOT_CONNECTED)
@@ -281,7 +289,7 @@ class DevicePool:
                 raise HTTPError(503, "WhatsApp device ownership is unavailable, retry",
                                 headers=[("retry-after", "2")]) from None
             if not acquired:
-                raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+                raise OwnedElsewhere()
             # A logged-out device's session is gone from the store: pair it again from scratch.
             await self._start(device_id, account_id, "" if db_status == LOGGED_OUT else jid)
 
@@ -289,10 +297,12 @@ class DevicePool:
         """Connect a device whose lease this process holds (caller holds the device lock)."""
         live = LiveDevice(device_id, account_id, jid=jid, status=CONNECTING)
         self._devices[device_id] = live
+        self.remote.ownership_changed()
         try:
             await self._persist_status(live, CONNECTING)
         except BaseException:
             self._devices.pop(device_id, None)
+            self.remote.ownership_changed()
             await self.leases.release(device_id)
             raise
         try:
@@ -308,7 +318,7 @@ class DevicePool:
             live = self._devices.get(device_id)
             if live is None:
                 if await self.leased_elsewhere(device_id):
-                    raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+                    raise OwnedElsewhere()
                 await self.db.execute(Q_MARK_DISCONNECTED, [device_id, account_id])
                 return
             await self._stop_client(live)
@@ -324,7 +334,7 @@ class DevicePool:
                 except LeaseUnavailable:
                     acquired = not await self.leased_elsewhere(device_id)
                 if not acquired:
-                    raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+                    raise OwnedElsewhere()
             else:
                 self._cancel_qr_timer(live)
                 if live.status == CONNECTED and await self.driver.is_connected(device_id):
@@ -334,6 +344,7 @@ class DevicePool:
                         log.warning("logout of device %s failed: %s", device_id, exc)
                 await self._stop_client(live)
                 self._devices.pop(device_id, None)
+                self.remote.ownership_changed()
                 self._close_inbox(device_id)
             try:
                 await delete_row()
@@ -346,7 +357,7 @@ class DevicePool:
         live = self._devices.get(device_id)
         if live is None or live.account_id != account_id:
             if await self.leased_elsewhere(device_id):
-                raise HTTPError(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+                raise OwnedElsewhere()
             raise HTTPError(409, NOT_CONNECTED)
         if live.status != CONNECTED:
             raise HTTPError(409, NOT_CONNECTED)
@@ -550,6 +561,7 @@ class DevicePool:
             await self._persist_status(live, status)
         finally:
             self._devices.pop(live.id, None)
+            self.remote.ownership_changed()
             self._close_inbox(live.id)
             live.status = status
             await self.leases.release(live.id)
