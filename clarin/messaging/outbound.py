@@ -17,7 +17,10 @@ Every send, in order (integrations.md B.12, with the original's flaws fixed):
    ``<digits>@s.whatsapp.net`` (fix of B.6 quirk 7); a JID is validated and its device part dropped;
    anything else is ``400 invalid JID: <to>``. Input is validated before anything is sent.
 2. The device must belong to the account (unknown or foreign: ``404 Device not found``); the pool then gives
-   the live device (``503`` owned by another server, ``409 device not connected``).
+   the live device (``409 device not connected``). When another process runs the device, the whole call
+   (``send_text`` / ``send_media`` / ``send_poll`` / ``send_reaction``, so also R28 and R21) is run there
+   (:func:`clarin.whatsapp.remote.routed`) and its result or error returned as is; ``503 device is connected
+   on another server, retry`` only when it cannot be routed (no Redis, owner not listening yet).
 3. The driver sends. Any failure is ``502 failed to send message: <reason>`` (``failed to send reaction``
    for R29), never a 500 carrying internals; nothing is stored for a failed send.
 4. One transaction: the chat of (account, non-AD recipient JID, LID resolved when the device knows the
@@ -64,6 +67,7 @@ from clarin.whatsapp.driver import (
     parse_jid,
 )
 from clarin.whatsapp.pool import NOT_CONNECTED, DeviceRef
+from clarin.whatsapp.remote import routed
 from clarin.wire.messages import Message, MessageReactionEvent, MessageSentEvent
 
 if TYPE_CHECKING:
@@ -259,6 +263,7 @@ async def _broadcast(state: AppState, account_id: uuid.UUID, event: str, payload
 
 
 # -- sends ----------------------------------------------------------------------------------------------
+@routed
 async def send_text(
     state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, body: str, *,
     quoted: QuotedMessage | None = None,
@@ -290,6 +295,7 @@ def _quoted_sender(sender: str) -> str:
         raise HTTPError(400, f"invalid JID: {sender}") from None
 
 
+@routed
 async def send_media(
     state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, media_url: str, media_type: str,
     caption: str = "", *, file_name: str = "",
@@ -355,6 +361,7 @@ def clean_poll(question: str, options: list[str] | None, max_selections: int) ->
     return question, names, min(selections, len(names))
 
 
+@routed
 async def send_poll(
     state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, question: str, options: list[str],
     max_selections: int,
@@ -373,6 +380,7 @@ async def send_poll(
     return await _store(state, account_id, device, chat_jid, sent, out)
 
 
+@routed
 async def send_reaction(
     state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, target_message_id: str, emoji: str,
 ) -> None:

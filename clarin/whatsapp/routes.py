@@ -5,9 +5,10 @@ every status change, ``qr_code {device_id, qr_code}`` for each pairing QR, ``con
 {device_id, count}`` after each contact sync (on connect and R19). Unlike the original, a manual
 disconnect also emits ``device_status`` ``disconnected``.
 
-Multi-server: a device is run by one server at a time (see :mod:`clarin.whatsapp.pool`); connect,
-disconnect, delete and sync on a server that does not run it answer ``503 "device is connected on
-another server, retry"`` while its owner is alive.
+Multi-worker / multi-server: a device is run by one process at a time (see :mod:`clarin.whatsapp.pool`);
+connect, disconnect, delete, sync and the dev routes on a process that does not run it are executed by the
+owner (through Redis, :mod:`clarin.whatsapp.remote`) and answer what the owner answered. Without Redis, or
+before the owner listens, they answer ``503 "device is connected on another server, retry"``.
 
 Dev routes (only with ``WHATSAPP_DRIVER=simulated``; otherwise they answer exactly like an unknown
 route, ``404 Cannot <METHOD> <path>``):
@@ -117,24 +118,24 @@ async def _decode(req: Request, kind: type[T]) -> T:
 
 @routes.post("/api/dev/whatsapp/:device_id/inbound", response=InboundResponse)
 async def simulate_inbound(req: Request) -> InboundResponse:
-    driver = _simulated(req)
+    _simulated(req)
     device_id = req.path_uuid("device_id", INVALID_ID)
     body = await _decode(req, InboundSpec)
-    event, message_id = await service.simulate_inbound(req.app, driver, req.account_id, device_id, body)
+    event, message_id = await service.simulate_inbound(req.app, req.account_id, device_id, body)
     return InboundResponse(event=event, message_id=message_id)
 
 
 @routes.get("/api/dev/whatsapp/:device_id/sent", response=SentCallsResponse)
 async def simulated_sent(req: Request) -> SentCallsResponse:
-    driver = _simulated(req)
+    _simulated(req)
     device_id = req.path_uuid("device_id", INVALID_ID)
-    return SentCallsResponse(sent=await service.simulated_sent(req.app, driver, req.account_id, device_id))
+    return SentCallsResponse(sent=await service.simulated_sent(req.app, req.account_id, device_id))
 
 
 @routes.put("/api/dev/whatsapp/:device_id/contacts", response=Ok)
 async def set_simulated_contacts(req: Request) -> Ok:
-    driver = _simulated(req)
+    _simulated(req)
     device_id = req.path_uuid("device_id", INVALID_ID)
     body = await _decode(req, SimulatedContactsBody)
-    await service.set_simulated_contacts(req.app, driver, req.account_id, device_id, body.contacts)
+    await service.set_simulated_contacts(req.app, req.account_id, device_id, body.contacts)
     return Ok()

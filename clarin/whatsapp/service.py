@@ -2,7 +2,9 @@
 
 Every device id is checked against the caller's account first; foreign and unknown ids are both
 ``404 Device not found``. Lifecycle work (connect, disconnect, delete, contact sync) is delegated to the
-:class:`~clarin.whatsapp.pool.DevicePool`, which owns the lease and the live session.
+:class:`~clarin.whatsapp.pool.DevicePool`, which owns the lease and the live session. Those functions and the
+simulated driver's dev operations are :func:`~clarin.whatsapp.remote.routed`: when another process runs the
+device, they run there.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from clarin.whatsapp.driver import (
     parse_jid,
 )
 from clarin.whatsapp.pool import NOT_CONNECTED, DevicePool
+from clarin.whatsapp.remote import OwnedElsewhere, routed
 from clarin.wire.devices import Device, InboundSpec, SentCallOut, SimulatedContact
 
 if TYPE_CHECKING:
@@ -86,16 +89,19 @@ async def rename_device(state: AppState, account_id: uuid.UUID, device_id: uuid.
 
 
 # -- lifecycle --------------------------------------------------------------------------------------
+@routed
 async def connect_device(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> None:
     row = await _row(state, account_id, device_id)
     await pool_of(state).connect(device_id, account_id, row["jid"] or "", row["status"])
 
 
+@routed
 async def disconnect_device(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> None:
     await _row(state, account_id, device_id)
     await pool_of(state).disconnect(device_id, account_id)
 
 
+@routed
 async def delete_device(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> None:
     await _row(state, account_id, device_id)
 
@@ -105,6 +111,7 @@ async def delete_device(state: AppState, account_id: uuid.UUID, device_id: uuid.
     await pool_of(state).delete(device_id, account_id, delete_row)
 
 
+@routed
 async def sync_contacts(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> None:
     await _row(state, account_id, device_id)
     await pool_of(state).sync_contacts(device_id, account_id)
@@ -119,13 +126,32 @@ def simulated_driver(state: AppState) -> SimulatedDriver | None:
     return driver if isinstance(driver, SimulatedDriver) else None
 
 
+def _dev_driver(state: AppState) -> SimulatedDriver:
+    driver = simulated_driver(state)
+    if driver is None:  # the routes check first; a process on another driver cannot serve a routed call
+        raise HTTPError(409, NOT_CONNECTED)
+    return driver
+
+
+async def _run_here(state: AppState, device_id: uuid.UUID) -> bool:
+    """Whether this process runs the device; ``OwnedElsewhere`` (→ routed) when another one does."""
+    pool = pool_of(state)
+    if pool.owns(device_id):
+        return True
+    if await pool.leased_elsewhere(device_id):
+        raise OwnedElsewhere()
+    return False
+
+
+@routed
 async def simulate_inbound(
-    state: AppState, driver: SimulatedDriver, account_id: uuid.UUID, device_id: uuid.UUID, spec: InboundSpec
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, spec: InboundSpec
 ) -> tuple[str, str]:
     """Deliver ``spec`` on the device; returns (neonize event class name, message id)."""
     await _row(state, account_id, device_id)
-    if not pool_of(state).owns(device_id):
+    if not await _run_here(state, device_id):
         raise HTTPError(409, NOT_CONNECTED)
+    driver = _dev_driver(state)
     try:
         event = await driver.deliver_inbound(device_id, spec)
     except NotConnected:
@@ -140,10 +166,12 @@ async def simulate_inbound(
     return name, ""
 
 
-async def simulated_sent(
-    state: AppState, driver: SimulatedDriver, account_id: uuid.UUID, device_id: uuid.UUID
-) -> list[SentCallOut]:
+@routed
+async def simulated_sent(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> list[SentCallOut]:
+    """What the driver of the process running the device sent (this process's record when nobody runs it)."""
     await _row(state, account_id, device_id)
+    await _run_here(state, device_id)
+    driver = _dev_driver(state)
     return [
         SentCallOut(
             kind=call.kind, to=call.to, id=call.result.id, timestamp=call.result.timestamp,
@@ -154,11 +182,14 @@ async def simulated_sent(
     ]
 
 
+@routed
 async def set_simulated_contacts(
-    state: AppState, driver: SimulatedDriver, account_id: uuid.UUID, device_id: uuid.UUID,
-    contacts: list[SimulatedContact],
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, contacts: list[SimulatedContact],
 ) -> None:
+    """The address book of the device in the driver of the process running it (or of this one)."""
     await _row(state, account_id, device_id)
+    await _run_here(state, device_id)
+    driver = _dev_driver(state)
     book: list[DeviceContact] = []
     for contact in contacts:
         try:
