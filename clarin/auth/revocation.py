@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from clarin.cache.redis_client import CONNECTION_ERRORS
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 
@@ -166,8 +167,11 @@ class TokenGuard:
                 raise
             except Exception as exc:
                 self._subscribed.clear()
-                log.warning("auth invalidation channel lost (%s); cache entries now expire after %.1fs",
-                            exc, self.ttl)
+                if isinstance(exc, CONNECTION_ERRORS):
+                    self._redis.report_failure(exc)  # once per outage; the probe brings Redis back
+                else:
+                    log.warning("auth invalidation channel lost (%s); cache entries now expire after %.1fs",
+                                exc, self.ttl)
                 await _close_quietly(pubsub)
                 await asyncio.sleep(0.5)
 

@@ -1,14 +1,17 @@
 """The optional Redis connection: absent or down means "degrade", never "fail the request".
 
 ``RedisHandle.client`` is ``None`` when Redis is not configured or currently unreachable. Callers
-use ``guard`` to run a command: on a connection error it logs once, marks Redis as down, returns the
-fallback, and a background probe brings it back when Redis answers again.
+use ``guard`` to run a command: on a connection error it marks Redis as down and returns the fallback;
+long-lived users (the pub/sub loops) call ``report_failure``. Either way an outage is logged once (one
+WARNING when it starts, one when it ends, with its duration), never per request; while it lasts a
+background probe pings every ``PROBE_INTERVAL`` s and brings Redis back when it answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -19,6 +22,8 @@ log = logging.getLogger("clarin.redis")
 T = TypeVar("T")
 
 PROBE_INTERVAL = 2.0
+# What a command raises when Redis is unreachable or misbehaving: degrade, never fail the request.
+CONNECTION_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class RedisHandle:
@@ -27,6 +32,7 @@ class RedisHandle:
         self._client: aioredis.Redis | None = None
         self._pubsub_client: aioredis.Redis | None = None
         self._up = False
+        self._down_since: float | None = None  # monotonic start of the current outage (None: none logged)
         self._probe_task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[bool], None]] = []
 
@@ -57,6 +63,7 @@ class RedisHandle:
         )
         await self._ping()
         if not self._up:
+            self._down_since = time.monotonic()
             log.warning("Redis at %s is not reachable; cache and cross-worker fan-out are off until it is", self.url)
         self._probe_task = asyncio.create_task(self._probe_loop())
 
@@ -64,7 +71,7 @@ class RedisHandle:
         assert self._client is not None
         try:
             await asyncio.wait_for(self._client.ping(), 2.0)
-        except (RedisError, OSError, TimeoutError):
+        except CONNECTION_ERRORS:
             self._set_up(False)
             return False
         self._set_up(True)
@@ -75,15 +82,32 @@ class RedisHandle:
             return
         self._up = up
         if up:
-            log.info("Redis is reachable")
+            if self._down_since is None:
+                log.info("Redis is reachable")
+            else:
+                log.warning("Redis is reachable again after %.1fs; cache and cross-worker fan-out resumed",
+                            time.monotonic() - self._down_since)
+                self._down_since = None
         for listener in self._listeners:
             listener(up)
+
+    def report_failure(self, exc: BaseException) -> None:
+        """A connection-level failure: degrade until the probe reaches Redis again. Logs only the first
+        failure of an outage, so callers may report every failure they see."""
+        if self._up:
+            self._down_since = time.monotonic()
+            log.warning("Redis unavailable, degrading until it answers again (cache bypassed, rate limits and "
+                        "WebSocket fan-out per process): %s", exc)
+        self._set_up(False)
 
     async def _probe_loop(self) -> None:
         while True:
             await asyncio.sleep(PROBE_INTERVAL)
             if not self._up:
-                await self._ping()
+                try:
+                    await self._ping()
+                except Exception as exc:  # a listener's bug must not end the probe (Redis would never return)
+                    log.error("Redis probe failed: %r", exc)
 
     async def guard(self, command: Callable[[aioredis.Redis], Awaitable[T]], fallback: T) -> T:
         client = self.client
@@ -91,10 +115,8 @@ class RedisHandle:
             return fallback
         try:
             return await command(client)
-        except (RedisError, OSError, TimeoutError) as exc:
-            if self._up:
-                log.warning("Redis error, degrading until it answers again: %s", exc)
-            self._set_up(False)
+        except CONNECTION_ERRORS as exc:
+            self.report_failure(exc)
             return fallback
 
     async def close(self) -> None:

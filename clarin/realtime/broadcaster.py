@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
-from clarin.cache.redis_client import RedisHandle
+from clarin.cache.redis_client import CONNECTION_ERRORS, RedisHandle
 from clarin.http.json import encode
 from clarin.realtime.hub import Hub
 
@@ -118,7 +118,10 @@ class Broadcaster:
                 raise
             except Exception as exc:
                 self._subscribed.clear()
-                log.warning("Redis subscription lost (%s); delivering in-process until it is back", exc)
+                if isinstance(exc, CONNECTION_ERRORS):
+                    self._redis.report_failure(exc)  # once per outage; the probe brings Redis back
+                else:
+                    log.warning("Redis subscription lost (%s); delivering in-process until it is back", exc)
                 await _close_quietly(pubsub)
                 await asyncio.sleep(0.5)
 
