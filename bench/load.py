@@ -17,7 +17,9 @@ Environment: BENCH_WORKERS (2), BENCH_THREADS (1), BENCH_DURATION (10 s), BENCH_
 BENCH_CONCURRENCY (64), BENCH_WRK_THREADS (2), BENCH_WS_SOCKETS (1000), BENCH_WS_ROUNDS (50),
 BENCH_DB_POOL_SIZE (server default when unset), BENCH_ONLY (comma-separated endpoint names),
 BENCH_SERVER_URL (use a running server instead of starting one), BENCH_CLIENT (wrk | python),
-BENCH_SERVER_ENV (extra server env, "K=V,K2=V2"), BENCH_OUTPUT (result file).
+BENCH_SERVER_ENV (extra server env, "K=V,K2=V2"), BENCH_OUTPUT (result file), BENCH_ACCEPT_ENCODING
+(default "gzip", as every browser sends; "" for identity bodies). ``BENCH_SERVER_ENV=PAGE_CACHE_TTL=0``
+measures the reads without the page cache (every request goes to PostgreSQL).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from bench.common import (
 )
 
 LUA_SCRIPT = BENCH_DIR / "lua" / "clarin.lua"
+ACCEPT_ENCODING = os.environ.get("BENCH_ACCEPT_ENCODING", "gzip").strip()
 SEARCH_TERMS_LEADS = ["maría", "garcia", "andina", "5190", "lucía quispe", "example.com", "renzo", "mendoza"]
 SEARCH_TERMS_CONTACTS = ["carmen", "rojas", "519", "grupo pacífico", "sofía", "@example", "hugo", "torres"]
 
@@ -191,7 +194,7 @@ def run_wrk(wrk: str, url: str, token: str, ep: Endpoint, concurrency: int, thre
     paths_file = work / f"{ep.name}.paths"
     paths_file.write_text("\n".join(ep.paths) + "\n")
     env = {**os.environ, "BENCH_TOKEN": token, "BENCH_METHOD": ep.method, "BENCH_PATHS": str(paths_file),
-           "BENCH_BODIES": "", "BENCH_SEED": str(seed)}
+           "BENCH_BODIES": "", "BENCH_SEED": str(seed), "BENCH_ACCEPT_ENCODING": ACCEPT_ENCODING}
     if ep.bodies:
         bodies_file = work / f"{ep.name}.bodies"
         bodies_file.write_text("\n".join(ep.bodies) + "\n")
@@ -225,6 +228,8 @@ async def run_python_client(url: str, token: str, ep: Endpoint, concurrency: int
     counter = 0
     sample: str | None = None
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if ACCEPT_ENCODING:
+        headers["Accept-Encoding"] = ACCEPT_ENCODING
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=10) as client:
         deadline = time.perf_counter() + duration
@@ -592,7 +597,8 @@ def main() -> int:
               "config": {"workers": cfg.workers, "threads": cfg.threads, "duration_s": cfg.duration,
                          "warmup_s": cfg.warmup, "concurrency": cfg.concurrency, "wrk_threads": cfg.wrk_threads,
                          "db_pool_size": cfg.pool_size or "default", "ws_sockets": cfg.ws_sockets,
-                         "ws_rounds": cfg.ws_rounds, "server_env": cfg.server_env, "seed": cfg.seed},
+                         "ws_rounds": cfg.ws_rounds, "server_env": cfg.server_env, "seed": cfg.seed,
+                         "accept_encoding": ACCEPT_ENCODING},
               "endpoints": rows}
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(json.dumps(result, indent=2, default=str) + "\n")

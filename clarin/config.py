@@ -23,6 +23,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int = 10
     redis_url: str | None = "redis://localhost:6379"
     redis_prefix: str = "clarin"
+    page_cache_ttl: float = 30.0  # seconds a cached read body lives at most (0 = no page cache; needs Redis)
     jwt_secret: str = DEFAULT_JWT_SECRET
     host: str = "0.0.0.0"
     port: int = 8080
@@ -134,6 +135,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_size=max(1, _int(env, "DB_POOL_SIZE", 10)),
         redis_url=None if redis_url.lower() in DISABLED_WORDS else redis_url,
         redis_prefix=_get(env, "REDIS_PREFIX") or "clarin",
+        page_cache_ttl=max(0.0, _float(env, "PAGE_CACHE_TTL", 30.0)),
         jwt_secret=_get(env, "JWT_SECRET") or DEFAULT_JWT_SECRET,
         host=_get(env, "HOST") or "0.0.0.0",
         port=_int(env, "PORT", 8080),

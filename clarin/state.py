@@ -9,6 +9,7 @@ from typing import Any
 from clarin.auth.revocation import TokenGuard
 from clarin.auth.throttle import LoginThrottle
 from clarin.cache import Cache, RedisHandle
+from clarin.cache.pages import PageCache
 from clarin.campaigns.worker import CampaignWorker
 from clarin.config import Settings
 from clarin.db.pool import Database
@@ -29,6 +30,7 @@ class AppState:
     hub: Hub
     broadcaster: Broadcaster
     storage: MediaStorage
+    pages: PageCache  # cached bodies of hot reads, retired by every change to the account
     started_at: float = field(default_factory=time.time)
     routes: list[Any] = field(default_factory=list)  # the mounted route table (for OpenAPI)
     whatsapp: DevicePool | None = None  # WhatsApp device pool (WHATSAPP_DRIVER)
@@ -49,14 +51,16 @@ class AppState:
     def build(cls, settings: Settings, dsn: str) -> AppState:
         redis = RedisHandle(settings.redis_url)
         hub = Hub()
+        pages = PageCache(redis, settings.redis_prefix, ttl=settings.page_cache_ttl)
         state = cls(
             settings=settings,
             db=Database(dsn, settings.db_pool_size),
             redis=redis,
             cache=Cache(redis),
             hub=hub,
-            broadcaster=Broadcaster(hub, redis, channel=f"{settings.redis_prefix}:ws"),
+            broadcaster=Broadcaster(hub, redis, channel=f"{settings.redis_prefix}:ws", on_change=pages.invalidate),
             storage=build_storage(settings),
+            pages=pages,
         )
         state.whatsapp = DevicePool.create(settings, dsn, state.db, state.broadcaster)
         state.kommo = KommoService.create(settings, dsn, state)

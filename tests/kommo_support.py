@@ -13,6 +13,7 @@ from typing import Any
 
 from clarin._speedups import phone_pure
 from clarin.cache import Cache, RedisHandle
+from clarin.cache.pages import PageCache
 from clarin.config import load_settings
 from clarin.db.migrate import migrate
 from clarin.db.pool import Database
@@ -89,8 +90,10 @@ async def kommo_service(
     await handle.start()
     db = Database(dsn, 3)  # modest: CI machines run several suites against one PostgreSQL
     hub = Hub()
-    state = SimpleNamespace(settings=settings, db=db, redis=handle, cache=Cache(handle), hub=hub,
-                            broadcaster=Broadcaster(hub, handle, channel=f"{settings.redis_prefix}:ws"))
+    pages = PageCache(handle, settings.redis_prefix, ttl=settings.page_cache_ttl)
+    state = SimpleNamespace(settings=settings, db=db, redis=handle, cache=Cache(handle), hub=hub, pages=pages,
+                            broadcaster=Broadcaster(hub, handle, channel=f"{settings.redis_prefix}:ws",
+                                                    on_change=pages.invalidate))
     service = KommoService(settings, dsn, state)
     try:
         yield service

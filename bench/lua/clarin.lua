@@ -6,6 +6,7 @@
 --   BENCH_BODIES  optional file with one JSON body per line; "{n}" becomes a number unique in the run
 --                 (thread id + per-thread counter), so creates never collide
 --   BENCH_SEED    random seed (each thread adds its id): runs are repeatable
+--   BENCH_ACCEPT_ENCODING  sent as Accept-Encoding when not empty (a browser dashboard always sends one)
 --   BENCH_STATUSES "1": count every HTTP status and keep one error body (costs load-generator CPU)
 --
 -- done() prints one line "BENCH_JSON {...}" with requests, latency percentiles (microseconds), error
@@ -42,6 +43,8 @@ function init(args)
   math.randomseed(tonumber(os.getenv("BENCH_SEED") or "1") + (tid or 0) * 7919)
   wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "")
   if #bodies > 0 then wrk.headers["Content-Type"] = "application/json" end
+  local encoding = os.getenv("BENCH_ACCEPT_ENCODING") or ""
+  if encoding ~= "" then wrk.headers["Accept-Encoding"] = encoding end
 end
 
 function request()

@@ -155,6 +155,8 @@ async def add_recipients(
             unique = await _link_contacts(tx, account_id, unique)
         added = await insert_recipients(tx, account_id, campaign_id, unique)
         total = int(await tx.fetch_val(Q_RECOUNT, [account_id, campaign_id]) or 0)
+    if body.save_as_contacts:
+        await state.pages.invalidate(account_id)  # contacts may have been created: cached lists retire
     return RecipientsAdded(
         count=added, submitted=submitted, duplicates=submitted - invalid - added, invalid=invalid,
         total_recipients=total,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from clarin.crm import contact_merge, contacts, events, interactions
 from clarin.crm.contacts import ContactFilter, WriteResult
 from clarin.crm.filtering import lenient_uuid, list_window, no_nul, uuid_list
+from clarin.http.cached import cached_read
 from clarin.http.errors import HTTPError
 from clarin.http.request import Request
 from clarin.http.routes import RouteGroup
@@ -46,6 +47,7 @@ CONTACTS_DEFAULT_LIMIT = 50
 
 
 @routes.get("/api/contacts", response=ContactsPage)
+@cached_read
 async def list_contacts(req: Request) -> ContactsPage:
     flt = ContactFilter(
         search=req.query_str("search"),

@@ -20,6 +20,7 @@ capped at 1000) and filtered, and ``total``/``limit``/``offset`` are added; it i
 from __future__ import annotations
 
 from clarin.crm import leads as service
+from clarin.http.cached import cached_read
 from clarin.http.paging import page_params
 from clarin.http.request import Request, parse_uuid
 from clarin.http.response import RawJSONResponse
@@ -44,6 +45,7 @@ DEFAULT_PAGE = 50
 
 
 @routes.get("/api/leads", response=LeadsResponse)
+@cached_read
 async def list_leads(req: Request) -> LeadsResponse | RawJSONResponse:
     if not any(name in req.query for name in PAGED_PARAMS):
         return RawJSONResponse(await service.board_body(req.app, req.account_id))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 
 from clarin.crm.filtering import lenient_uuid, list_window
+from clarin.http.cached import cached_read
 from clarin.http.errors import HTTPError
 from clarin.http.request import Request, parse_uuid
 from clarin.http.routes import RouteGroup
@@ -44,6 +45,7 @@ def _lenient_ids(values: list[str]) -> list[uuid.UUID] | None:
 
 
 @routes.get("/api/chats", response=ChatsPage)
+@cached_read
 async def list_chats(req: Request) -> ChatsPage:
     flt = ChatFilter(
         search=req.query_str("search"),

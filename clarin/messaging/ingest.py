@@ -287,6 +287,7 @@ class InboundIngestor:
                 key = build_key(device.account_id, "avatars", f"{jid_user(jid)}.jpg")
                 await self.state.storage.put(key, data, "image/jpeg")
                 await self.state.db.execute(Q_SET_AVATAR, [device.account_id, jid, proxy_url(key)])
+                await self.state.pages.invalidate(device.account_id)  # no event announces an avatar
             except Exception as exc:  # an avatar is never worth more than a log line
                 log.info("device %s: avatar of %s not stored: %s", device.id, jid, exc)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clarin.cache.redis_client import CONNECTION_ERRORS, RedisHandle
@@ -24,6 +25,8 @@ _SEPARATOR = "|"
 _MANY = "\x1e"
 MANY_CHUNK = 256  # envelopes per Redis message
 DELIVER_SLICE = 64  # envelopes handed to the hub before yielding to the socket senders
+# Events that report no stored change: they do not retire the account's cached reads.
+EPHEMERAL_EVENTS = frozenset({"typing", "presence", "qr_code", "pong"})
 
 
 def envelope(account_id: str, event: str, data: Any) -> str:
@@ -31,8 +34,14 @@ def envelope(account_id: str, event: str, data: Any) -> str:
 
 
 class Broadcaster:
-    def __init__(self, hub: Hub, redis: RedisHandle, channel: str = CHANNEL) -> None:
+    def __init__(
+        self, hub: Hub, redis: RedisHandle, channel: str = CHANNEL,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.hub = hub
+        # Called (and awaited) before an account's data-change event goes out, so a client that
+        # re-fetches on the event never gets a cached body from before the change (clarin.cache.pages).
+        self._on_change = on_change
         self._redis = redis
         self._channel = channel
         self._subscribed = asyncio.Event()
@@ -64,6 +73,8 @@ class Broadcaster:
     async def broadcast(self, account_id: object, event: str, data: Any) -> None:
         account = str(account_id)
         payload = envelope(account, event, data)
+        if self._on_change is not None and event not in EPHEMERAL_EVENTS:
+            await self._on_change(account)
         if self.cross_process:
             published = await self._redis.guard(
                 lambda r: r.publish(self._channel, account + _SEPARATOR + payload), None
@@ -77,6 +88,8 @@ class Broadcaster:
         per event (bursts of inbound messages). Without Redis they go to this process's sockets."""
         account = str(account_id)
         payloads = [envelope(account, event, data) for event, data in events]
+        if self._on_change is not None and any(event not in EPHEMERAL_EVENTS for event, _ in events):
+            await self._on_change(account)
         for start in range(0, len(payloads), MANY_CHUNK):
             chunk = payloads[start : start + MANY_CHUNK]
             if self.cross_process:

@@ -1,0 +1,211 @@
+"""Encoded response bodies of hot account-scoped reads, invalidated by any change to the account.
+
+Why a generation per account, not a key per page: a write cannot know every page, filter and search
+that shows the row it changed. Every committed change already broadcasts a WebSocket event to the
+account (docs/EVENTS.md), so the broadcaster moves the account to a new generation before it
+publishes, and every cached body of the older generation stops matching at once.
+
+Layers, fastest first:
+  * L1 — this process's LRU: ``(account, key) → entry`` holding the generation it was built under;
+  * L2 — one Redis hash per account and generation, shared by the workers (TTL ``ttl``);
+  * the builder (the route handler), single-flight per process so a miss is built once.
+
+Each read costs one Redis round trip (``MGET epoch gen``) to learn the current generation, which is
+what keeps a worker from serving a body another worker's write made stale (read-your-writes across
+workers). Generations are random tokens, never counters: a gen key lost in a Redis restart or
+eviction comes back as a new token that no old entry matches. While Redis is down nothing is cached
+(writes could not announce themselves), and when it comes back the process moves everyone to a new
+*epoch*, which retires every entry built before the outage, including other processes' L1 entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from clarin.cache.redis_client import RedisHandle
+
+log = logging.getLogger("clarin.cache.pages")
+
+GZIP_MIN_BYTES = 1024  # below this gzip saves nothing worth a header
+GZIP_LEVEL = 5
+_DOWN = object()
+
+
+class CachedBody:
+    """One encoded 200 body, its validator, and its gzip twin (made on first demand, once)."""
+
+    __slots__ = ("_gzip", "body", "etag", "expires")
+
+    def __init__(self, body: bytes, expires: float) -> None:
+        self.body = body
+        self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        self.expires = expires
+        self._gzip: bytes | None = None
+
+    def gzipped(self) -> bytes | None:
+        if len(self.body) < GZIP_MIN_BYTES:
+            return None
+        if self._gzip is None:
+            self._gzip = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
+        return self._gzip
+
+
+def _token() -> str:
+    return os.urandom(8).hex()
+
+
+class PageCache:
+    def __init__(
+        self, redis: RedisHandle, prefix: str, ttl: float = 60.0, l1_entries: int = 4096,
+        l1_bytes: int = 128 * 1024 * 1024,
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}:pc"
+        self._epoch_key = f"{self._prefix}:epoch"
+        self.ttl = ttl
+        self._l1: OrderedDict[tuple[str, str], tuple[str, CachedBody]] = OrderedDict()
+        self._l1_entries = l1_entries
+        self._l1_bytes = l1_bytes
+        self._l1_size = 0
+        self._building: dict[tuple[str, str, str], asyncio.Future[CachedBody]] = {}
+        self.enabled = ttl > 0 and redis.configured
+        redis.on_state_change(self._redis_state_changed)
+        self._new_epoch_pending = False
+
+    # -- keys -------------------------------------------------------------------------------------
+    def _gen_key(self, account: str) -> str:
+        return f"{self._prefix}:gen:{account}"
+
+    def _hash_key(self, account: str, generation: str) -> str:
+        return f"{self._prefix}:{account}:{generation}"
+
+    # -- generation -------------------------------------------------------------------------------
+    async def generation(self, account: str) -> str | None:
+        """The account's current ``epoch/gen`` token; ``None`` when the cache must be bypassed."""
+        if not self.enabled:
+            return None
+        if self._new_epoch_pending:
+            await self._start_new_epoch()
+        gen_key = self._gen_key(account)
+        found = await self._redis.guard(lambda r: r.mget(self._epoch_key, gen_key), _DOWN)
+        if found is _DOWN or not self._redis.up:
+            return None
+        epoch, gen = found  # type: ignore[misc]
+        if epoch is None or gen is None:
+            # First use (or lost in a Redis restart): create them; SET NX keeps a concurrent creator's.
+            async def _create(r: Any) -> list[Any]:
+                async with r.pipeline(transaction=False) as pipe:
+                    pipe.set(self._epoch_key, _token(), nx=True)
+                    pipe.set(gen_key, _token(), nx=True)
+                    pipe.mget(self._epoch_key, gen_key)
+                    return await pipe.execute()
+
+            created = await self._redis.guard(_create, _DOWN)
+            if created is _DOWN:
+                return None
+            epoch, gen = created[-1]  # type: ignore[index]
+            if epoch is None or gen is None:
+                return None
+        return _text(epoch) + "/" + _text(gen)
+
+    async def invalidate(self, account_id: object) -> None:
+        """Retire every cached body of the account (call after the change committed)."""
+        if not self.enabled:
+            return
+        gen_key = self._gen_key(str(account_id))
+        await self._redis.guard(lambda r: r.set(gen_key, _token()), None)
+
+    # -- read through -----------------------------------------------------------------------------
+    async def fetch(self, account_id: object, key: str, build: Callable[[], Awaitable[bytes]]) -> CachedBody | None:
+        """The cached body for ``key`` of the account, built by ``build`` on a miss. ``None`` means
+        "not cacheable right now" (Redis absent or down): the caller answers uncached."""
+        account = str(account_id)
+        generation = await self.generation(account)
+        if generation is None:
+            return None
+        now = time.monotonic()
+        local = self._l1.get((account, key))
+        if local is not None and local[0] == generation and local[1].expires > now:
+            self._l1.move_to_end((account, key))
+            return local[1]
+        flight = (account, key, generation)
+        pending = self._building.get(flight)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[CachedBody] = asyncio.get_running_loop().create_future()
+        self._building[flight] = future
+        try:
+            entry = await self._load_or_build(account, key, generation, build)
+            future.set_result(entry)
+            return entry
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no warning when nobody else waited
+            raise
+        finally:
+            self._building.pop(flight, None)
+
+    async def _load_or_build(
+        self, account: str, key: str, generation: str, build: Callable[[], Awaitable[bytes]]
+    ) -> CachedBody:
+        hash_key = self._hash_key(account, generation)
+        shared = await self._redis.guard(lambda r: r.hget(hash_key, key), None)
+        expires = time.monotonic() + self.ttl
+        if shared is not None:
+            entry = CachedBody(shared, expires)
+        else:
+            body = await build()
+            entry = CachedBody(body, expires)
+
+            async def _store(r: Any) -> None:
+                async with r.pipeline(transaction=False) as pipe:
+                    pipe.hset(hash_key, key, body)
+                    pipe.expire(hash_key, int(self.ttl) + 1)
+                    await pipe.execute()
+
+            await self._redis.guard(_store, None)
+        self._remember(account, key, generation, entry)
+        return entry
+
+    # -- L1 bookkeeping ---------------------------------------------------------------------------
+    def _remember(self, account: str, key: str, generation: str, entry: CachedBody) -> None:
+        if len(entry.body) > self._l1_bytes // 4:
+            return  # one giant body must not evict everything else
+        old = self._l1.pop((account, key), None)
+        if old is not None:
+            self._l1_size -= len(old[1].body)
+        self._l1[(account, key)] = (generation, entry)
+        self._l1_size += len(entry.body)
+        while self._l1 and (len(self._l1) > self._l1_entries or self._l1_size > self._l1_bytes):
+            _, (_, evicted) = self._l1.popitem(last=False)
+            self._l1_size -= len(evicted.body)
+
+    def clear_local(self) -> None:
+        self._l1.clear()
+        self._l1_size = 0
+
+    # -- Redis outages ----------------------------------------------------------------------------
+    def _redis_state_changed(self, up: bool) -> None:
+        # Writes made while Redis was unreachable could not retire anything: when it is back, retire
+        # everything built before (a new epoch), here and — through the shared key — in every process.
+        self.clear_local()
+        if up:
+            self._new_epoch_pending = True
+
+    async def _start_new_epoch(self) -> None:
+        self._new_epoch_pending = False
+        done = await self._redis.guard(lambda r: r.set(self._epoch_key, _token()), _DOWN)
+        if done is _DOWN:
+            self._new_epoch_pending = True
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
