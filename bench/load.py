@@ -14,7 +14,7 @@ Writes ``bench/results/latest.json``::
                     "p50_ms", "p95_ms", "p99_ms", "errors", "status", ...}]}
 
 Environment: BENCH_WORKERS (2), BENCH_THREADS (1), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),
-BENCH_CONCURRENCY (64), BENCH_WRK_THREADS (2), BENCH_WS_SOCKETS (1000), BENCH_WS_ROUNDS (50),
+BENCH_CONCURRENCY (64), BENCH_WRK_THREADS (2), BENCH_WS_SOCKETS (1000), BENCH_WS_ROUNDS (50), BENCH_WS_PROCS (4),
 BENCH_DB_POOL_SIZE (server default when unset), BENCH_ONLY (comma-separated endpoint names),
 BENCH_SERVER_URL (use a running server instead of starting one), BENCH_CLIENT (wrk | python),
 BENCH_SERVER_ENV (extra server env, "K=V,K2=V2"), BENCH_OUTPUT (result file), BENCH_ACCEPT_ENCODING
@@ -60,6 +60,7 @@ from bench.common import (
     fetch,
     load_sql,
 )
+from bench.ws_fanout import ws_broadcast
 
 LUA_SCRIPT = BENCH_DIR / "lua" / "clarin.lua"
 ACCEPT_ENCODING = os.environ.get("BENCH_ACCEPT_ENCODING", "gzip").strip()
@@ -87,6 +88,7 @@ class Config:
     wrk_threads: int = field(default_factory=lambda: _env_int("BENCH_WRK_THREADS", 2))
     ws_sockets: int = field(default_factory=lambda: _env_int("BENCH_WS_SOCKETS", 1000))
     ws_rounds: int = field(default_factory=lambda: _env_int("BENCH_WS_ROUNDS", 50))
+    ws_procs: int = field(default_factory=lambda: _env_int("BENCH_WS_PROCS", 4))
     pool_size: str = field(default_factory=lambda: os.environ.get("BENCH_DB_POOL_SIZE", "").strip())
     only: set[str] = field(default_factory=lambda: {
         s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip()})
@@ -275,106 +277,6 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
 
 
 # -- WebSocket fan-out ------------------------------------------------------------------------------------
-async def ws_broadcast(ws_url: str, token: str, sockets: int, rounds: int) -> dict[str, Any]:
-    """Connect ``sockets`` clients of the account, then ``rounds`` times: one extra client sends a
-    ``typing`` event (the server re-broadcasts it to the whole account through Redis) and every socket
-    records send→receive latency. One broadcast in flight at a time: this measures fan-out latency."""
-    import msgspec
-    from websockets.asyncio.client import connect
-
-    url = f"{ws_url}?token={token}"
-    sent_at: dict[int, float] = {}
-    latencies: list[float] = []
-    per_round: dict[int, list[float]] = {}
-    received: dict[int, int] = {}
-    round_done: dict[int, asyncio.Event] = {}
-    decoder = msgspec.json.Decoder()
-    conns: list[Any] = []
-    connect_errors = 0
-
-    async def open_one() -> None:
-        nonlocal connect_errors
-        try:
-            conns.append(await connect(url, compression=None, max_queue=None, open_timeout=30,
-                                       ping_interval=None))
-        except Exception:
-            connect_errors += 1
-
-    async def reader(ws: Any) -> None:
-        try:
-            async for raw in ws:
-                now = time.perf_counter()
-                if '"bench_seq"' not in raw:
-                    continue
-                seq = decoder.decode(raw)["data"]["bench_seq"]
-                if seq in sent_at:
-                    latencies.append(now - sent_at[seq])
-                    per_round.setdefault(seq, []).append(now - sent_at[seq])
-                    received[seq] = received.get(seq, 0) + 1
-                    if received[seq] >= len(conns):
-                        round_done[seq].set()
-        except Exception:
-            pass
-
-    connect_started = time.perf_counter()
-    for start in range(0, sockets, 100):  # connect in waves of 100
-        await asyncio.gather(*(open_one() for _ in range(start, min(sockets, start + 100))))
-    connect_seconds = time.perf_counter() - connect_started
-    readers = [asyncio.create_task(reader(ws)) for ws in conns]
-    await asyncio.sleep(1.0)  # let every worker register its sockets
-    sender = await connect(url, compression=None, ping_interval=None)
-    sender_reader = asyncio.create_task(_drain(sender))
-    timeouts = 0
-    phase_started = time.perf_counter()
-    for seq in range(rounds):
-        round_done[seq] = asyncio.Event()
-        sent_at[seq] = time.perf_counter()
-        await sender.send(json.dumps({"event": "typing", "data": {"bench_seq": seq}}))
-        try:
-            await asyncio.wait_for(round_done[seq].wait(), 5)
-        except TimeoutError:
-            timeouts += 1
-        await asyncio.sleep(0.05)
-    phase_seconds = time.perf_counter() - phase_started
-    await asyncio.sleep(0.5)
-    sender_reader.cancel()
-    await sender.close()
-    for ws in conns:
-        await ws.close()
-    for task in readers:
-        task.cancel()
-    delivered = len(latencies)
-    expected = len(conns) * rounds
-    firsts = [min(v) for v in per_round.values() if v]
-    spreads = [max(v) - min(v) for v in per_round.values() if v]
-    return {
-        # first_*: send → the first socket's delivery (relay + Redis round trip); spread_*: first → last
-        # delivery of a round (the fan-out work: server sends + this client's receive loop, same 2 cores).
-        "first_p50_ms": round(statistics.median(firsts) * 1000, 2) if firsts else None,
-        "first_max_ms": round(max(firsts) * 1000, 2) if firsts else None,
-        "spread_p50_ms": round(statistics.median(spreads) * 1000, 2) if spreads else None,
-        "spread_max_ms": round(max(spreads) * 1000, 2) if spreads else None,
-        "requests": delivered,
-        "rps": delivered / phase_seconds if phase_seconds else 0.0,
-        **_percentiles(latencies),
-        "errors": connect_errors + (expected - delivered),
-        "connected": len(conns),
-        "connect_errors": connect_errors,
-        "connect_seconds": round(connect_seconds, 2),
-        "rounds": rounds,
-        "round_timeouts": timeouts,
-        "missed_deliveries": expected - delivered,
-    }
-
-
-async def _drain(ws: Any) -> None:
-    try:
-        async for _ in ws:
-            pass
-    except Exception:
-        pass
-
-
 # -- scenario ---------------------------------------------------------------------------------------------
 def probe(client: httpx.Client, ep: Endpoint) -> tuple[str, str | None]:
     """``ok`` | ``missing`` (the route does not exist: 405, or 404 "Cannot …") | ``error`` with the reason."""
@@ -581,7 +483,7 @@ def main() -> int:
         if not cfg.only or "ws_broadcast" in cfg.only:
             settle(client)
             ws_url = url.replace("http://", "ws://") + "/ws"
-            result = _run_fast(ws_broadcast(ws_url, token, cfg.ws_sockets, cfg.ws_rounds))
+            result = _run_fast(ws_broadcast(ws_url, token, cfg.ws_sockets, cfg.ws_rounds, cfg.ws_procs))
             row = {"name": "ws_broadcast", "method": "WS", "path": "/ws (typing relay to all sockets)",
                    "kind": "ws", "concurrency": cfg.ws_sockets, "status": "ok", **result}
             rows.append(row)
