@@ -7,6 +7,7 @@ stopped, directory removed) when its context manager exits, failed test or not.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
@@ -18,11 +19,29 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.support import free_port
 
 PG_BIN = Path(os.environ.get("CLARIN_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_OS_USER = "postgres"  # initdb refuses to run as root
+# Instances not torn down yet: a last resort at interpreter exit (fixture teardown normally does it).
+_LIVE: set[PrivatePostgres | PrivateRedis] = set()
+
+
+def missing_binaries() -> str | None:
+    """Why the fault tests cannot run here (None: they can)."""
+    if not (PG_BIN / "initdb").exists():
+        return f"PostgreSQL binaries not found in {PG_BIN} (set CLARIN_TEST_PG_BIN)"
+    if shutil.which("redis-server") is None:
+        return "redis-server is not on PATH"
+    return None
+
+
+@atexit.register
+def _destroy_leftovers() -> None:
+    for instance in list(_LIVE):
+        instance.destroy()
 
 
 def _port_open(port: int) -> bool:
@@ -53,6 +72,7 @@ class PrivatePostgres:
             pw = pwd.getpwnam(PG_OS_USER)
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
         self.dsn = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        _LIVE.add(self)
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         cmd = [str(a) for a in args]
@@ -110,6 +130,7 @@ class PrivatePostgres:
                 except (OSError, ValueError, IndexError):
                     pass
         shutil.rmtree(self.root, ignore_errors=True)
+        _LIVE.discard(self)
 
 
 @contextmanager
@@ -131,7 +152,8 @@ class PrivateRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.root = Path(tempfile.mkdtemp(prefix="clarin-fault-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: Any = None
+        _LIVE.add(self)
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -165,6 +187,7 @@ class PrivateRedis:
             self.stop()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            _LIVE.discard(self)
 
 
 @contextmanager

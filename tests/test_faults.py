@@ -32,9 +32,13 @@ import redis as redis_sync
 from websockets.sync.client import ClientConnection, connect
 
 from tests import support
-from tests.fault_support import PrivatePostgres, private_postgres, private_redis
+from tests.fault_support import PrivatePostgres, missing_binaries, private_postgres, private_redis
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(missing_binaries() is not None, reason=missing_binaries() or ""),
+]
 
 ADMIN_PASSWORD = "admin-pass-123"
 CLIENT_TIMEOUT = 3.0  # longer than this is a hang: a down database must be a quick, clear 503
