@@ -266,9 +266,14 @@ class DevicePool:
 
     async def sender(self, device_id: uuid.UUID, account_id: uuid.UUID) -> DeviceRef:
         """The live device to send through; 503 when another server runs it, 409 when not connected.
-        (The caller has already checked that the device exists in ``account_id``.)"""
+        (The caller has already checked that the device exists in ``account_id``.)
+
+        Not run here while calls can be routed: ``OwnedElsewhere`` without looking the lease up (the routed
+        call finds the owner, or falls back to the lease check: 503 or 409)."""
         live = self._devices.get(device_id)
         if live is None or live.account_id != account_id:
+            if self.remote.available:
+                raise OwnedElsewhere(if_nobody=HTTPError(409, NOT_CONNECTED))
             if await self.leased_elsewhere(device_id):
                 raise OwnedElsewhere()
             raise HTTPError(409, NOT_CONNECTED)

@@ -48,7 +48,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import msgspec
 from prometheus_client import Counter
@@ -91,10 +91,16 @@ _EXECUTING: contextvars.ContextVar[bool] = contextvars.ContextVar("clarin_routed
 
 
 class OwnedElsewhere(HTTPError):
-    """Another process holds the device's lease: ``503`` + ``Retry-After: 2`` unless the call is routed."""
+    """Another process holds the device's lease: ``503`` + ``Retry-After: 2`` unless the call is routed.
 
-    def __init__(self) -> None:
+    ``if_nobody``: the lease was not looked up (a send while routing is available spares that query, the
+    owner's answer settles it); when the call cannot be routed and no process holds the lease after all,
+    that error (``409 device not connected``) is raised instead of the 503.
+    """
+
+    def __init__(self, if_nobody: HTTPError | None = None) -> None:
         super().__init__(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
+        self.if_nobody = if_nobody
 
 
 # -- wire ---------------------------------------------------------------------------------------------
@@ -178,13 +184,13 @@ def routed(fn: F) -> F:
         try:
             return await fn(*args, **kwargs)
         except OwnedElsewhere as exc:
-            if _EXECUTING.get():
-                raise
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             router = router_of(bound.arguments["state"])
             if router is None:
                 raise
+            if _EXECUTING.get():
+                await router.not_routed(exc, bound.arguments["device_id"])
             return await router.call(op, bound.arguments, exc)
 
     return wrapper  # type: ignore[return-value]
@@ -285,10 +291,11 @@ class DeviceRouter:
     # -- requester side ----------------------------------------------------------------------------------
     async def call(self, op: _Op, arguments: dict[str, Any], fallback: OwnedElsewhere) -> Any:
         """Run ``op`` on the device's owner with ``arguments`` (as bound by :func:`routed`)."""
+        device_id = arguments["device_id"]
         if not self.available:
             self._warn_unavailable()
             ROUTED_CALLS.labels(op.name, "unavailable").inc()
-            raise fallback
+            await self.not_routed(fallback, device_id)
         args_type, result_type = op.types()
         payload = _encoder.encode(args_type(**{name: arguments[name] for name in args_type.__struct_fields__}))
         request = RouteRequest(
@@ -302,9 +309,9 @@ class DeviceRouter:
             channel = self.device_channel(request.device_id)
             assert self._redis is not None
             receivers = await self._redis.guard(lambda r: r.publish(channel, data), None)
-            if not receivers:  # None: Redis failed; 0: the owner is not listening (yet)
+            if not receivers:  # None: Redis failed; 0: the owner is not listening (yet), or there is none
                 ROUTED_CALLS.labels(op.name, "no_owner" if receivers == 0 else "unavailable").inc()
-                raise fallback
+                await self.not_routed(fallback, device_id)
             pending.expected = int(receivers)
             pending.settle()
             try:
@@ -317,7 +324,7 @@ class DeviceRouter:
             self._pending.pop(request.id, None)
         if reply is None:
             ROUTED_CALLS.labels(op.name, "declined").inc()
-            raise fallback
+            await self.not_routed(fallback, device_id)
         if reply.status == 200:
             ROUTED_CALLS.labels(op.name, "ok").inc()
             return None if result_type is None else msgspec.msgpack.decode(reply.body, type=result_type)
@@ -328,6 +335,12 @@ class DeviceRouter:
                 raise cls(reply.detail or "", reply.constraint)  # type: ignore[call-arg]
             raise cls(reply.detail or "")
         raise HTTPError(reply.status, reply.error, headers=[(k, v) for k, v in reply.headers], detail=reply.detail)
+
+    async def not_routed(self, exc: OwnedElsewhere, device_id: uuid.UUID) -> NoReturn:
+        """The call stays unanswered by an owner: the 503, or ``exc.if_nobody`` when no process holds the lease."""
+        if exc.if_nobody is not None and not await self.pool.leased_elsewhere(device_id):
+            raise exc.if_nobody
+        raise OwnedElsewhere()
 
     def _warn_unavailable(self) -> None:
         if self._warned:
@@ -347,6 +360,7 @@ class DeviceRouter:
     # -- subscription ------------------------------------------------------------------------------------
     async def _run(self) -> None:
         assert self._redis is not None
+        failing = False  # log a lost subscription once, not on every retry of an outage
         while True:
             if not self._redis.up:
                 await asyncio.sleep(0.5)
@@ -358,9 +372,9 @@ class DeviceRouter:
                 await pubsub.subscribe(self.reply_channel)
                 tasks = [asyncio.create_task(self._listen(pubsub)), asyncio.create_task(self._sync(pubsub, channels))]
                 self._ready = True
-                if self._warned:
+                if self._warned or failing:
                     log.info("device calls are routed to their owner again")
-                    self._warned = False
+                self._warned = failing = False
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # raises what ended it
@@ -368,7 +382,10 @@ class DeviceRouter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("device routing subscription lost (%s); resubscribing", exc)
+                if not failing:
+                    log.warning("device routing subscription lost (%s); calls for devices other processes run "
+                                "answer 503 until it is back", exc)
+                failing = self._warned = True
             finally:
                 self._ready = False
                 for task in tasks:
