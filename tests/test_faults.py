@@ -17,6 +17,7 @@ torn down); the machine's shared PostgreSQL and Redis are never touched.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -31,6 +32,7 @@ import pytest
 import redis as redis_sync
 from websockets.sync.client import ClientConnection, connect
 
+from clarin.db.errors import OutageLog
 from tests import support
 from tests.fault_support import PrivatePostgres, missing_binaries, private_postgres, private_redis
 
@@ -343,3 +345,17 @@ def test_redis_outage_degrades_and_recovers(private_pg: PrivatePostgres, log_dir
             assert log.count("Redis unavailable") == 1, log[-3000:]
             assert log.count("Redis is reachable again") == 1, log[-3000:]
             assert "Traceback" not in log, log[-3000:]
+
+
+# -- the log throttle both outages rely on ------------------------------------------------------------------------
+def test_outage_log_reports_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    outage = OutageLog(logging.getLogger("clarin.test.outage"), interval=0.3, level=logging.WARNING)
+    with caplog.at_level(logging.WARNING, logger="clarin.test.outage"):
+        for n in range(100):
+            outage.report("database unavailable [request %d]", n)
+        assert [r.getMessage() for r in caplog.records] == ["database unavailable [request 0]"]
+        time.sleep(0.35)
+        outage.report("database unavailable [request %d]", 100)
+    assert caplog.records[-1].getMessage() == \
+        "database unavailable [request 100] (and 99 more like it since the previous report)"
+    assert caplog.records[-1].levelno == logging.WARNING and len(caplog.records) == 2
