@@ -7,6 +7,7 @@ The servers run on a database of their own (no other server's take-over scan may
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -15,13 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import ClientConnection, connect
 
+from clarin.http.errors import HTTPError
+from clarin.whatsapp.remote import OwnedElsewhere, routed
 from tests import support
 
 ADMIN_PASSWORD = "admin-pass-123"
@@ -294,3 +299,112 @@ def test_without_redis_the_non_owner_answers_503(services: None, log_dir: Path, 
             assert srv.logs().count(logged) == 1  # only by the worker that does not run it, once
     finally:
         support.drop_database(name)
+
+
+# -- the router in-process: two pools (as two processes), real PostgreSQL leases and real Redis ------------
+PROBE_RUNS: list[tuple[str, float]] = []
+
+
+@routed
+async def probe(state: Any, account_id: uuid.UUID, device_id: uuid.UUID, delay: float, fail: int = 0) -> str:
+    """A routed operation for the test: runs only where the device is run, records each run."""
+    pool = state.whatsapp
+    if not pool.owns(device_id):
+        raise OwnedElsewhere()
+    PROBE_RUNS.append((pool.remote.instance_id, delay))
+    await asyncio.sleep(delay)
+    if fail:
+        raise HTTPError(fail, "probe failed", headers=[("x-probe", "1")], detail="on purpose")
+    return pool.remote.instance_id
+
+
+def test_router_timeout_late_replies_and_exactly_once(cluster: support.ServerProcess, routing_db: str) -> None:
+    from clarin.cache import RedisHandle
+    from clarin.db.pool import Database
+    from clarin.realtime.broadcaster import Broadcaster
+    from clarin.realtime.hub import Hub
+    from clarin.whatsapp.lease import DeviceLeases
+    from clarin.whatsapp.pool import DevicePool
+    from clarin.whatsapp.remote import RouteRequest
+    from clarin.whatsapp.simulated_driver import SimulatedDriver
+
+    account = support.run_sql(routing_db, "INSERT INTO accounts (name) VALUES ('router') RETURNING id::text AS id")
+    account_id = uuid.UUID(account[0]["id"])
+    owned, idle = (uuid.UUID(support.run_sql(
+        routing_db, "INSERT INTO devices (account_id, name) VALUES ($1, 'r') RETURNING id::text AS id",
+        [account_id])[0]["id"]) for _ in range(2))
+    prefix = f"clarin-test-{uuid.uuid4().hex[:8]}"
+
+    async def run() -> None:
+        states = []
+        for _ in range(2):
+            redis = RedisHandle(support.REDIS_URL)
+            db = Database(routing_db, 2)
+            pool = DevicePool(SimulatedDriver(pair_delay=0), db, Broadcaster(Hub(), redis), DeviceLeases(routing_db, 3),
+                              renew_interval=3600)
+            states.append(SimpleNamespace(redis=redis, db=db, whatsapp=pool,
+                                          settings=SimpleNamespace(redis_prefix=prefix)))
+        one, two = states
+        try:
+            for state in states:
+                await state.redis.start()
+                await state.whatsapp.leases.open()
+                await state.whatsapp.remote.start(state)
+            await one.whatsapp.connect(owned, account_id, "", "disconnected")
+            for _ in range(200):
+                if one.whatsapp.remote.available and two.whatsapp.remote.available:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)  # the owner's device subscription
+            owner_id = one.whatsapp.remote.instance_id
+
+            # routed from the non-owner, run once on the owner
+            assert await probe(two, account_id, owned, 0.0) == owner_id
+            assert await probe(one, account_id, owned, 0.0) == owner_id  # local
+            assert PROBE_RUNS == [(owner_id, 0.0), (owner_id, 0.0)]
+
+            # the owner's error comes back as the same HTTPError
+            with pytest.raises(HTTPError) as err:
+                await probe(two, account_id, owned, 0.0, fail=418)
+            assert (err.value.status, err.value.message, err.value.detail, err.value.headers) == (
+                418, "probe failed", "on purpose", [("x-probe", "1")])
+
+            # no answer in time: 504 at the timeout, never a hang; the late reply is dropped
+            two.whatsapp.remote.timeout = 0.3
+            started = time.monotonic()
+            with pytest.raises(HTTPError) as err:
+                await probe(two, account_id, owned, 1.0)
+            assert err.value.status == 504 and time.monotonic() - started < 0.9
+            await asyncio.sleep(1.0)
+            assert two.whatsapp.remote._pending == {}
+            two.whatsapp.remote.timeout = 15
+
+            # the same request delivered twice runs once
+            runs = len(PROBE_RUNS)
+            request = RouteRequest(id=uuid.uuid4().hex, reply_to=two.whatsapp.remote.reply_channel,
+                                   op=f"{__name__}.probe", account_id=str(account_id), device_id=str(owned),
+                                   payload=msgspec.msgpack.encode({"delay": 0.0, "fail": 0}))
+            channel = one.whatsapp.remote.device_channel(owned)
+            for _ in range(2):
+                assert await two.redis.client.publish(channel, msgspec.msgpack.encode(request)) == 1
+            await asyncio.sleep(0.3)
+            assert len(PROBE_RUNS) == runs + 1
+
+            # a device nobody runs: nobody subscribed, the 503 at once
+            started = time.monotonic()
+            with pytest.raises(OwnedElsewhere):
+                await probe(two, account_id, idle, 0.0)
+            assert time.monotonic() - started < 0.5
+
+            # the owner stops running it: unsubscribed, not routed any more
+            await one.whatsapp.disconnect(owned, account_id)
+            await asyncio.sleep(0.2)
+            with pytest.raises(OwnedElsewhere):
+                await probe(two, account_id, owned, 0.0)
+        finally:
+            for state in states:
+                await state.whatsapp.stop()
+                await state.redis.close()
+                state.db.close()
+
+    asyncio.run(run())
