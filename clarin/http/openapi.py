@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import typing
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,13 +16,34 @@ from clarin.wire.common import ErrorEnvelope
 _PARAM_RE = re.compile(r"[:*]([A-Za-z_][A-Za-z0-9_]*)")
 REF_TEMPLATE = "#/components/schemas/{name}"
 
+# Path parameters are UUIDs (handlers answer 400 for anything else) except these.
+UUID_PARAM: dict[str, Any] = {"type": "string", "format": "uuid"}
+PATH_PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
+    "key": {"type": "string"},  # /api/media/file/*key: a storage key
+    "type": {"type": "string"},  # /api/tags/entity/:type/:id: the entity kind
+    "kommoId": {"type": "string", "pattern": "^[0-9]{1,18}$"},  # a Kommo pipeline id
+}
+
 
 def openapi_path(path: str) -> str:
     return _PARAM_RE.sub(r"{\1}", path)
 
 
+def operation_ids(routes: list[Route]) -> dict[Route, str]:
+    """``<method>_<handler name>``; handler names that repeat (``batch_delete`` of leads, contacts and chats)
+    fall back to ``<method>_<path>`` so every operationId stays unique, as OpenAPI requires."""
+    base = {route: f"{route.method.lower()}_{route.name}" for route in routes}
+    counts = Counter(base.values())
+    return {
+        route: name if counts[name] == 1
+        else route.method.lower() + "_" + re.sub(r"[^a-z0-9]+", "_", route.path.lower()).strip("_")
+        for route, name in base.items()
+    }
+
+
 def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", version: str = "0.1.0") -> dict[str, Any]:
     routes = list(routes)
+    ids = operation_ids(routes)
     types: list[Any] = [ErrorEnvelope]
     for route in routes:
         for candidate in (route.body, route.response, route.query):
@@ -35,11 +58,11 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         operation: dict[str, Any] = {
-            "operationId": f"{route.method.lower()}_{route.name}",
+            "operationId": ids[route],
             "summary": route.summary or (route.handler.__doc__ or route.name).strip().splitlines()[0],
             "tags": list(route.tags),
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": PATH_PARAM_SCHEMAS.get(name, UUID_PARAM)}
                 for name in _PARAM_RE.findall(route.path)
             ],
             "responses": {
@@ -64,6 +87,7 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
                 "content": {"application/json": {"schema": ref_of[route.body]}},
             }
         paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = operation
+    _add_links(routes, ids, paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
@@ -76,3 +100,38 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
             },
         },
     }
+
+
+def _created_id_field(response: Any) -> str | None:
+    """The envelope field holding the created record (``{"lead": {"id": ...}}`` → ``lead``), if any."""
+    if response is None or not isinstance(response, type) or not issubclass(response, msgspec.Struct):
+        return None
+    for field in msgspec.structs.fields(response):
+        for kind in typing.get_args(field.type) or (field.type,):  # ``Device | None`` → ``Device``
+            if isinstance(kind, type) and issubclass(kind, msgspec.Struct) and "id" in kind.__struct_fields__:
+                return field.encode_name
+    return None
+
+
+def _add_links(routes: list[Route], ids: dict[Route, str], paths: dict[str, dict[str, Any]]) -> None:
+    """OpenAPI links from each create operation (``POST <collection>`` answering 201 with the record) to
+    the operations on ``<collection>/{param}...``, so stateful testing can follow created IDs."""
+    for route in routes:
+        if route.method != "POST" or route.status != 201:
+            continue
+        envelope = _created_id_field(route.response)
+        if envelope is None:
+            continue
+        collection = openapi_path(route.path).rstrip("/")
+        request_params = _PARAM_RE.findall(route.path)
+        links: dict[str, Any] = {}
+        for target in routes:
+            target_path = openapi_path(target.path)
+            if not target_path.startswith(collection + "/{"):
+                continue
+            created = target_path[len(collection) + 2:].split("}", 1)[0]
+            parameters = {created: f"$response.body#/{envelope}/id"}
+            parameters.update({name: f"$request.path.{name}" for name in request_params if name != created})
+            links[ids[target]] = {"operationId": ids[target], "parameters": parameters}
+        if links:
+            paths[openapi_path(route.path)][route.method.lower()]["responses"][str(route.status)]["links"] = links
