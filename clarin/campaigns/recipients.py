@@ -31,7 +31,7 @@ from clarin.campaigns import service
 from clarin.crm.filtering import lenient_uuid, uuid_list
 from clarin.db.pool import Transaction
 from clarin.db.queries import query
-from clarin.http.errors import HTTPError
+from clarin.http.errors import HTTPError, check_json
 from clarin.state import AppState
 from clarin.wire.campaigns import (
     Campaign,
@@ -136,6 +136,7 @@ async def add_recipients(
     parsed: list[NewRecipient] = []
     invalid = 0
     for item in body.recipients:
+        check_json(item.metadata, "metadata")
         jid = recipient_jid(item)
         if jid is None:
             invalid += 1

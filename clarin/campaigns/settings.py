@@ -23,7 +23,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from clarin.http.errors import HTTPError
+from clarin.http.errors import HTTPError, check_json
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "min_delay_seconds": 8,
@@ -73,6 +73,7 @@ def zone(name: str | None) -> ZoneInfo:
 
 def validate(settings: dict[str, Any]) -> dict[str, Any]:
     """400 for values the worker could not honour; everything else is stored as given (spec C.1)."""
+    check_json(settings, "settings")
     for key in ("active_hours_start", "active_hours_end"):
         if key in settings and settings[key] not in (None, "") and parse_hhmm(settings[key]) is None:
             raise HTTPError(400, f"settings.{key} must be a time HH:MM")
