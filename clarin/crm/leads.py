@@ -302,7 +302,7 @@ async def update_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID
             [
                 lead_id, account_id, new["name"], new["last_name"], new["short_name"], new["phone"],
                 new["email"], new["company"], new["age"], new["status"], new["source"], new["notes"],
-                new["tags"], new["custom_fields"], _as_uuid(new["assigned_to"]),
+                new["tags"], _json_text(new["custom_fields"]), _as_uuid(new["assigned_to"]),
                 _as_uuid(new["pipeline_id"]), _as_uuid(new["stage_id"]),
             ],
         )
@@ -356,6 +356,12 @@ async def set_stage(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID, 
             raise HTTPError(404, LEAD_NOT_FOUND)
         raise HTTPError(404, STAGE_NOT_FOUND)
     await announce(state, account_id, LeadUpdateEvent(action="stage_changed", lead_id=str(lead_id)))
+
+
+def _json_text(value: Any) -> str | None:
+    """A jsonb parameter as JSON text (``$n::text::jsonb``): psqlpy's own dict conversion only takes integers
+    that fit 32 bits, so ``{"n": 51999111222}`` failed as a 500."""
+    return None if value is None else encode(value).decode()
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:

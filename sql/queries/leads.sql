@@ -156,7 +156,7 @@ RETURNING id, (xmax = 0) AS inserted
 -- R41: the merged row computed from the locked current row; every column written.
 UPDATE leads
 SET name = $3, last_name = $4, short_name = $5, phone = $6, email = $7, company = $8, age = $9,
-    status = $10, source = $11, notes = $12, tags = $13::text[], custom_fields = $14::jsonb,
+    status = $10, source = $11, notes = $12, tags = $13::text[], custom_fields = $14::text::jsonb,
     assigned_to = $15, pipeline_id = $16, stage_id = $17, updated_at = now()
 WHERE id = $1 AND account_id = $2
 RETURNING contact_id
