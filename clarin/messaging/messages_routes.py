@@ -2,9 +2,11 @@
 :mod:`clarin.messaging.chats` (page) and :mod:`clarin.messaging.outbound` (sends).
 
 Errors: ``400 Invalid device ID`` / ``Invalid chat ID`` for malformed UUIDs, ``400 invalid JID: <to>``,
-``404 Device not found`` (unknown or foreign device), ``409 device not connected``, ``503 device is connected
-on another server, retry`` (``Retry-After: 2``), ``502 failed to send message: <reason>`` when WhatsApp
-refuses the send. WebSocket: ``message_sent`` (R27, R28, R30), ``message_reaction`` (R29).
+``404 Device not found`` (unknown or foreign device), ``409 device not connected``, ``502 failed to send
+message: <reason>`` when WhatsApp refuses the send. A send that lands on a worker that does not run the device
+is run by the one that does (Redis, :mod:`clarin.whatsapp.remote`); only when it cannot be routed: ``503 device
+is connected on another server, retry`` (``Retry-After: 2``), ``504`` when the owner does not answer in time.
+WebSocket: ``message_sent`` (R27, R28, R30), ``message_reaction`` (R29).
 
 R24 query: ``limit`` (default 50, ``<=0`` → 50, at most 500), ``offset``, and keyset ``before=<RFC 3339>``
 or ``before_id=<message uuid>`` (see :mod:`clarin.messaging.chats`).

@@ -4,9 +4,18 @@ of integrations.md B.3–B.5 and B.11.
 Ownership: a device is run by exactly one process at a time, the holder of its lease
 (:mod:`clarin.whatsapp.lease`, PostgreSQL advisory locks). Consequences for callers:
 
-- an operation that needs the live session (send, sync contacts, disconnect, delete) on a device whose
-  lease another process holds fails with ``503 "device is connected on another server, retry"``
-  (routing the call to the owner through Redis is a later improvement);
+- an operation that needs the live session (:meth:`sender`, :meth:`connect`, :meth:`disconnect`,
+  :meth:`delete`, :meth:`sync_contacts`) on a device whose lease another process holds raises
+  :class:`~clarin.whatsapp.remote.OwnedElsewhere` (``503 "device is connected on another server, retry"``,
+  ``Retry-After: 2``) before changing anything. The service functions around them (sends in
+  :mod:`clarin.messaging.outbound`, device commands and dev routes in :mod:`clarin.whatsapp.service`) are
+  :func:`~clarin.whatsapp.remote.routed`: they catch it and run the whole call on the owner through Redis
+  pub/sub (:class:`~clarin.whatsapp.remote.DeviceRouter`, ``pool.remote``), answering what the owner answered.
+  The 503 reaches a client only when that is impossible (no Redis, or the owner not subscribed yet);
+- the router subscribes to the channel of every device in this pool (:meth:`owned_ids`; every change of
+  that set calls ``remote.ownership_changed()``) and runs the calls other processes send for them;
+- while routing is available, :meth:`sender` does not look the lease up for a device it does not run (the
+  owner answers; when nobody does, the router checks the lease: 503 or 409);
 - a send to a device this process owns but that is not connected fails with ``409 "device not connected"``.
 
 Status: the owner keeps the live status in memory and writes every change to ``devices.status`` (plus

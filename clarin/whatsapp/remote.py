@@ -11,9 +11,11 @@ answers :class:`OwnedElsewhere` (another process holds the lease) the call is se
   ``<REDIS_PREFIX>:wa:dev:<device_id>`` for every device it runs (subscribed when the device starts
   running here, unsubscribed when it stops: the pool calls :meth:`DeviceRouter.ownership_changed`);
 - the requester publishes ``{id, reply_to, op, account_id, device_id, payload}`` (msgpack; ``payload`` =
-  the function's arguments) on the device channel. PUBLISH returns the number of receivers: ``0`` (the
-  owner is not subscribed yet, or has no Redis) → the original ``503 device is connected on another
-  server, retry`` + ``Retry-After: 2``;
+  the function's arguments) on the device channel. PUBLISH returns the number of receivers: ``0`` → no
+  process can take it: ``409 device not connected`` when no process holds the lease (a send does not look
+  the lease up before routing, see ``OwnedElsewhere.if_nobody``), otherwise (the owner is not subscribed
+  yet, or has no Redis) the original ``503 device is connected on another server, retry`` +
+  ``Retry-After: 2``;
 - the owner checks it still runs the device, runs the *same* function locally (so DB writes, WebSocket
   events and cache invalidation happen exactly as for a local call) and publishes ``{id, status, body |
   error}`` on the requester's reply channel; the requester returns that result, or raises that same
