@@ -43,11 +43,13 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(support.REDIS_URL)
 
 
-def forget_cached_reads(account_id: str) -> None:
-    """After writing behind the API's back: drop the board and retire the account's page cache (a new
-    generation is made on the next read, so nothing cached before matches)."""
+def forget_cached_reads(account_id: str, *, board: bool = True) -> None:
+    """After writing behind the API's back: drop the board (unless ``board=False``) and retire the
+    account's page cache (a new generation is made on the next read, so nothing cached before matches)."""
     r = redis_client()
-    r.delete(f"leads:{account_id}", *r.scan_iter(match=f"*:pc:gen:{account_id}"))
+    keys = [*r.scan_iter(match=f"*:pc:gen:{account_id}"), *([f"leads:{account_id}"] if board else [])]
+    if keys:
+        r.delete(*keys)
 
 
 def sql(dsn: str, statement: str, *params: Any) -> list[dict[str, Any]]:
