@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -318,50 +319,75 @@ async def probe(state: Any, account_id: uuid.UUID, device_id: uuid.UUID, delay: 
     return pool.remote.instance_id
 
 
-def test_router_timeout_late_replies_and_exactly_once(cluster: support.ServerProcess, routing_db: str) -> None:
+def router_devices(dsn: str, count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    account = support.run_sql(dsn, "INSERT INTO accounts (name) VALUES ('router') RETURNING id::text AS id")
+    account_id = uuid.UUID(account[0]["id"])
+    return account_id, [uuid.UUID(support.run_sql(
+        dsn, "INSERT INTO devices (account_id, name) VALUES ($1, 'r') RETURNING id::text AS id",
+        [account_id])[0]["id"]) for _ in range(count)]
+
+
+@asynccontextmanager
+async def two_processes(dsn: str, redis_url: str) -> AsyncIterator[list[SimpleNamespace]]:
+    """Two pools with their routers, as two processes would have them (own DB pools, leases, Redis handles)."""
     from clarin.cache import RedisHandle
     from clarin.db.pool import Database
     from clarin.realtime.broadcaster import Broadcaster
     from clarin.realtime.hub import Hub
     from clarin.whatsapp.lease import DeviceLeases
     from clarin.whatsapp.pool import DevicePool
-    from clarin.whatsapp.remote import RouteRequest
     from clarin.whatsapp.simulated_driver import SimulatedDriver
 
-    account = support.run_sql(routing_db, "INSERT INTO accounts (name) VALUES ('router') RETURNING id::text AS id")
-    account_id = uuid.UUID(account[0]["id"])
-    owned, idle = (uuid.UUID(support.run_sql(
-        routing_db, "INSERT INTO devices (account_id, name) VALUES ($1, 'r') RETURNING id::text AS id",
-        [account_id])[0]["id"]) for _ in range(2))
     prefix = f"clarin-test-{uuid.uuid4().hex[:8]}"
+    states = []
+    for _ in range(2):
+        redis = RedisHandle(redis_url)
+        db = Database(dsn, 2)
+        pool = DevicePool(SimulatedDriver(pair_delay=0), db, Broadcaster(Hub(), redis), DeviceLeases(dsn, 3),
+                          renew_interval=3600)
+        states.append(SimpleNamespace(redis=redis, db=db, whatsapp=pool, settings=SimpleNamespace(redis_prefix=prefix)))
+    try:
+        for state in states:
+            await state.redis.start()
+            await state.whatsapp.leases.open()
+            await state.whatsapp.remote.start(state)
+        yield states
+    finally:
+        for state in states:
+            await state.whatsapp.stop()
+            await state.redis.close()
+            state.db.close()
+
+
+async def routing_ready(states: list[SimpleNamespace], timeout: float = 10) -> None:
+    """Both routers subscribed, and the owners' device channels too."""
+    deadline = time.monotonic() + timeout
+    while not all(state.whatsapp.remote.available for state in states):
+        assert time.monotonic() < deadline, "routers not subscribed"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+
+
+async def run_device(state: SimpleNamespace, account_id: uuid.UUID, device_id: uuid.UUID) -> None:
+    await state.whatsapp.connect(device_id, account_id, "", "disconnected")
+
+
+def test_router_timeout_late_replies_and_exactly_once(cluster: support.ServerProcess, routing_db: str) -> None:
+    from clarin.whatsapp.remote import RouteRequest
+
+    account_id, (owned, idle) = router_devices(routing_db, 2)
 
     async def run() -> None:
-        states = []
-        for _ in range(2):
-            redis = RedisHandle(support.REDIS_URL)
-            db = Database(routing_db, 2)
-            pool = DevicePool(SimulatedDriver(pair_delay=0), db, Broadcaster(Hub(), redis), DeviceLeases(routing_db, 3),
-                              renew_interval=3600)
-            states.append(SimpleNamespace(redis=redis, db=db, whatsapp=pool,
-                                          settings=SimpleNamespace(redis_prefix=prefix)))
-        one, two = states
-        try:
-            for state in states:
-                await state.redis.start()
-                await state.whatsapp.leases.open()
-                await state.whatsapp.remote.start(state)
-            await one.whatsapp.connect(owned, account_id, "", "disconnected")
-            for _ in range(200):
-                if one.whatsapp.remote.available and two.whatsapp.remote.available:
-                    break
-                await asyncio.sleep(0.02)
-            await asyncio.sleep(0.2)  # the owner's device subscription
+        async with two_processes(routing_db, support.REDIS_URL) as (one, two):
+            await run_device(one, account_id, owned)
+            await routing_ready([one, two])
             owner_id = one.whatsapp.remote.instance_id
 
             # routed from the non-owner, run once on the owner
+            before = len(PROBE_RUNS)
             assert await probe(two, account_id, owned, 0.0) == owner_id
             assert await probe(one, account_id, owned, 0.0) == owner_id  # local
-            assert PROBE_RUNS == [(owner_id, 0.0), (owner_id, 0.0)]
+            assert PROBE_RUNS[before:] == [(owner_id, 0.0), (owner_id, 0.0)]
 
             # the owner's error comes back as the same HTTPError
             with pytest.raises(HTTPError) as err:
@@ -401,10 +427,33 @@ def test_router_timeout_late_replies_and_exactly_once(cluster: support.ServerPro
             await asyncio.sleep(0.2)
             with pytest.raises(OwnedElsewhere):
                 await probe(two, account_id, owned, 0.0)
-        finally:
-            for state in states:
-                await state.whatsapp.stop()
-                await state.redis.close()
-                state.db.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not on PATH")
+def test_router_survives_a_redis_restart(cluster: support.ServerProcess, routing_db: str) -> None:
+    """Redis stops: routed calls answer the 503 at once (no hang); Redis is back: the routers resubscribe
+    (device channels included) and calls are routed again."""
+    from tests.fault_support import private_redis
+
+    account_id, (owned,) = router_devices(routing_db, 1)
+
+    async def run(redis_url: str, restart: Any) -> None:
+        async with two_processes(routing_db, redis_url) as (one, two):
+            await run_device(one, account_id, owned)
+            await routing_ready([one, two])
+            owner_id = one.whatsapp.remote.instance_id
+            assert await probe(two, account_id, owned, 0.0) == owner_id
+            await asyncio.to_thread(restart.stop)
+            for _ in range(3):
+                started = time.monotonic()
+                with pytest.raises(OwnedElsewhere):
+                    await probe(two, account_id, owned, 0.0)
+                assert time.monotonic() - started < 3
+            await asyncio.to_thread(restart.start)
+            await routing_ready([one, two], timeout=15)
+            assert await probe(two, account_id, owned, 0.0) == owner_id
+
+    with private_redis() as redis:
+        asyncio.run(run(redis.url, redis))

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import msgspec
 from prometheus_client import Counter
 
+from clarin.cache.redis_client import CONNECTION_ERRORS
 from clarin.db.errors import (
     ConstraintViolation,
     DatabaseError,
@@ -380,9 +381,12 @@ class DeviceRouter:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # raises what ended it
-                raise ConnectionError("subscription ended")
+                raise RuntimeError("subscription ended")
             except asyncio.CancelledError:
                 raise
+            except CONNECTION_ERRORS as exc:
+                self._redis.report_failure(exc)  # logged once per outage; the probe brings Redis back
+                failing = True
             except Exception as exc:
                 if not failing:
                     log.warning("device routing subscription lost (%s); calls for devices other processes run "
