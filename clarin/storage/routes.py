@@ -158,6 +158,9 @@ async def media_file(req: Request) -> Response:
     return StreamResponse(chunks, status, headers)
 
 
+media_file.content_type = "*/*"  # type: ignore[attr-defined]  # for the OpenAPI document: the file's own type
+
+
 # -- R36: multipart upload -----------------------------------------------------------------------
 async def _capped(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
     total = 0
