@@ -33,6 +33,14 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.gate
 
+# Longer schemathesis run (not part of `make test`): tests/test_fuzz.py against its own test server with
+# FUZZ_MAX_EXAMPLES requests per operation (default 200; `make test` uses 10) and longer stateful walks.
+# FUZZ_SEED changes the (otherwise fixed) generation seed.
+FUZZ_MAX_EXAMPLES ?= 200
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_STATEFUL_EXAMPLES=$${FUZZ_STATEFUL_EXAMPLES:-60} \
+	FUZZ_STATEFUL_STEPS=$${FUZZ_STATEFUL_STEPS:-12} $(BIN)/python -m pytest -q -o timeout=3600 tests/test_fuzz.py
+
 services:
 	bash .ci/services.sh
 
