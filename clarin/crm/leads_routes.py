@@ -72,6 +72,7 @@ async def batch_delete(req: Request, body: LeadBatchDeleteBody) -> MessageRespon
 
 
 @routes.get("/api/leads/:id", response=LeadResponse)
+@cached_read
 async def get_lead(req: Request) -> LeadResponse:
     lead_id = req.path_uuid("id", INVALID_LEAD_ID)
     return LeadResponse(lead=await service.get_lead(req.app.db, req.account_id, lead_id))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from clarin.http.cached import cached_read
 from clarin.http.errors import HTTPError
 from clarin.http.paging import page_params
 from clarin.http.request import Request, parse_uuid
@@ -59,6 +60,7 @@ def _before(raw: str) -> datetime | None:
 
 
 @routes.get("/api/chats/:id/messages", response=ChatMessagesResponse)
+@cached_read
 async def chat_messages(req: Request) -> ChatMessagesResponse:
     chat_id = req.path_uuid("id", INVALID_CHAT_ID)
     page = page_params(req, chats.MESSAGES_DEFAULT_LIMIT, chats.MESSAGES_MAX_LIMIT)
