@@ -30,7 +30,7 @@ def connected_device(client: httpx.Client, headers: dict[str, str], name: str = 
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         got = client.get(f"/api/devices/{device['id']}", headers=headers).json()["device"]
-        if got["status"] == "connected":
+        if got["status"] == "connected" and got.get("jid"):  # the pairing's JID is stored with/after the status
             return got
         time.sleep(0.05)
     raise AssertionError(f"device {device['id']} never connected")

@@ -78,8 +78,7 @@ log = logging.getLogger("clarin.messaging.outbound")
 
 Q_DEVICE = query("outbound_device")
 Q_CHAT_UPSERT = query("outbound_chat_upsert")
-Q_CHAT_PREVIEW = query("outbound_chat_upsert_preview")
-Q_INSERT = query("outbound_message_insert")
+Q_STORE = query("outbound_store_sent")
 Q_BY_STANZA = query("outbound_message_by_stanza")
 Q_POLL_OPTIONS = query("outbound_poll_options_insert")
 Q_REACTION_TARGET = query("outbound_reaction_target")
@@ -225,34 +224,47 @@ async def _store(
 ) -> tuple[str, Message]:
     from_jid = await _own_jid(state, device)
     quoted = out.quoted
+    params = [
+        account_id, device.id, chat_jid, out.preview, sent.timestamp, sent.id, from_jid or None, out.body,
+        out.message_type, out.media_url, out.media_mimetype, out.media_filename, out.media_size,
+        quoted.message_id if quoted else None, quoted.body if quoted else None,
+        (quoted.sender_jid or None) if quoted else None, out.poll_question, out.poll_max_selections,
+    ]
     try:
-        async with state.db.transaction() as tx:
-            chat_id = await tx.fetch_val(Q_CHAT_PREVIEW, [account_id, device.id, chat_jid, out.preview, sent.timestamp])
-            chat_uuid = uuid.UUID(str(chat_id))
-            row = await tx.fetch_row(Q_INSERT, [
-                account_id, device.id, chat_uuid, sent.id, from_jid or None, out.body, out.message_type,
-                out.media_url, out.media_mimetype, out.media_filename, out.media_size, sent.timestamp,
-                quoted.message_id if quoted else None, quoted.body if quoted else None,
-                (quoted.sender_jid or None) if quoted else None, out.poll_question, out.poll_max_selections,
-            ])
-            options: list[dict[str, Any]] = []
-            if row is None:  # the same stanza id is already stored for this chat
-                row = await tx.fetch_row(Q_BY_STANZA, [account_id, chat_uuid, sent.id])
-            elif out.poll_options:
-                options = await tx.fetch(Q_POLL_OPTIONS, [account_id, uuid.UUID(str(row["id"])), out.poll_options])
+        if out.poll_options:  # the poll's options go in with it: one transaction
+            async with state.db.transaction() as tx:
+                chat_id, row, options = await _persist(tx, account_id, sent, out, params)
+        else:  # one statement, atomic by itself: no BEGIN/COMMIT round trips on the hot path
+            chat_id, row, options = await _persist(state.db, account_id, sent, out, params)
     except (HTTPError, DatabaseUnavailable):
         log.error("message %s was sent on device %s but not stored", sent.id, device.id)
         raise
     except Exception:
         log.exception("message %s was sent on device %s but not stored", sent.id, device.id)
         raise HTTPError(500, NOT_STORED) from None
-    assert row is not None
     if options:
         row = {**row, "poll_options": options}
     message = msgspec.convert(row, Message)
-    chat = str(chat_id)
-    await _broadcast(state, account_id, "message_sent", MessageSentEvent(chat_id=chat, message=message))
-    return chat, message
+    await _broadcast(state, account_id, "message_sent", MessageSentEvent(chat_id=chat_id, message=message))
+    return chat_id, message
+
+
+async def _persist(
+    executor: Any, account_id: uuid.UUID, sent: SentMessage, out: _Outgoing, params: list[Any]
+) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """Chat upsert + message insert (one statement), then the stored row when the stanza was already
+    there, or the poll's options."""
+    row = await executor.fetch_row(Q_STORE, params)
+    assert row is not None  # the chat upsert always returns its row
+    chat_id = str(row.pop("stored_chat_id"))
+    options: list[dict[str, Any]] = []
+    if row["id"] is None:  # the same stanza id is already stored for this chat
+        stored = await executor.fetch_row(Q_BY_STANZA, [account_id, uuid.UUID(chat_id), sent.id])
+        assert stored is not None
+        row = stored
+    elif out.poll_options:
+        options = await executor.fetch(Q_POLL_OPTIONS, [account_id, uuid.UUID(str(row["id"])), out.poll_options])
+    return chat_id, row, options
 
 
 async def _broadcast(state: AppState, account_id: uuid.UUID, event: str, payload: Any) -> None:

@@ -18,35 +18,47 @@ SET device_id = EXCLUDED.device_id, updated_at = now()
 RETURNING c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
           c.last_message_at, c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at
 
--- name: outbound_chat_upsert_preview
--- A send: the chat upsert plus the preview of schema.md §5.3 ($4 text, $5 send time). last_message_at never
--- moves backwards (GREATEST ignores NULL); the preview only changes when this message is the newest.
--- Unread count untouched.
-INSERT INTO chats AS c (account_id, device_id, jid, name, last_message, last_message_at)
-VALUES ($1, $2, $3, '', $4, $5)
-ON CONFLICT (account_id, jid) DO UPDATE
-SET device_id = EXCLUDED.device_id,
-    last_message = CASE WHEN c.last_message_at IS NULL OR EXCLUDED.last_message_at >= c.last_message_at
-                        THEN EXCLUDED.last_message ELSE c.last_message END,
-    last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at),
-    updated_at = now()
-RETURNING c.id
-
--- name: outbound_message_insert
--- The sent message (status 'sent', from 'Me'). Dedup on (account_id, chat_id, message_id): a conflict returns
--- no row and the caller reads the stored one (outbound_message_by_stanza).
-INSERT INTO messages AS m (
-    account_id, device_id, chat_id, message_id, from_jid, from_name, body, message_type, media_url,
-    media_mimetype, media_filename, media_size, is_from_me, is_read, status, "timestamp", quoted_message_id,
-    quoted_body, quoted_sender, poll_question, poll_max_selections
+-- name: outbound_store_sent
+-- A send in ONE statement (one round trip, atomic without an explicit transaction): the chat upsert with its
+-- preview ($4 text, $5 send time; last_message_at never moves backwards, the preview only changes when this message
+-- is the newest, unread count untouched) and the message insert (status 'sent', from 'Me', deduplicated on
+-- (account_id, chat_id, message_id)). A stanza already stored gives the chat id with NULL message columns; the caller
+-- then reads the stored row (outbound_message_by_stanza).
+WITH chat AS (
+    INSERT INTO chats AS c (account_id, device_id, jid, name, last_message, last_message_at)
+    VALUES ($1, $2, $3, '', $4, $5)
+    ON CONFLICT (account_id, jid) DO UPDATE
+    SET device_id = EXCLUDED.device_id,
+        last_message = CASE WHEN c.last_message_at IS NULL OR EXCLUDED.last_message_at >= c.last_message_at
+                            THEN EXCLUDED.last_message ELSE c.last_message END,
+        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at),
+        updated_at = now()
+    RETURNING c.id
+), stored AS (
+    INSERT INTO messages AS m (
+        account_id, device_id, chat_id, message_id, from_jid, from_name, body, message_type, media_url,
+        media_mimetype, media_filename, media_size, is_from_me, is_read, status, "timestamp", quoted_message_id,
+        quoted_body, quoted_sender, poll_question, poll_max_selections
+    )
+    SELECT $1, $2, chat.id, $6::varchar, $7::varchar, 'Me', $8::text, $9::varchar, $10::text, $11::varchar,
+           $12::varchar, $13::bigint, true, false, 'sent', $5, $14::varchar, $15::text, $16::varchar, $17::text,
+           $18::integer
+    FROM chat
+    ON CONFLICT (account_id, chat_id, message_id) DO NOTHING
+    RETURNING m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
+              m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me,
+              m.is_read, m.status, m."timestamp", m.created_at, m.quoted_message_id, m.quoted_body,
+              m.quoted_sender,
+              CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
+              CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
 )
-VALUES ($1, $2, $3, $4, $5, 'Me', $6, $7, $8, $9, $10, $11, true, false, 'sent', $12, $13, $14, $15, $16, $17)
-ON CONFLICT (account_id, chat_id, message_id) DO NOTHING
-RETURNING m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
-          m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me, m.is_read,
-          m.status, m."timestamp", m.created_at, m.quoted_message_id, m.quoted_body, m.quoted_sender,
-          CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
-          CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
+SELECT chat.id AS stored_chat_id, stored.id, stored.account_id, stored.device_id, stored.chat_id,
+       stored.message_id, stored.from_jid, stored.from_name, stored.body, stored.message_type, stored.media_url,
+       stored.media_mimetype, stored.media_filename, stored.media_size, stored.is_from_me, stored.is_read,
+       stored.status, stored."timestamp", stored.created_at, stored.quoted_message_id, stored.quoted_body,
+       stored.quoted_sender, stored.poll_question, stored.poll_max_selections
+FROM chat
+LEFT JOIN stored ON true
 
 -- name: outbound_message_by_stanza
 SELECT m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
