@@ -48,7 +48,6 @@ Q_GET_FOR_UPDATE = query("leads_get_for_update")
 Q_STAGE_OF_ACCOUNT = query("leads_stage_of_account")
 Q_PIPELINE_OF_ACCOUNT = query("leads_pipeline_of_account")
 Q_USER_OF_ACCOUNT = query("leads_user_of_account")
-Q_DEFAULT_STAGE = query("leads_default_stage")
 Q_CREATE = query("leads_create")
 Q_UPDATE_ALL = query("leads_update_all")
 Q_SYNC_CONTACT = query("leads_sync_contact")
@@ -122,12 +121,16 @@ async def hydrate(executor: Any, account_id: uuid.UUID, rows: list[dict[str, Any
         tag_rows = await executor.fetch(Q_TAGS_FOR_LEADS, [ids, account_id])
         by_lead = group_rows(tag_rows, "lead_id", TAG_FIELDS)
     for row in rows:
-        row["structured_tags"] = by_lead.get(row["id"])
-        if not row["tags"]:
-            row["tags"] = None
-        custom = row["custom_fields"]
-        row["custom_fields"] = custom if isinstance(custom, dict) and custom else None
+        _finish_row(row, by_lead.get(row["id"]))
     return msgspec.convert(rows, list[Lead])
+
+
+def _finish_row(row: dict[str, Any], structured_tags: list[Any] | None) -> None:
+    row["structured_tags"] = structured_tags
+    if not row["tags"]:
+        row["tags"] = None
+    custom = row["custom_fields"]
+    row["custom_fields"] = custom if isinstance(custom, dict) and custom else None
 
 
 _building: dict[uuid.UUID, asyncio.Future[bytes]] = {}
@@ -209,23 +212,25 @@ async def create_lead(state: AppState, account_id: uuid.UUID, body: LeadCreateBo
     email = check_text("email", body.email or "")
     source = check_text("source", body.source or "")
     notes = check_text("notes", body.notes or "")
-    async with state.db.transaction() as tx:
-        if body.stage_id is not None:
+    params = [account_id, jid, name, phone, email, source, notes]
+    if body.stage_id is None:  # the default stage is chosen inside the statement: one round trip
+        created = await state.db.fetch_row(Q_CREATE, [*params, None, None])
+    else:
+        async with state.db.transaction() as tx:  # the stage must still be the account's when the row lands
             stage = await tx.fetch_row(Q_STAGE_OF_ACCOUNT, [body.stage_id, account_id])
             if stage is None:
                 raise HTTPError(404, STAGE_NOT_FOUND)
-            pipeline_id, stage_id = stage["pipeline_id"], stage["id"]
-        else:
-            default = await tx.fetch_row(Q_DEFAULT_STAGE, [account_id])
-            pipeline_id = default["pipeline_id"] if default else None
-            stage_id = default["stage_id"] if default else None
-        created = await tx.fetch_row(
-            Q_CREATE,
-            [account_id, jid, name, phone, email, source, notes, _as_uuid(pipeline_id), _as_uuid(stage_id)],
-        )
-        assert created is not None
-        lead = await get_lead(tx, account_id, uuid.UUID(str(created["id"])))
-    action = "created" if created["inserted"] else "updated"
+            created = await tx.fetch_row(
+                Q_CREATE, [*params, _as_uuid(stage["pipeline_id"]), _as_uuid(stage["id"])]
+            )
+    assert created is not None
+    inserted = created.pop("inserted")
+    if inserted:  # a new lead has no tag links yet: no tag query
+        _finish_row(created, None)
+        lead = msgspec.convert(created, Lead)
+    else:
+        lead = (await hydrate(state.db, account_id, [created]))[0]
+    action = "created" if inserted else "updated"
     await announce(state, account_id, LeadUpdateEvent(action=action, lead_id=lead.id))
     return lead
 

@@ -113,21 +113,12 @@ SELECT EXISTS (SELECT 1 FROM pipelines WHERE id = $1 AND account_id = $2) AS exi
 SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND account_id = $2)
     OR EXISTS (SELECT 1 FROM user_accounts WHERE user_id = $1 AND account_id = $2) AS exists
 
--- name: leads_default_stage
--- The default pipeline and its first stage (lowest position); no row when the account has none.
-SELECT p.id AS pipeline_id,
-       (SELECT ps.id FROM pipeline_stages ps WHERE ps.pipeline_id = p.id
-        ORDER BY ps.position, ps.created_at, ps.id LIMIT 1) AS stage_id
-FROM pipelines p
-WHERE p.account_id = $1 AND p.is_default
-ORDER BY p.created_at
-LIMIT 1
-
 -- name: leads_create
--- R38 upsert on (account_id, jid). The contact with the same JID (if any) is linked and fills the
--- empty name/email and last_name/short_name/company/age (schema §5.4). On conflict only name (when
--- non-empty), phone, updated_at change, and a missing contact link is filled in.
--- $1 account, $2 jid, $3 name, $4 phone, $5 email, $6 source, $7 notes, $8 pipeline, $9 stage.
+-- R38 upsert on (account_id, jid), in one statement. The contact with the same JID (if any) is linked and
+-- fills the empty name/email and last_name/short_name/company/age (schema §5.4). Without a stage ($9 NULL)
+-- the lead goes to the default pipeline's first stage. On conflict only name (when non-empty), phone,
+-- updated_at change, and a missing contact link is filled in. Returns the lead as leads_get does, plus
+-- ``inserted``. $1 account, $2 jid, $3 name, $4 phone, $5 email, $6 source, $7 notes, $8 pipeline, $9 stage.
 WITH c AS (
     SELECT id,
            COALESCE(NULLIF(custom_name, ''), NULLIF(name, ''), NULLIF(push_name, ''), NULLIF(phone, ''), jid)
@@ -135,22 +126,44 @@ WITH c AS (
            email, last_name, short_name, company, age
     FROM contacts
     WHERE account_id = $1::uuid AND jid = $2::text
+), d AS (
+    SELECT p.id AS pipeline_id,
+           (SELECT ps.id FROM pipeline_stages ps WHERE ps.pipeline_id = p.id
+            ORDER BY ps.position, ps.created_at, ps.id LIMIT 1) AS stage_id
+    FROM pipelines p
+    WHERE p.account_id = $1::uuid AND p.is_default AND $9::uuid IS NULL
+    ORDER BY p.created_at
+    LIMIT 1
+), up AS (
+    INSERT INTO leads (account_id, jid, contact_id, name, phone, email, source, notes, status, pipeline_id,
+                       stage_id, last_name, short_name, company, age)
+    SELECT $1::uuid, $2::text, c.id,
+           CASE WHEN $3::text = '' THEN COALESCE(c.display_name, '') ELSE $3::text END,
+           $4::text,
+           CASE WHEN $5::text = '' THEN COALESCE(c.email, '') ELSE $5::text END,
+           $6::text, $7::text, 'new',
+           CASE WHEN $9::uuid IS NULL THEN d.pipeline_id ELSE $8::uuid END,
+           CASE WHEN $9::uuid IS NULL THEN d.stage_id ELSE $9::uuid END,
+           c.last_name, c.short_name, c.company, c.age
+    FROM (SELECT 1) AS one
+    LEFT JOIN c ON TRUE
+    LEFT JOIN d ON TRUE
+    ON CONFLICT (account_id, jid) DO UPDATE
+    SET name = COALESCE(NULLIF(EXCLUDED.name, ''), leads.name),
+        phone = EXCLUDED.phone,
+        contact_id = COALESCE(leads.contact_id, EXCLUDED.contact_id),
+        updated_at = now()
+    RETURNING leads.id, leads.account_id, leads.contact_id, leads.jid, leads.name, leads.last_name,
+              leads.short_name, leads.phone, leads.email, leads.company, leads.age, leads.status,
+              leads.pipeline_id, leads.stage_id, leads.source, leads.notes, leads.tags, leads.custom_fields,
+              leads.assigned_to, leads.created_at, leads.updated_at, (xmax = 0) AS inserted
 )
-INSERT INTO leads (account_id, jid, contact_id, name, phone, email, source, notes, status, pipeline_id,
-                   stage_id, last_name, short_name, company, age)
-SELECT $1::uuid, $2::text, c.id,
-       CASE WHEN $3::text = '' THEN COALESCE(c.display_name, '') ELSE $3::text END,
-       $4::text,
-       CASE WHEN $5::text = '' THEN COALESCE(c.email, '') ELSE $5::text END,
-       $6::text, $7::text, 'new', $8::uuid, $9::uuid, c.last_name, c.short_name, c.company, c.age
-FROM (SELECT 1) AS one
-LEFT JOIN c ON TRUE
-ON CONFLICT (account_id, jid) DO UPDATE
-SET name = COALESCE(NULLIF(EXCLUDED.name, ''), leads.name),
-    phone = EXCLUDED.phone,
-    contact_id = COALESCE(leads.contact_id, EXCLUDED.contact_id),
-    updated_at = now()
-RETURNING id, (xmax = 0) AS inserted
+SELECT up.id, up.account_id, up.contact_id, up.jid, up.name, up.last_name, up.short_name, up.phone, up.email,
+       up.company, up.age, up.status, up.pipeline_id, up.stage_id, up.source, up.notes, up.tags,
+       up.custom_fields, up.assigned_to, up.created_at, up.updated_at, up.inserted,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM up
+LEFT JOIN pipeline_stages ps ON ps.id = up.stage_id
 
 -- name: leads_update_all
 -- R41: the merged row computed from the locked current row; every column written.
