@@ -38,8 +38,8 @@ bench: $(STAMP)
 # FUZZ_SEED changes the (otherwise fixed) generation seed.
 FUZZ_MAX_EXAMPLES ?= 200
 fuzz: $(STAMP)
-	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_STATEFUL_EXAMPLES=$${FUZZ_STATEFUL_EXAMPLES:-60} \
-	FUZZ_STATEFUL_STEPS=$${FUZZ_STATEFUL_STEPS:-12} $(BIN)/python -m pytest -q -o timeout=3600 tests/test_fuzz.py
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_STATEFUL_EXAMPLES=$${FUZZ_STATEFUL_EXAMPLES:-150} \
+	FUZZ_STATEFUL_STEPS=$${FUZZ_STATEFUL_STEPS:-15} $(BIN)/python -m pytest -q -o timeout=3600 tests/test_fuzz.py
 
 services:
 	bash .ci/services.sh

@@ -19,8 +19,8 @@ MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
 # Fixed seed: the same requests on every run (derandomized), so a failure reproduces; FUZZ_SEED varies it.
 SEED = int(os.environ.get("FUZZ_SEED", "20261124"))
 # Stateful run (links between create and item operations): scenarios and steps per scenario.
-STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "8"))
-STATEFUL_STEPS = int(os.environ.get("FUZZ_STATEFUL_STEPS", "6"))
+STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "20"))
+STATEFUL_STEPS = int(os.environ.get("FUZZ_STATEFUL_STEPS", "8"))
 
 
 MEDIA_PREFIX = "/api/media/file/"
