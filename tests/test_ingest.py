@@ -676,6 +676,46 @@ def test_corrupt_protobufs_through_the_driver_sink_are_skipped(pool_database: st
     assert stats.skipped == 1 and stats.messages == 14
 
 
+def test_commit_lost_with_its_connection_is_retried_and_announced_once(pool_database: str, tmp_path: Any) -> None:
+    """The connection drops during COMMIT after the commit was applied (outcome unknown to the client): the
+    batch is written again, which stores nothing twice, and its events still go out exactly once."""
+    from contextlib import asynccontextmanager
+
+    from clarin.db.errors import DatabaseUnavailable
+    from clarin.whatsapp.simulated_driver import build_inbound_event
+    from clarin.wire.devices import InboundSpec
+
+    with live_pool(pool_database, tmp_path) as (state, loop):
+        account, device_id = _paired_device(state, loop, pool_database, "unsure commit")
+        real_transaction, real_broadcast = state.db.transaction, state.broadcaster.broadcast_many
+        lost = [DatabaseUnavailable("connection closed")]
+        sent: list[str] = []
+
+        @asynccontextmanager
+        async def commit_then_lose_the_answer() -> Any:
+            async with real_transaction() as tx:
+                yield tx
+            if lost:  # committed, but the client never hears it
+                raise lost.pop()
+
+        async def broadcast_many(account_id: Any, events: list[tuple[str, Any]]) -> None:
+            sent.extend(name for name, _ in events)
+            await real_broadcast(account_id, events)
+
+        state.db.transaction = commit_then_lose_the_answer
+        state.broadcaster.broadcast_many = broadcast_many
+        events = [build_inbound_event(InboundSpec(from_="51966666666", push_name="U", body=f"once {i}",
+                                                  message_id=f"UNSURE-{i}")) for i in range(3)]
+        loop.run_until_complete(_emit_all(state.whatsapp.driver, device_id, events))
+        stats = state.whatsapp.inbound.stats
+    assert not lost and stats.held >= 1
+    rows = sql(pool_database, "SELECT message_id FROM messages WHERE account_id = $1", account)
+    assert sorted(r["message_id"] for r in rows) == ["UNSURE-0", "UNSURE-1", "UNSURE-2"]
+    assert sent.count("new_message") == 3 and sent.count("lead_update") == 1, sent
+    chat = sql(pool_database, "SELECT unread_count FROM chats WHERE account_id = $1", account)
+    assert chat == [{"unread_count": 3}]
+
+
 def test_lid_chats_resolve_through_the_drivers_lid_map(pool_database: str, tmp_path: Any) -> None:
     """B.6: an @lid chat the LID map knows is stored under the phone JID (chat, contact, lead); the sender
     stays as received in from_jid; the mapping is asked once and cached."""

@@ -18,7 +18,12 @@ Per batch:
 5. **write** the whole batch in ONE transaction of set-based statements (:mod:`clarin.messaging.ingest_store`).
    If the transaction fails for a reason other than the database being down, the batch is split in halves
    and each half retried on its own, down to single events, so one poisonous event cannot take the batch's
-   other messages with it;
+   other messages with it. If the database is down (:class:`DatabaseUnavailable`), the prepared batch is
+   kept and written again after 0.2 s, 0.4 s, … at most every 2 s until it commits (or the ingestor is
+   closed / the consumer cancelled at shutdown). Meanwhile the device's later events queue behind it in the
+   pool and the driver's callbacks stay held (backpressure: whatsmeow acknowledges a message only after its
+   callback returns). Steps 1–4 are not redone. The outage is a few log lines (:class:`OutageLog`), not one
+   per retry;
 6. after the commit: ``invalidate_leads`` once when leads were created, then the WebSocket events in this
    order: ``new_message`` (arrival order), ``message_update`` (edits/revokes, new), ``message_reaction``,
    ``poll_update``, ``message_status``, ``presence``, and one ``lead_update {action: "created", ids}``;
@@ -42,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clarin.crm.leads_cache import invalidate_leads
-from clarin.db.errors import DatabaseUnavailable
+from clarin.db.errors import DatabaseUnavailable, OutageLog
 from clarin.db.queries import query
 from clarin.messaging.ingest_parse import Inbound, Presence, Receipt, parse_event
 from clarin.messaging.ingest_store import Outcome, write_batch
@@ -74,6 +79,9 @@ MEDIA_CONCURRENCY = 8
 LID_CACHE_SIZE = 50_000
 AVATAR_CONCURRENCY = 4
 AVATAR_MEMORY = 200_000  # (account, JID) pairs remembered as tried; forgotten all at once past this
+RETRY_FIRST = 0.2  # database down: first wait before writing a held batch again, doubled up to RETRY_MAX
+RETRY_MAX = 2.0
+OUTAGE_LOG_INTERVAL = 5.0  # at most one "still waiting" line per this many seconds during an outage
 
 
 @dataclass
@@ -86,6 +94,7 @@ class IngestStats:
     corrupt: int = 0
     messages: int = 0
     skipped: int = 0  # events dropped because their write failed even alone
+    held: int = 0  # batches that waited for the database (each counted once)
 
 
 class InboundIngestor:
@@ -96,6 +105,14 @@ class InboundIngestor:
         self._avatar_tried: set[tuple[uuid.UUID, str]] = set()
         self._avatar_gate = asyncio.Semaphore(AVATAR_CONCURRENCY)
         self._avatar_tasks: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
+        # The current database outage, shared by every device's consumer: batches waiting right now, when the
+        # first one started waiting, how many events waited in all, and its throttled log.
+        self._waiting = 0
+        self._outage_since = 0.0
+        self._outage_events = 0
+        self._outage_batches = 0
+        self._outage_log = OutageLog(log, interval=OUTAGE_LOG_INTERVAL, level=logging.WARNING)
 
     @property
     def driver(self) -> Any:
@@ -223,15 +240,12 @@ class InboundIngestor:
         self._schedule_avatars(device, outcome)
 
     async def _commit(self, device: DeviceRef, inbound: list[Inbound], receipts: list[Receipt]) -> Outcome:
-        """One transaction for everything; on failure, halves retried alone (down to single events)."""
+        """One transaction for everything; on failure, halves retried alone (down to single events).
+        While the database is down the (part of the) batch waits and is written again (:meth:`_transaction`)."""
         try:
-            self.stats.transactions += 1
-            async with self.state.db.transaction() as tx:
-                outcome = await write_batch(tx, device, inbound, receipts)
+            outcome = await self._transaction(device, inbound, receipts)
             self.stats.messages += len(outcome.messages)
             return outcome
-        except DatabaseUnavailable:
-            raise
         except Exception as exc:
             size = len(inbound) + len(receipts)
             if size <= 1:
@@ -249,6 +263,94 @@ class InboundIngestor:
             merged.changes += part.changes
             merged.statuses_updated += part.statuses_updated
         return merged
+
+    async def _transaction(self, device: DeviceRef, inbound: list[Inbound], receipts: list[Receipt]) -> Outcome:
+        """Write the records in one transaction; while PostgreSQL is unreachable, keep them and write again.
+
+        Waits RETRY_FIRST, doubling up to RETRY_MAX, until the write commits. The records are already
+        resolved, decrypted and their media stored: only the transaction is repeated. The caller (the device's
+        consumer in the pool) is held meanwhile, so the device's later events queue behind this batch, in
+        order, and the driver's callbacks for them do not return (nothing is acknowledged to WhatsApp).
+        Gives up only when the ingestor is closed (the events are counted as skipped and logged) or the task
+        is cancelled (shutdown, or the pool stopped running the device).
+
+        Re-running a batch is safe even when the previous attempt's outcome is unknown (the connection
+        dropped during COMMIT, which may or may not have been applied): the store is idempotent, a stanza
+        already stored inserts nothing and changes no counter, contact, lead, reaction, vote or status again.
+        Such a retry finds nothing new, though, so its outcome would announce nothing: when it comes back
+        empty, the outcome of the attempt that reached COMMIT is returned instead (that commit did happen,
+        since one transaction is all or nothing), and the events and cache invalidations go out exactly once.
+        """
+        size = len(inbound) + len(receipts)
+        delay = RETRY_FIRST
+        waited = committed = False
+        unsure: Outcome | None = None  # statements done, COMMIT's fate unknown
+        try:
+            while True:
+                written: Outcome | None = None
+                try:
+                    self.stats.transactions += 1
+                    async with self.state.db.transaction() as tx:
+                        written = await write_batch(tx, device, inbound, receipts)
+                except DatabaseUnavailable as exc:
+                    if written is not None and not _empty(written):
+                        unsure = written
+                    if not waited:
+                        waited = True
+                        self._hold(device, size, exc)
+                    else:
+                        self._outage_log.report("ingestion still waiting for the database (%d batches held): %s",
+                                                self._waiting, exc)
+                    if not await self._pause(delay):
+                        self.stats.skipped += size
+                        log.warning("device %s: %d events not written: shutting down while the database is "
+                                    "unavailable", device.id, size)
+                        return Outcome()
+                    delay = min(delay * 2, RETRY_MAX)
+                    continue
+                assert written is not None
+                committed = True
+                return unsure if unsure is not None and _empty(written) else written
+        except asyncio.CancelledError:
+            if waited:
+                log.warning("device %s: %d events not written: ingestion stopped while the database is "
+                            "unavailable", device.id, size)
+            raise
+        finally:
+            if waited:
+                self._release(resumed=committed)
+
+    async def _pause(self, delay: float) -> bool:
+        """Wait ``delay`` seconds before the next attempt; False when the ingestor is closing."""
+        if self._closing.is_set():
+            return False
+        try:
+            async with asyncio.timeout(delay):
+                await self._closing.wait()
+            return False
+        except TimeoutError:
+            return True
+
+    def _hold(self, device: DeviceRef, size: int, exc: Exception) -> None:
+        """A batch starts waiting for the database; the first one of an outage is always logged."""
+        if self._waiting == 0:
+            self._outage_since = time.monotonic()
+            self._outage_events = self._outage_batches = 0
+            self._outage_log = OutageLog(log, interval=OUTAGE_LOG_INTERVAL, level=logging.WARNING)
+        self._waiting += 1
+        self._outage_batches += 1
+        self._outage_events += size
+        self.stats.held += 1
+        self._outage_log.report("ingestion paused: database unavailable, device %s holds %d events and retries "
+                                "(later events wait behind them): %s", device.id, size, exc)
+
+    def _release(self, *, resumed: bool) -> None:
+        """A held batch committed (``resumed``) or gave up; the last one ends the outage."""
+        self._waiting -= 1
+        if self._waiting == 0 and resumed:
+            log.warning("ingestion resumed after %.1f s: %d held events written (%d batches), the events queued "
+                        "behind them follow", time.monotonic() - self._outage_since, self._outage_events,
+                        self._outage_batches)
 
     # -- avatars (after the commit, in the background) -----------------------------------------------
     def _schedule_avatars(self, device: DeviceRef, outcome: Outcome) -> None:
@@ -292,7 +394,8 @@ class InboundIngestor:
                 log.info("device %s: avatar of %s not stored: %s", device.id, jid, exc)
 
     async def close(self) -> None:
-        """Cancel avatar fetches still running (shutdown)."""
+        """Cancel avatar fetches still running and stop waiting for the database (shutdown)."""
+        self._closing.set()
         tasks = list(self._avatar_tasks)
         for task in tasks:
             task.cancel()
@@ -344,6 +447,12 @@ class InboundIngestor:
                 await self.state.broadcaster.broadcast_many(account, out)
             except Exception as exc:  # the data is committed; a lost notification is not worth a retry
                 log.warning("device %s: broadcasting %d events failed: %s", device.id, len(out), exc)
+
+
+def _empty(outcome: Outcome) -> bool:
+    """Whether a write changed nothing that is announced (chats are only looked up)."""
+    return not (outcome.messages or outcome.lead_ids or outcome.reactions or outcome.polls or outcome.changes
+                or outcome.statuses_updated)
 
 
 def _halves(inbound: list[Inbound], receipts: list[Receipt]) -> list[tuple[list[Inbound], list[Receipt]]]:
