@@ -116,12 +116,23 @@ class PageCache:
                 return None
         return _text(epoch) + "/" + _text(gen)
 
-    async def invalidate(self, account_id: object) -> None:
-        """Retire every cached body of the account (call after the change committed)."""
-        if not self.enabled:
-            return
+    async def invalidate(self, account_id: object, *also_delete: str) -> None:
+        """Retire every cached body of the account (call after the change committed); ``also_delete``
+        names other keys of the same change, dropped in the same round trip."""
         gen_key = self._gen_key(str(account_id))
-        await self._redis.guard(lambda r: r.set(gen_key, _token()), None)
+        if not self.enabled:
+            if also_delete:
+                await self._redis.guard(lambda r: r.unlink(*also_delete), None)
+            return
+
+        async def _run(r: Any) -> None:
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.set(gen_key, _token())
+                if also_delete:
+                    pipe.unlink(*also_delete)
+                await pipe.execute()
+
+        await self._redis.guard(_run, None)
 
     # -- read through -----------------------------------------------------------------------------
     async def fetch(self, account_id: object, key: str, build: Callable[[], Awaitable[bytes]]) -> CachedBody | None:

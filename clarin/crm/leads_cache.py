@@ -40,5 +40,6 @@ async def store_cached_total(state: AppState, account_id: object, signature: str
 
 
 async def invalidate_leads(state: AppState, account_id: object) -> None:
-    await state.cache.delete(leads_key(account_id), totals_key(account_id))
-    await state.pages.invalidate(account_id)  # cached pages too, even for a change that broadcasts nothing
+    # The board, its totals and every cached page of the account (even for a change that broadcasts
+    # nothing), in one round trip.
+    await state.pages.invalidate(account_id, leads_key(account_id), totals_key(account_id))
