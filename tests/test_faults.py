@@ -317,11 +317,12 @@ def test_inbound_messages_wait_for_postgres_and_are_stored_once(log_dir: Path) -
     """PostgreSQL stops while a burst of inbound messages is being ingested (its first batch blocked on a lock
     held by the test, the rest queued behind it): nothing is lost or duplicated, nothing is acknowledged early.
 
-    The device lease check is kept out of the window (WHATSAPP_LEASE_RENEW=60): after a restart it finds the
-    lease session broken and drops the device with its queue, which this test does not cover.
+    The device lease is checked every second, so the check runs inside the outage: it finds the lease session
+    broken and stops running the device here — its queued events are still written (clarin.whatsapp.inbox).
     """
     with private_postgres() as pg, support.running_server(
-            support.base_env(pg.dsn, WHATSAPP_LEASE_RENEW="60", DB_POOL_SIZE="8"), log_dir, "fault-ingest") as srv:
+            support.base_env(pg.dsn, WHATSAPP_LEASE_RENEW="1", WHATSAPP_LEASE_TTL="3", DB_POOL_SIZE="8"),
+            log_dir, "fault-ingest") as srv:
         tenant = make_tenant(srv.url)
         with httpx.Client(base_url=srv.url, headers=tenant.headers, timeout=10) as api:
             device = api.post("/api/devices", json={"name": "Inbound phone"})

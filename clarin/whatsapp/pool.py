@@ -41,7 +41,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
@@ -53,6 +53,11 @@ from clarin.whatsapp.driver import (
     WhatsAppDriver,
     jid_to_str,
     jid_user,
+)
+from clarin.whatsapp.inbox import (
+    DeviceInboxes,
+    DeviceRef,
+    InboundHandler,
 )
 from clarin.whatsapp.lease import DeviceLeases, LeaseUnavailable
 from clarin.whatsapp.proto import (
@@ -82,7 +87,7 @@ NOT_CONNECTED = "device not connected"
 QR_TIMEOUT = 160.0  # whatsmeow: 60 s for the first code + 5 × 20 s (B.4); neonize does not report it
 CLAIM_BATCH = 500
 CONTACT_BATCH = 5000
-INBOUND_BATCH = 500
+SHUTDOWN_DRAIN_SECONDS = 5.0  # at shutdown, how long received events may take to be written
 
 Q_SET_STATUS = query("device_set_status")
 Q_SET_QR = query("device_set_qr")
@@ -92,35 +97,6 @@ Q_TO_RECONNECT = query("devices_to_reconnect")
 Q_TO_TAKE_OVER = query("devices_to_take_over")
 Q_LEASE_HELD = query("device_lease_held")
 Q_UPSERT_CONTACTS = query("upsert_device_contacts")
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRef:
-    """A device this process runs, as handed to the inbound handler and to senders."""
-
-    id: uuid.UUID
-    account_id: uuid.UUID
-    jid: str  # own AD JID ("" until paired)
-
-
-class InboundHandler(Protocol):
-    """Receives every non-lifecycle event of the devices this process runs, in arrival order per device.
-
-    Events of one device are handed over sequentially from a per-device queue (never concurrently). A
-    handler may also define ``async handle_batch(device, events: list)``: it is then called with every
-    event queued at that moment (up to ``INBOUND_BATCH``), so a burst can be written in one transaction.
-    The driver's sink returns only after its event was handled (the simulated dev route relies on it).
-    """
-
-    async def handle(self, device: DeviceRef, event: Any) -> None:
-        """Process one non-lifecycle neonize event (``MessageEv``, ``ReceiptEv``, ``PresenceEv``, …)."""
-
-
-class LoggingInboundHandler:
-    """The default until inbox ingestion is installed: log and ignore."""
-
-    async def handle(self, device: DeviceRef, event: Any) -> None:
-        log.debug("ignoring %s on device %s (no inbound handler installed)", type(event).__name__, device.id)
 
 
 @dataclass
@@ -151,13 +127,12 @@ class DevicePool:
         self.db = db
         self.broadcaster = broadcaster
         self.leases = leases
-        self.inbound: InboundHandler = LoggingInboundHandler()
+        self.inboxes = DeviceInboxes()
         self.renew_interval = renew_interval
         self.qr_timeout = qr_timeout
         self._devices: dict[uuid.UUID, LiveDevice] = {}
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._inboxes: dict[uuid.UUID, tuple[asyncio.Queue[tuple[Any, asyncio.Future[None]]], asyncio.Task[None]]] = {}
         self._maintainer: asyncio.Task[None] | None = None
         self.remote = DeviceRouter(self)  # calls for devices another process runs (started by AppState.start)
         driver.set_event_sink(self.on_event)
@@ -179,10 +154,9 @@ class DevicePool:
         if self._maintainer is not None:
             self._maintainer.cancel()
             await asyncio.gather(self._maintainer, return_exceptions=True)
+        await self.inboxes.drain_all(SHUTDOWN_DRAIN_SECONDS)
         for task in list(self._tasks):
             task.cancel()
-        for device_id in list(self._inboxes):
-            self._close_inbox(device_id)
         for live in list(self._devices.values()):
             self._cancel_qr_timer(live)
             try:
@@ -240,12 +214,23 @@ class DevicePool:
             log.error("stopping device %s: %s", live.id, reason)
             self._cancel_qr_timer(live)
             self._devices.pop(live.id, None)
-            self._close_inbox(live.id)
+            # Events already received are still written (they wait for the database if it is down, and
+            # another process taking the device over cannot store them twice).
+            self.inboxes.drain(live.id)
             try:
                 await self.driver.disconnect(live.id)
             except Exception as exc:
                 log.debug("disconnect %s: %s", live.id, exc)
         self.remote.ownership_changed()
+
+    @property
+    def inbound(self) -> InboundHandler:
+        """The handler of every non-lifecycle event (clarin.messaging.ingest installs the ingestor)."""
+        return self.inboxes.handler
+
+    @inbound.setter
+    def inbound(self, handler: InboundHandler) -> None:
+        self.inboxes.handler = handler
 
     # -- reads ----------------------------------------------------------------------------------
     def owns(self, device_id: uuid.UUID) -> bool:
@@ -359,7 +344,7 @@ class DevicePool:
                 await self._stop_client(live)
                 self._devices.pop(device_id, None)
                 self.remote.ownership_changed()
-                self._close_inbox(device_id)
+                self.inboxes.close(device_id)
             try:
                 await delete_row()
             finally:
@@ -398,58 +383,9 @@ class DevicePool:
             elif isinstance(event, (ConnectFailureEv, StreamReplacedEv, TemporaryBanEv, ClientOutdatedEv)):
                 log.warning("device %s: %s %s", device_id, type(event).__name__, _describe(event))
             else:
-                await self._enqueue_inbound(device_id, event)
+                await self.inboxes.put(live.ref(), event)
         except Exception:
             log.exception("handling %s for device %s failed", type(event).__name__, device_id)
-
-    # -- inbound queue (one consumer per device: ordered, batched) ------------------------------------
-    async def _enqueue_inbound(self, device_id: uuid.UUID, event: Any) -> None:
-        inbox = self._inboxes.get(device_id)
-        if inbox is None:
-            queue: asyncio.Queue[tuple[Any, asyncio.Future[None]]] = asyncio.Queue()
-            inbox = self._inboxes[device_id] = (queue, asyncio.create_task(self._consume(device_id, queue)))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        inbox[0].put_nowait((event, done))
-        await done
-
-    async def _consume(self, device_id: uuid.UUID, queue: asyncio.Queue[tuple[Any, asyncio.Future[None]]]) -> None:
-        while True:
-            batch = [await queue.get()]
-            while len(batch) < INBOUND_BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                live = self._devices.get(device_id)
-                if live is not None:
-                    await self._handle_inbound(live.ref(), [event for event, _ in batch])
-            finally:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-
-    async def _handle_inbound(self, device: DeviceRef, events: list[Any]) -> None:
-        handle_batch = getattr(self.inbound, "handle_batch", None)
-        if handle_batch is not None:
-            try:
-                await handle_batch(device, events)
-            except Exception:
-                log.exception("inbound batch of %d events for device %s failed", len(events), device.id)
-            return
-        for event in events:
-            try:
-                await self.inbound.handle(device, event)
-            except Exception:
-                log.exception("inbound %s for device %s failed", type(event).__name__, device.id)
-
-    def _close_inbox(self, device_id: uuid.UUID) -> None:
-        inbox = self._inboxes.pop(device_id, None)
-        if inbox is None:
-            return
-        queue, task = inbox
-        task.cancel()
-        while not queue.empty():
-            _, done = queue.get_nowait()
-            if not done.done():
-                done.set_result(None)
 
     async def _on_qr(self, live: LiveDevice, event: Any) -> None:
         if not event.Codes:
@@ -576,7 +512,7 @@ class DevicePool:
         finally:
             self._devices.pop(live.id, None)
             self.remote.ownership_changed()
-            self._close_inbox(live.id)
+            self.inboxes.drain(live.id)  # what was received before the status change is still written
             live.status = status
             await self.leases.release(live.id)
 
