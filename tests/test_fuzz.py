@@ -36,6 +36,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -172,15 +173,27 @@ def test_stateful_links(server: support.ServerProcess, seeded: Seeded) -> None:
     loaded = loaded.exclude(path=LOGOUT_PATH)
     machine = loaded.as_state_machine()
 
+    failures: list[str] = []
+
     class Workflow(machine):  # type: ignore[misc,valid-type]
         def validate_response(self, response: schemathesis.Response, case: schemathesis.Case,
                               additional_checks: Any = (), **kwargs: Any) -> None:
-            _validate(case, response)
+            try:
+                _validate(case, response)
+            except Exception as exc:
+                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {exc}")
+                raise
 
-    run_state_machine_as_test(Workflow, settings=settings(
-        max_examples=STATEFUL_EXAMPLES, stateful_step_count=STATEFUL_STEPS, derandomize=True, deadline=None,
-        database=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
-    ))
+    try:
+        run_state_machine_as_test(Workflow, settings=settings(
+            max_examples=STATEFUL_EXAMPLES, stateful_step_count=STATEFUL_STEPS, derandomize=True, deadline=None,
+            database=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
+        ))
+    except Flaky:
+        # The machine's choices depend on the server's answers (a link is only followed after a 201), so
+        # Hypothesis can see two runs of one prefix diverge and call the generation flaky; schemathesis'
+        # own runner treats that the same way. Only a check failure recorded on the way fails the test.
+        assert not failures, failures
 
 
 def test_document_is_valid_openapi(client: httpx.Client) -> None:
@@ -195,12 +208,14 @@ def test_nul_in_free_form_json_is_a_400(client: httpx.Client, seeded: Seeded) ->
     """Found by this fuzzer: a NUL in a key or string of campaign ``settings`` or recipient ``metadata``
     (stored as jsonb, which refuses ``\\u0000``) answered 500; it is a 400 and nothing is written."""
     h = support.auth(seeded.token)
-    device_id = seeded.known_value("/api/devices/{id}", "id")
-    campaign_id = seeded.known_value("/api/campaigns/{id}", "id")
+    device_id = client.post("/api/devices", headers=h, json={"name": "NUL phone"}).json()["device"]["id"]
     create = client.post("/api/campaigns", headers=h, json={
         "name": "nul", "device_id": device_id, "message_template": "x", "settings": {"a\u0000": 1}})
     assert create.status_code == 400 and create.json() == {
         "success": False, "error": "settings contains invalid characters"}
+    campaign = client.post("/api/campaigns", headers=h, json={"name": "ok", "device_id": device_id,
+                                                              "message_template": "x"})
+    campaign_id = campaign.json()["campaign"]["id"]
     before = client.get(f"/api/campaigns/{campaign_id}", headers=h).json()["campaign"]["settings"]
     update = client.put(f"/api/campaigns/{campaign_id}", headers=h, json={"settings": {"k": ["\u0000"]}})
     assert update.status_code == 400, update.text
