@@ -146,6 +146,8 @@ def test_page_cache_builds_once_and_recovers_from_redis_outage() -> None:
             handle._set_up(True)
             assert (await cache.fetch(account, "k", build)).body == b'{"n":3}'  # type: ignore[union-attr]
             assert (await cache.fetch(account, "k", build)).body == b'{"n":3}'  # type: ignore[union-attr]
+            assert cache.lookups["built"] == builds == 3 and cache.lookups["bypass"] == 1
+            assert cache.lookups["local"] >= 1  # the last read: this worker's copy
         finally:
             await handle.close()
 

@@ -77,6 +77,8 @@ class PageCache:
         self._l1_size = 0
         self._building: dict[tuple[str, str, str], asyncio.Future[CachedBody]] = {}
         self.enabled = ttl > 0 and redis.configured
+        # local = this worker's copy, shared = from Redis, built = the handler ran, bypass = no cache now
+        self.lookups = {"local": 0, "shared": 0, "built": 0, "bypass": 0}
         redis.on_state_change(self._redis_state_changed)
         self._new_epoch_pending = False
 
@@ -141,11 +143,13 @@ class PageCache:
         account = str(account_id)
         generation = await self.generation(account)
         if generation is None:
+            self.lookups["bypass"] += 1
             return None
         now = time.monotonic()
         local = self._l1.get((account, key))
         if local is not None and local[0] == generation and local[1].expires > now:
             self._l1.move_to_end((account, key))
+            self.lookups["local"] += 1
             return local[1]
         flight = (account, key, generation)
         pending = self._building.get(flight)
@@ -171,8 +175,10 @@ class PageCache:
         shared = await self._redis.guard(lambda r: r.hget(hash_key, key), None)
         expires = time.monotonic() + self.ttl
         if shared is not None:
+            self.lookups["shared"] += 1
             entry = CachedBody(shared, expires)
         else:
+            self.lookups["built"] += 1
             body = await build()
             entry = CachedBody(body, expires)
 

@@ -91,6 +91,10 @@ AUTH_CACHE = Gauge(
     "clarin_auth_cache_lookups", "Token revocation checks since process start, by cache result",
     ["result"], multiprocess_mode="livesum",
 )
+PAGE_CACHE = Gauge(
+    "clarin_page_cache_lookups", "Page cache lookups since process start, by result (local, shared, built, bypass)",
+    ["result"], multiprocess_mode="livesum",
+)
 CAMPAIGN_WORKER = Gauge(
     "clarin_campaign_worker", "Campaign worker figures reported by state.campaigns.metrics_snapshot()",
     ["name"], multiprocess_mode="livesum",
@@ -163,6 +167,10 @@ def refresh_process_gauges(state: AppState) -> None:
     if guard is not None:
         AUTH_CACHE.labels("hit").set(guard.hits)
         AUTH_CACHE.labels("miss").set(guard.misses)
+    pages = getattr(state, "pages", None)
+    if pages is not None:
+        for result, count in pages.lookups.items():
+            PAGE_CACHE.labels(result).set(count)
 
 
 def _number(value: Any) -> float:
