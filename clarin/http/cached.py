@@ -51,17 +51,17 @@ def cached_read(handler: Handler) -> Handler:
             return exc.response
         if entry is None:  # cache unavailable: answer straight from the handler
             return await handler(req)
-        return cached_response(req, entry)
+        return await cached_response(req, entry)
 
     return serve
 
 
-def cached_response(req: Request, entry: CachedBody) -> Response:
+async def cached_response(req: Request, entry: CachedBody) -> Response:
     headers = [JSON_TYPE, ("etag", entry.etag), CACHE_CONTROL, VARY]
     if _matches(req.header("if-none-match"), entry.etag):
         return Response(b"", 304, headers[1:])
     if "gzip" in req.header("accept-encoding"):
-        compressed = entry.gzipped()
+        compressed = await entry.gzipped()
         if compressed is not None:
             headers.append(("content-encoding", "gzip"))
             return Response(compressed, 200, headers)
