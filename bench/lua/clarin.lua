@@ -7,6 +7,7 @@
 --                 (thread id + per-thread counter), so creates never collide
 --   BENCH_SEED    random seed (each thread adds its id): runs are repeatable
 --   BENCH_ACCEPT_ENCODING  sent as Accept-Encoding when not empty (a browser dashboard always sends one)
+--   BENCH_HEADERS  extra "Name: value" headers, one per line (e.g. If-None-Match)
 --   BENCH_STATUSES "1": count every HTTP status and keep one error body (costs load-generator CPU)
 --
 -- done() prints one line "BENCH_JSON {...}" with requests, latency percentiles (microseconds), error
@@ -45,6 +46,10 @@ function init(args)
   if #bodies > 0 then wrk.headers["Content-Type"] = "application/json" end
   local encoding = os.getenv("BENCH_ACCEPT_ENCODING") or ""
   if encoding ~= "" then wrk.headers["Accept-Encoding"] = encoding end
+  for line in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^\n]+") do
+    local name, value = string.match(line, "^([^:]+):%s*(.*)$")
+    if name then wrk.headers[name] = value end
+  end
 end
 
 function request()
