@@ -1,11 +1,12 @@
 """Schemathesis over the whole OpenAPI document (GET /api/openapi.json) against the live test server.
 
 Every operation gets a bounded, derandomized run (tests/fuzz_support.py: ``MAX_EXAMPLES``, ``SEED``) of
-schema-valid and schema-violating requests, authenticated as a seeded tenant; path parameters are either
-generated or, when Hypothesis draws so, the ID of a real row of that tenant (so requests get past 404).
+schema-valid and schema-violating requests, authenticated as a seeded tenant; path parameters (and ID
+fields of bodies and query strings) are either generated or, when Hypothesis draws so, the ID of a real row
+of that tenant (so requests get past 404 and filters match rows).
 Each response must pass:
 
-* ``not_a_server_error``        – no 5xx (one accepted exception below, with its reason);
+* ``not_a_server_error``        – no 5xx (the accepted exceptions below, with their reasons);
 * ``status_code_conformance``   – the status is documented for the operation;
 * ``content_type_conformance``  – the Content-Type is the documented one;
 * ``response_schema_conformance`` – the body validates against the documented schema (success bodies and
@@ -23,6 +24,10 @@ Nothing is excluded. Operations that need care:
 * ``/api/kommo/...`` (all but ``/status``) answer ``503 Kommo not configured`` on a server without Kommo
   credentials (the test server has none). That 503 is the documented, deliberate answer (README, Kommo
   section) and is accepted for exactly that body; the response must still conform to the schema.
+* ``GET /api/media/upload-url`` answers ``501`` (presigned uploads need S3; the test server stores media
+  locally). The operation documents that 501; it is accepted for exactly that body, like the Kommo 503.
+
+Query parameters are documented per route (clarin/wire/queries.py), so they are generated too.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from schemathesis.specs.openapi.checks import (
 
 from clarin.app import app
 from clarin.http.openapi import build_openapi
+from clarin.storage.routes import PRESIGN_UNSUPPORTED
 from tests import support
 from tests.fuzz_support import MAX_EXAMPLES, SEED, STATEFUL_EXAMPLES, STATEFUL_STEPS, Seeded, seed_tenant
 
@@ -86,13 +92,21 @@ def seeded(server: support.ServerProcess, make_tenant: Any, admin_token: str, da
     return seeded
 
 
-def _is_kommo_not_configured(case: schemathesis.Case, response: schemathesis.Response) -> bool:
-    if not case.operation.path.startswith("/api/kommo/") or response.status_code != 503:
-        return False
-    try:
-        return json.loads(response.content).get("error") == KOMMO_NOT_CONFIGURED
-    except (ValueError, AttributeError):
-        return False
+# Deliberate 5xx answers of this server, accepted for exactly this (path prefix, status, error message).
+ACCEPTED_SERVER_ERRORS = (
+    ("/api/kommo/", 503, KOMMO_NOT_CONFIGURED),
+    ("/api/media/upload-url", 501, PRESIGN_UNSUPPORTED),
+)
+
+
+def _is_deliberate_server_error(case: schemathesis.Case, response: schemathesis.Response) -> bool:
+    for prefix, status, message in ACCEPTED_SERVER_ERRORS:
+        if case.operation.path.startswith(prefix) and response.status_code == status:
+            try:
+                return json.loads(response.content).get("error") == message
+            except (ValueError, AttributeError):
+                return False
+    return False
 
 
 NOT_UUID_PARAMS = frozenset({"type", "key"})  # the entity kind of /api/tags/entity, a media storage key
@@ -128,8 +142,32 @@ def _use_known_body_values(case: schemathesis.Case, seeded: Seeded) -> None:
             case.body[key] = seeded.body_ids[key]
 
 
+# List query parameters of IDs (``tag_ids``, the participants' ``tags``, ``device_ids``) -> the body_ids key of
+# the real row their entries become.
+LIST_QUERY_IDS = {"tag_ids": "tag_id", "tags": "tag_id", "device_ids": "device_id"}
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _use_known_query_values(case: schemathesis.Case, seeded: Seeded) -> None:
+    """Same for ID query parameters (``device_id``, ``lead_id``, ``pipeline_id``, ``tag_ids`` ...), so filters
+    match real rows: only UUID values are swapped, malformed ones stay malformed."""
+    query = case.query if isinstance(case.query, dict) else {}
+    for key, value in query.items():
+        if key in seeded.body_ids and _is_uuid(value):
+            query[key] = seeded.body_ids[key]
+        elif key in LIST_QUERY_IDS and isinstance(value, list) and value and all(map(_is_uuid, value)):
+            query[key] = [seeded.body_ids[LIST_QUERY_IDS[key]]] * len(value)
+
+
 def _validate(case: schemathesis.Case, response: schemathesis.Response) -> None:
-    excluded = [not_a_server_error] if _is_kommo_not_configured(case, response) else []
+    excluded = [not_a_server_error] if _is_deliberate_server_error(case, response) else []
     case.validate_response(response, checks=[c for c in CHECKS if c not in excluded])
 
 
@@ -155,6 +193,7 @@ def test_every_operation(case: schemathesis.Case, known_ids: bool, seeded: Seede
     if known_ids:
         _use_known_ids(case, seeded)
         _use_known_body_values(case, seeded)
+        _use_known_query_values(case, seeded)
     auth = support.auth(seeded.token)
     if case.operation.path == LOGOUT_PATH:
         auth = _fresh_logout_headers(server.url, seeded)

@@ -20,6 +20,7 @@ from clarin.wire.admin import (
     UserUpdateBody,
 )
 from clarin.wire.common import Ok
+from clarin.wire.queries import AdminPageQuery, AdminUsersQuery
 
 routes = RouteGroup(tags=("admin",), auth=Auth.SUPER_ADMIN)
 
@@ -27,7 +28,7 @@ INVALID_ID = "Invalid ID"
 INVALID_USER_ID = "Invalid user ID"
 
 
-@routes.get("/api/admin/accounts", response=AccountsResponse)
+@routes.get("/api/admin/accounts", query=AdminPageQuery, response=AccountsResponse)
 async def list_accounts(req: Request) -> AccountsResponse:
     accounts = await service.list_accounts(req.app, req.query_int("limit", 0), req.query_int("offset", 0))
     return AccountsResponse(accounts=accounts)
@@ -61,7 +62,7 @@ async def delete_account(req: Request) -> Ok:
     return Ok()
 
 
-@routes.get("/api/admin/users", response=UsersResponse)
+@routes.get("/api/admin/users", query=AdminUsersQuery, response=UsersResponse)
 async def list_users(req: Request) -> UsersResponse:
     users = await service.list_users(
         req.app, req.query_str("account_id"), req.query_int("limit", 0), req.query_int("offset", 0)

@@ -35,6 +35,7 @@ from clarin.wire.campaigns import (
     RecipientsBody,
 )
 from clarin.wire.common import Ok
+from clarin.wire.queries import PageQuery
 
 routes = RouteGroup(tags=("campaigns",))
 
@@ -84,7 +85,7 @@ async def add_recipients(req: Request, body: RecipientsBody) -> RecipientsAdded:
     return await recipients.add_recipients(req.app, req.account_id, _campaign_id(req), body)
 
 
-@routes.get("/api/campaigns/:id/recipients", response=RecipientList)
+@routes.get("/api/campaigns/:id/recipients", query=PageQuery, response=RecipientList)
 async def list_recipients(req: Request) -> RecipientList:
     campaign_id = _campaign_id(req)
     page = page_params(req, recipients.RECIPIENT_PAGE, recipients.RECIPIENT_PAGE)

@@ -37,6 +37,7 @@ from clarin.wire.contacts import (
 )
 from clarin.wire.events import EventsResponse
 from clarin.wire.interactions import InteractionsResponse
+from clarin.wire.queries import ContactsQuery, InteractionsPageQuery
 
 routes = RouteGroup(tags=("contacts",))
 
@@ -46,7 +47,7 @@ INVALID_BODY = "invalid body"
 CONTACTS_DEFAULT_LIMIT = 50
 
 
-@routes.get("/api/contacts", response=ContactsPage)
+@routes.get("/api/contacts", query=ContactsQuery, response=ContactsPage)
 @cached_read
 async def list_contacts(req: Request) -> ContactsPage:
     flt = ContactFilter(
@@ -128,7 +129,7 @@ async def delete_contact(req: Request) -> Ok:
     return Ok()
 
 
-@routes.get("/api/contacts/:id/interactions", response=InteractionsResponse)
+@routes.get("/api/contacts/:id/interactions", query=InteractionsPageQuery, response=InteractionsResponse)
 async def contact_interactions(req: Request) -> InteractionsResponse:
     contact_id = req.path_uuid("id", INVALID_CONTACT_ID)
     window = list_window(req, interactions.DEFAULT_LIMIT, non_positive_means_all=False)

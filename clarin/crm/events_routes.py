@@ -37,6 +37,7 @@ from clarin.wire.events import (
     ParticipantStatusBody,
     ParticipantUpdateBody,
 )
+from clarin.wire.queries import EventsQuery, ParticipantsQuery, UpcomingActionsQuery
 
 routes = RouteGroup(tags=("events",))
 
@@ -65,7 +66,7 @@ async def _participant_changed(req: Request, action: str, event_id: object, **ex
 
 
 # -- events -------------------------------------------------------------------------------------------------
-@routes.get("/api/events", response=EventsPage)
+@routes.get("/api/events", query=EventsQuery, response=EventsPage)
 async def list_events(req: Request) -> EventsPage:
     window = list_window(req, EVENTS_DEFAULT_LIMIT, non_positive_means_all=True)
     items, total = await events.list_events(
@@ -81,7 +82,7 @@ async def create_event(req: Request, body: EventCreateBody) -> EventResponse:
     return EventResponse(event=event)
 
 
-@routes.get("/api/events/upcoming-actions", response=ActionsResponse)
+@routes.get("/api/events/upcoming-actions", query=UpcomingActionsQuery, response=ActionsResponse)
 async def upcoming_actions(req: Request) -> ActionsResponse:
     page = page_params(req, UPCOMING_DEFAULT_LIMIT, MAX_LIMIT)
     return ActionsResponse(actions=await participants.upcoming_actions(req.app, req.account_id, page.limit))
@@ -108,7 +109,7 @@ async def delete_event(req: Request) -> Ok:
 
 
 # -- participants -------------------------------------------------------------------------------------------
-@routes.get("/api/events/:id/participants", response=ParticipantsPage)
+@routes.get("/api/events/:id/participants", query=ParticipantsQuery, response=ParticipantsPage)
 async def list_participants(req: Request) -> ParticipantsPage:
     event_id = _event_id(req)
     flt = ParticipantFilter(

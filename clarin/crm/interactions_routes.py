@@ -20,6 +20,7 @@ from clarin.http.request import Request
 from clarin.http.routes import RouteGroup
 from clarin.wire.common import Ok
 from clarin.wire.interactions import InteractionCreateBody, InteractionResponse, InteractionsResponse
+from clarin.wire.queries import InteractionsPageQuery, InteractionsQuery
 
 routes = RouteGroup(tags=("interactions",))
 
@@ -49,7 +50,7 @@ async def create_interaction(req: Request, body: InteractionCreateBody) -> Inter
     return InteractionResponse(interaction=item)
 
 
-@routes.get("/api/interactions", response=InteractionsResponse)
+@routes.get("/api/interactions", query=InteractionsQuery, response=InteractionsResponse)
 async def list_interactions(req: Request) -> InteractionsResponse:
     participant_id = lenient_uuid(req.query_str("participant_id"))
     # The original returned all of a participant's interactions: without a limit that is now the cap.
@@ -75,7 +76,7 @@ async def delete_interaction(req: Request) -> Ok:
     return Ok()
 
 
-@routes.get("/api/leads/:id/interactions", response=InteractionsResponse)
+@routes.get("/api/leads/:id/interactions", query=InteractionsPageQuery, response=InteractionsResponse)
 async def lead_interactions(req: Request) -> InteractionsResponse:
     lead_id = req.path_uuid("id", "Invalid lead ID")
     window = list_window(req, interactions.DEFAULT_LIMIT, non_positive_means_all=False)

@@ -36,6 +36,7 @@ from clarin.wire.leads import (
     LeadUpdateBody,
     MessageResponse,
 )
+from clarin.wire.queries import LeadsQuery
 
 routes = RouteGroup(tags=("leads",))
 
@@ -44,7 +45,7 @@ PAGED_PARAMS = ("limit", "offset", "search", "pipeline_id", "stage_id", "tag_ids
 DEFAULT_PAGE = 50
 
 
-@routes.get("/api/leads", response=LeadsResponse)
+@routes.get("/api/leads", query=LeadsQuery, response=LeadsResponse)
 @cached_read
 async def list_leads(req: Request) -> LeadsResponse | RawJSONResponse:
     if not any(name in req.query for name in PAGED_PARAMS):

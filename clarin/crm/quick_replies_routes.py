@@ -14,6 +14,7 @@ from clarin.http.paging import page_params
 from clarin.http.request import Request
 from clarin.http.routes import RouteGroup
 from clarin.wire.common import Ok
+from clarin.wire.queries import PageQuery
 from clarin.wire.quick_replies import (
     QuickRepliesResponse,
     QuickReplyCreateBody,
@@ -26,7 +27,7 @@ routes = RouteGroup(tags=("quick_replies",))
 INVALID_ID = "Invalid quick reply ID"
 
 
-@routes.get("/api/quick-replies", response=QuickRepliesResponse)
+@routes.get("/api/quick-replies", query=PageQuery, response=QuickRepliesResponse)
 async def list_quick_replies(req: Request) -> QuickRepliesResponse:
     page = page_params(req, service.MAX_QUICK_REPLIES)
     replies = await service.list_quick_replies(req.app, req.account_id, page.limit, page.offset)

@@ -17,6 +17,7 @@ from clarin.http.paging import page_params
 from clarin.http.request import Request
 from clarin.http.routes import RouteGroup
 from clarin.wire.common import Ok
+from clarin.wire.queries import PageQuery
 from clarin.wire.tags import TagAssignBody, TagCreateBody, TagResponse, TagsResponse, TagUpdateBody
 
 routes = RouteGroup(tags=("tags",))
@@ -24,7 +25,7 @@ routes = RouteGroup(tags=("tags",))
 INVALID_TAG_ID = "Invalid tag ID"
 
 
-@routes.get("/api/tags", response=TagsResponse)
+@routes.get("/api/tags", query=PageQuery, response=TagsResponse)
 async def list_tags(req: Request) -> TagsResponse:
     page = page_params(req, service.MAX_TAGS)
     return TagsResponse(tags=await service.list_tags(req.app, req.account_id, page.limit, page.offset))

@@ -46,9 +46,10 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
     ids = operation_ids(routes)
     types: list[Any] = [ErrorEnvelope]
     for route in routes:
-        for candidate in (route.body, route.response, route.query):
+        for candidate in (route.body, route.response):
             if candidate is not None and candidate not in types:
                 types.append(candidate)
+    query_parameters = _query_parameters([route.query for route in routes if route.query is not None])
     refs, components = msgspec.json.schema_components(types, ref_template=REF_TEMPLATE)
     ref_of = dict(zip(types, refs, strict=True))
     error_response = {
@@ -64,7 +65,7 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
             "parameters": [
                 {"name": name, "in": "path", "required": True, "schema": PATH_PARAM_SCHEMAS.get(name, UUID_PARAM)}
                 for name in _PARAM_RE.findall(route.path)
-            ],
+            ] + query_parameters.get(route.query, []),
             "responses": {
                 str(route.status): {
                     "description": "Success",
@@ -75,6 +76,8 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
                     if getattr(route.handler, "content_type", None)
                     else {"application/json": {"schema": {"type": "object"}}},
                 },
+                **{str(status): {**error_response, "description": description}
+                   for status, description in sorted(route.responses.items())},
                 "4XX": error_response,
                 "5XX": error_response,
             },
@@ -100,6 +103,47 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
             },
         },
     }
+
+
+def _query_parameters(types: list[Any]) -> dict[Any, list[dict[str, Any]]]:
+    """The ``in: query`` parameters of each route's query struct (clarin/wire/queries.py): one per field, in
+    field order, with the field's msgspec schema (``X | None`` → ``X``: an absent parameter is the null),
+    its description, and ``required`` only for fields without a default. Lists are ``style: form,
+    explode: true`` arrays (``?tag_ids=a&tag_ids=b``; the handlers also split comma-separated values)."""
+    unique = list(dict.fromkeys(types))
+    if not unique:
+        return {}
+    refs, components = msgspec.json.schema_components(unique, ref_template=REF_TEMPLATE)
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for kind, ref in zip(unique, refs, strict=True):
+        struct = components[ref["$ref"].rsplit("/", 1)[-1]]
+        required = set(struct.get("required", ()))
+        parameters = []
+        for name, field_schema in struct["properties"].items():
+            schema = _without_null(field_schema)
+            if "$ref" in str(schema):
+                raise TypeError(f"{kind.__name__}.{name}: a query parameter must be a scalar or a list of scalars")
+            parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+            if "description" in schema:
+                parameter["description"] = schema.pop("description")
+            parameter["schema"] = schema
+            if schema.get("type") == "array":
+                parameter.update(style="form", explode=True)
+            parameters.append(parameter)
+        out[kind] = parameters
+    return out
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    schema = dict(schema)
+    options = [option for option in schema.pop("anyOf", ()) if option != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+    if schema.get("default", 0) is None:
+        del schema["default"]
+    return schema
 
 
 def _created_id_field(response: Any) -> str | None:

@@ -20,8 +20,8 @@ class Auth(Enum):
 
 class Route:
     __slots__ = (
-        "auth", "body", "body_error", "handler", "method", "name", "path", "query", "response", "status",
-        "summary", "tags",
+        "auth", "body", "body_error", "handler", "method", "name", "path", "query", "response", "responses",
+        "status", "summary", "tags",
     )
 
     def __init__(
@@ -34,6 +34,7 @@ class Route:
         body_error: str = "Invalid request",
         query: Any = None,
         response: Any = None,
+        responses: dict[int, str] | None = None,
         status: int = 200,
         auth: Auth = Auth.USER,
         summary: str = "",
@@ -46,6 +47,8 @@ class Route:
         self.body_error = body_error
         self.query = query
         self.response = response
+        # Statuses worth documenting on their own (error envelope), status → description; e.g. a deliberate 501.
+        self.responses = responses or {}
         self.status = status
         self.auth = auth
         self.summary = summary

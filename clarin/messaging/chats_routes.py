@@ -30,6 +30,7 @@ from clarin.wire.chats import (
     NewChatResponse,
 )
 from clarin.wire.common import Ok
+from clarin.wire.queries import ChatsQuery
 
 routes = RouteGroup(tags=("chats",))
 
@@ -44,7 +45,7 @@ def _lenient_ids(values: list[str]) -> list[uuid.UUID] | None:
     return ids or None
 
 
-@routes.get("/api/chats", response=ChatsPage)
+@routes.get("/api/chats", query=ChatsQuery, response=ChatsPage)
 @cached_read
 async def list_chats(req: Request) -> ChatsPage:
     flt = ChatFilter(

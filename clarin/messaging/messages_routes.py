@@ -34,6 +34,7 @@ from clarin.wire.messages import (
     ReactBody,
     SendMessageBody,
 )
+from clarin.wire.queries import ChatMessagesQuery
 
 routes = RouteGroup(tags=("messages",))
 
@@ -59,7 +60,7 @@ def _before(raw: str) -> datetime | None:
     return value
 
 
-@routes.get("/api/chats/:id/messages", response=ChatMessagesResponse)
+@routes.get("/api/chats/:id/messages", query=ChatMessagesQuery, response=ChatMessagesResponse)
 @cached_read
 async def chat_messages(req: Request) -> ChatMessagesResponse:
     chat_id = req.path_uuid("id", INVALID_CHAT_ID)

@@ -53,6 +53,7 @@ from clarin.storage.keys import (
     unique_filename,
 )
 from clarin.wire.media import UploadResponse, UploadURLResponse
+from clarin.wire.queries import UploadURLQuery
 
 log = logging.getLogger("clarin.storage")
 
@@ -233,7 +234,8 @@ async def _discard(storage: MediaStorage, key: str) -> None:
 
 
 # -- R35: presigned upload URL -------------------------------------------------------------------
-@routes.get("/api/media/upload-url", response=UploadURLResponse)
+@routes.get("/api/media/upload-url", query=UploadURLQuery, response=UploadURLResponse,
+             responses={501: "Presigned uploads are not supported by the local storage backend"})
 async def upload_url(req: Request) -> UploadURLResponse:
     raw_name = req.query_str("filename")
     if not raw_name:

@@ -44,6 +44,7 @@ from clarin.wire.devices import (
     SentCallsResponse,
     SimulatedContactsBody,
 )
+from clarin.wire.queries import PageQuery
 
 routes = RouteGroup(tags=("devices",))
 
@@ -52,7 +53,7 @@ T = TypeVar("T")
 INVALID_ID = "Invalid device ID"
 
 
-@routes.get("/api/devices", response=DevicesResponse)
+@routes.get("/api/devices", query=PageQuery, response=DevicesResponse)
 async def list_devices(req: Request) -> DevicesResponse:
     page = page_params(req, service.MAX_DEVICES_PAGE)
     return DevicesResponse(devices=await service.list_devices(req.app, req.account_id, page.limit, page.offset))
