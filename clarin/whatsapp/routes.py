@@ -15,7 +15,8 @@ route, ``404 Cannot <METHOD> <path>``):
 
 - ``POST /api/dev/whatsapp/:device_id/inbound`` body :class:`~clarin.wire.devices.InboundSpec` → the
   driver delivers the matching neonize event (``{"success":true,"event":"Message","message_id":...}``);
-- ``GET /api/dev/whatsapp/:device_id/sent`` → every payload the driver "sent" for the device;
+- ``GET /api/dev/whatsapp/:device_id/sent`` → every payload the driver "sent" for the device (of the process
+  running it; ``?here=true``: this process's own record, not routed);
 - ``PUT /api/dev/whatsapp/:device_id/contacts`` body ``{contacts:[{jid,name,push_name,business_name}]}``
   → the device's simulated address book (what contact sync reads).
 """
@@ -44,7 +45,7 @@ from clarin.wire.devices import (
     SentCallsResponse,
     SimulatedContactsBody,
 )
-from clarin.wire.queries import PageQuery
+from clarin.wire.queries import DevSentQuery, PageQuery
 
 routes = RouteGroup(tags=("devices",))
 
@@ -126,10 +127,12 @@ async def simulate_inbound(req: Request) -> InboundResponse:
     return InboundResponse(event=event, message_id=message_id)
 
 
-@routes.get("/api/dev/whatsapp/:device_id/sent", response=SentCallsResponse)
+@routes.get("/api/dev/whatsapp/:device_id/sent", response=SentCallsResponse, query=DevSentQuery)
 async def simulated_sent(req: Request) -> SentCallsResponse:
     _simulated(req)
     device_id = req.path_uuid("device_id", INVALID_ID)
+    if req.query_bool("here", False):
+        return SentCallsResponse(sent=await service.simulated_sent_here(req.app, req.account_id, device_id))
     return SentCallsResponse(sent=await service.simulated_sent(req.app, req.account_id, device_id))
 
 

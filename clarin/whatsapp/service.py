@@ -171,6 +171,17 @@ async def simulated_sent(state: AppState, account_id: uuid.UUID, device_id: uuid
     """What the driver of the process running the device sent (this process's record when nobody runs it)."""
     await _row(state, account_id, device_id)
     await _run_here(state, device_id)
+    return sent_here(state, device_id)
+
+
+async def simulated_sent_here(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> list[SentCallOut]:
+    """What THIS process's driver sent for the device, whoever runs it now (never routed): tests use it to
+    prove that a process which does not own a device never sent through it."""
+    await _row(state, account_id, device_id)
+    return sent_here(state, device_id)
+
+
+def sent_here(state: AppState, device_id: uuid.UUID) -> list[SentCallOut]:
     driver = _dev_driver(state)
     return [
         SentCallOut(

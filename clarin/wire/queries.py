@@ -153,3 +153,10 @@ class UploadURLQuery(msgspec.Struct, kw_only=True):
 
     filename: Annotated[str, Meta(description="Original file name; missing or empty → 400.")]
     folder: Annotated[str, Meta(description="Folder under the account's prefix.")] = "uploads"
+
+
+class DevSentQuery(msgspec.Struct, kw_only=True):
+    """GET /api/dev/whatsapp/{device_id}/sent (simulated driver only)."""
+
+    here: Annotated[bool, Meta(
+        description="true: this server process's own record, not routed to the process running the device.")] = False
