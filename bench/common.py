@@ -57,6 +57,21 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(fn())  # type: ignore[arg-type]
 
 
+async def run_script(dsn: str, sql: str) -> None:
+    """A statement the extended protocol refuses (VACUUM), on a short-lived connection."""
+    import psqlpy
+
+    pool = psqlpy.ConnectionPool(dsn=dsn, max_db_pool_size=2)
+    try:
+        conn = await pool.connection()
+        try:
+            await conn.execute_batch(sql)
+        finally:
+            conn.close()
+    finally:
+        pool.close()
+
+
 async def fetch(dsn: str, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     """One statement on a short-lived connection."""
     import psqlpy

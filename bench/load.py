@@ -59,6 +59,7 @@ from bench.common import (
     exit_now,
     fetch,
     load_sql,
+    run_script,
 )
 from bench.ws_fanout import ws_broadcast
 
@@ -552,7 +553,8 @@ def _cleanup(dsn: str, admin_sql: dict[str, str], url: str, token: str | None, a
             httpx.delete(f"{url}/api/devices/{device_id}", headers={"Authorization": f"Bearer {token}"},
                          timeout=30)
         asyncio.run(fetch(dsn, admin_sql["bench_cleanup_devices"], [account_id]))
-        print(f"bench: cleanup removed {removed} leads and {removed_msgs} messages created by the run")
+        asyncio.run(run_script(dsn, admin_sql["bench_vacuum_after_cleanup"]))
+        print(f"bench: cleanup removed {removed} leads and {removed_msgs} messages created by the run (vacuumed)")
     except Exception as exc:  # cleanup must not hide the results
         print(f"bench: cleanup failed: {exc}")
 
