@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,30 @@ def login(url: str, username: str, password: str) -> str:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class ServerTenant:
+    """An account with one admin user, on a server a test started itself (not the session server)."""
+
+    account_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return auth(self.token)
+
+
+def new_tenant(url: str, admin_password: str, label: str) -> ServerTenant:
+    """A fresh account with one admin user, through the super-admin API of the server at ``url``."""
+    headers = auth(login(url, "admin", admin_password))
+    suffix = uuid.uuid4().hex[:8]
+    account = httpx.post(url + "/api/admin/accounts", json={"name": f"{label} {suffix}"}, headers=headers)
+    assert account.status_code == 201, account.text
+    account_id = account.json()["account"]["id"]
+    username, password = f"{label.lower()}_{suffix}", f"pw-{suffix}-secret"
+    user = httpx.post(url + "/api/admin/users", json={
+        "account_id": account_id, "username": username, "email": f"{username}@example.test", "password": password,
+        "role": "admin"}, headers=headers)
+    assert user.status_code == 201, user.text
+    return ServerTenant(account_id, login(url, username, password))

@@ -12,7 +12,6 @@ import itertools
 import json
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,25 +33,11 @@ FAST = {"CAMPAIGN_DELAY_SCALE": "0.001", "CAMPAIGN_TICK": "0.2", "WHATSAPP_LEASE
 QUICK = {"min_delay_seconds": 0, "max_delay_seconds": 0, "batch_size": 1000, "batch_pause_minutes": 0}
 
 
-class Tenant:
-    def __init__(self, account_id: str, token: str) -> None:
-        self.account_id = account_id
-        self.token = token
-        self.headers = support.auth(token)
+Tenant = support.ServerTenant
 
 
 def make_tenant(url: str) -> Tenant:
-    headers = support.auth(support.login(url, "admin", ADMIN_PASSWORD))
-    suffix = uuid.uuid4().hex[:8]
-    account = httpx.post(url + "/api/admin/accounts", json={"name": f"CW {suffix}"}, headers=headers)
-    assert account.status_code == 201, account.text
-    account_id = account.json()["account"]["id"]
-    username, password = f"cw_{suffix}", f"pw-{suffix}-secret"
-    user = httpx.post(url + "/api/admin/users", json={
-        "account_id": account_id, "username": username, "email": f"{username}@example.test", "password": password,
-        "role": "admin"}, headers=headers)
-    assert user.status_code == 201, user.text
-    return Tenant(account_id, support.login(url, username, password))
+    return support.new_tenant(url, ADMIN_PASSWORD, "CW")
 
 
 # -- fixtures --------------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -36,14 +35,7 @@ OWNED_ELSEWHERE = "device is connected on another server, retry"
 SENDS = 40
 
 
-@dataclass
-class Tenant:
-    account_id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return support.auth(self.token)
+Tenant = support.ServerTenant
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +61,7 @@ def tenant(cluster: support.ServerProcess) -> Tenant:
 
 # -- helpers (fresh connection per request: httpx.<method> without a shared client) ------------------------
 def make_tenant(url: str) -> Tenant:
-    headers = support.auth(support.login(url, "admin", ADMIN_PASSWORD))
-    suffix = uuid.uuid4().hex[:8]
-    account = httpx.post(url + "/api/admin/accounts", json={"name": f"Routing {suffix}"}, headers=headers)
-    assert account.status_code == 201, account.text
-    account_id = account.json()["account"]["id"]
-    username, password = f"rt_{suffix}", f"pw-{suffix}-secret"
-    user = httpx.post(url + "/api/admin/users", headers=headers, json={
-        "account_id": account_id, "username": username, "email": f"{username}@example.test",
-        "password": password, "role": "admin"})
-    assert user.status_code == 201, user.text
-    return Tenant(account_id, support.login(url, username, password))
+    return support.new_tenant(url, ADMIN_PASSWORD, "RT")
 
 
 def call(server: support.ServerProcess, tenant: Tenant, method: str, path: str, body: Any = None) -> httpx.Response:

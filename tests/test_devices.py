@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,7 @@ DEVICE_KEYS = {"id", "account_id", "name", "status", "created_at", "updated_at"}
 LEASE_ENV = {"WHATSAPP_DRIVER": "simulated", "WHATSAPP_LEASE_RENEW": "1", "WHATSAPP_LEASE_TTL": "3"}
 
 
-@dataclass
-class Tenant:
-    account_id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return support.auth(self.token)
+Tenant = support.ServerTenant
 
 
 # -- fixtures -----------------------------------------------------------------------------------------
@@ -74,21 +66,7 @@ def wa_server(wa_env: dict[str, str], log_dir: Path) -> Iterator[support.ServerP
 
 
 def make_tenant(url: str) -> Tenant:
-    """A fresh account with one admin user, through the super-admin API of the server at ``url``."""
-    headers = support.auth(support.login(url, "admin", ADMIN_PASSWORD))
-    suffix = uuid.uuid4().hex[:8]
-    account = httpx.post(url + "/api/admin/accounts", json={"name": f"WA {suffix}"}, headers=headers)
-    assert account.status_code == 201, account.text
-    account_id = account.json()["account"]["id"]
-    username, password = f"wa_{suffix}", f"pw-{suffix}-secret"
-    user = httpx.post(
-        url + "/api/admin/users",
-        json={"account_id": account_id, "username": username, "email": f"{username}@example.test",
-              "password": password, "role": "admin"},
-        headers=headers,
-    )
-    assert user.status_code == 201, user.text
-    return Tenant(account_id, support.login(url, username, password))
+    return support.new_tenant(url, ADMIN_PASSWORD, "WA")
 
 
 @pytest.fixture(scope="module")

@@ -60,28 +60,11 @@ BUSY_WORKERS = {"CAMPAIGN_DELAY_SCALE": "0.001", "CAMPAIGN_TICK": "0.2", "WHATSA
 PACED = {"min_delay_seconds": 40, "max_delay_seconds": 40, "batch_size": 100000, "batch_pause_minutes": 0}
 
 
-@dataclass
-class Tenant:
-    account_id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return support.auth(self.token)
+Tenant = support.ServerTenant
 
 
 def make_tenant(url: str) -> Tenant:
-    headers = support.auth(support.login(url, "admin", ADMIN_PASSWORD))
-    suffix = uuid.uuid4().hex[:8]
-    account = httpx.post(url + "/api/admin/accounts", json={"name": f"Fault {suffix}"}, headers=headers)
-    assert account.status_code == 201, account.text
-    account_id = account.json()["account"]["id"]
-    username, password = f"fault_{suffix}", f"pw-{suffix}-secret"
-    user = httpx.post(url + "/api/admin/users", json={
-        "account_id": account_id, "username": username, "email": f"{username}@example.test", "password": password,
-        "role": "admin"}, headers=headers)
-    assert user.status_code == 201, user.text
-    return Tenant(account_id, support.login(url, username, password))
+    return support.new_tenant(url, ADMIN_PASSWORD, "Fault")
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> Any:
