@@ -48,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_failure_window: int = 900  # seconds
     log_format: str = "text"  # "json" (default when ENV=production) or "text"
     metrics_token: str = ""  # when set, GET /metrics needs "Authorization: Bearer <token>"
+    # With neither a token nor METRICS_PUBLIC, production answers /metrics with 404: scrapes are opt-in there.
+    metrics_public: bool = True  # METRICS_PUBLIC; default true in development, false in production
+    metrics_per_account: bool = False  # METRICS_PER_ACCOUNT: account ids as labels (tenant identifiers)
     # Media storage (clarin.storage): "local" = CLARIN_DATA_DIR/media; "s3" = S3/MinIO. Unlike the original,
     # an unset MINIO_ENDPOINT means local storage (the original defaulted to localhost:9000).
     storage_backend: str = "local"
@@ -235,4 +238,6 @@ def _security_settings(env: Mapping[str, str], app_env: str) -> dict[str, object
         "login_failure_window": max(1, _int(env, "LOGIN_FAILURE_WINDOW", 900)),
         "log_format": log_format,
         "metrics_token": _get(env, "METRICS_TOKEN") or "",
+        "metrics_public": _bool(env, "METRICS_PUBLIC", app_env != "production"),
+        "metrics_per_account": _bool(env, "METRICS_PER_ACCOUNT", False),
     }

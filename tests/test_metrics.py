@@ -15,10 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from clarin.http.headers import HSTS
+from clarin.observability import metrics
 from tests import support
 from tests.conftest import Tenant
 
 METRICS_TOKEN = "metrics-" + uuid.uuid4().hex
+PROD_JWT_SECRET = "production-test-secret-" + uuid.uuid4().hex  # production refuses short secrets
 
 
 def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -62,22 +64,27 @@ def test_metrics_count_requests_by_route_template(client: httpx.Client, tenant: 
     assert _value(after, "clarin_background_worker_running", worker="whatsapp") >= 1
 
 
-def test_metrics_count_websocket_connections(server: support.ServerProcess, tenant: Tenant) -> None:
-    def ws_gauges() -> tuple[float, float]:
-        samples = _samples(httpx.get(server.url + "/metrics", timeout=10).text)
-        return (_value(samples, "clarin_ws_connections"),
-                _value(samples, "clarin_ws_account_connections", account_id=tenant.account_id))
+def test_metrics_carry_no_account_ids_by_default(server: support.ServerProcess, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    """Item 12: /metrics is public in development, so no tenant identifier may appear in it: sockets of two
+    tenants show up only in the aggregate gauge unless METRICS_PER_ACCOUNT=true."""
+    first, second = make_tenant(), make_tenant()
 
-    with connect(f"{server.ws_url}?token={tenant.token}") as one, connect(f"{server.ws_url}?token={tenant.token}"):
-        one.send('{"event":"ping"}')
-        assert one.recv(timeout=5) == '{"event":"pong"}'
-        total, mine = ws_gauges()
-        assert mine == 2
-        assert total >= 2
+    def scrape() -> str:
+        return httpx.get(server.url + "/metrics", timeout=10).text
+
+    with connect(f"{server.ws_url}?token={first.token}") as one, connect(f"{server.ws_url}?token={second.token}") as two:
+        for ws in (one, two):
+            ws.send('{"event":"ping"}')
+            assert ws.recv(timeout=5) == '{"event":"pong"}'
+        text = scrape()
+        assert _value(_samples(text), "clarin_ws_connections") >= 2
+        assert first.account_id not in text and second.account_id not in text
+        assert not [s for s in _samples(text) if s[0] == "clarin_ws_account_connections"]
     deadline = time.monotonic() + 5
-    while ws_gauges()[1] != 0:
-        assert time.monotonic() < deadline
+    while _value(_samples(scrape()), "clarin_ws_connections") >= 2 and time.monotonic() < deadline:
         time.sleep(0.1)
+    text = scrape()
+    assert first.account_id not in text and second.account_id not in text
 
 
 # -- a production server with two workers -----------------------------------------------------------------
@@ -85,7 +92,8 @@ def test_metrics_count_websocket_connections(server: support.ServerProcess, tena
 def prod_server(database: str, server: support.ServerProcess, log_dir: Path) -> Iterator[support.ServerProcess]:
     # ENV=production: HSTS, Secure cookie, and JSON logs by default (LOG_FORMAT is deliberately not set).
     env = support.base_env(database, ENV="production", WORKERS="2", ACCESS_LOG="1", LOG_LEVEL="INFO",
-                           METRICS_TOKEN=METRICS_TOKEN, DB_POOL_SIZE="4")
+                           METRICS_TOKEN=METRICS_TOKEN, DB_POOL_SIZE="4", METRICS_PER_ACCOUNT="true",
+                           JWT_SECRET=PROD_JWT_SECRET)
     env.pop("LOG_FORMAT", None)
     with support.running_server(env, log_dir, "production") as srv:
         yield srv
@@ -119,6 +127,48 @@ def test_metrics_token_is_required_when_set(prod_server: support.ServerProcess) 
     ok = httpx.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
     assert ok.status_code == 200
     assert "clarin_http_requests_total" in ok.text
+
+
+def test_per_account_socket_gauge_is_an_explicit_opt_in(prod_server: support.ServerProcess) -> None:
+    """METRICS_PER_ACCOUNT=true (this server) labels sockets by account, counted over both workers."""
+    url = prod_server.url
+    me = support.new_tenant(url, "admin-pass-123", "Socket")
+
+    def mine() -> float:
+        text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10).text
+        return _value(_samples(text), "clarin_ws_account_connections", account_id=me.account_id)
+
+    def wait_for(expected: float) -> None:
+        # The socket lives on one worker; the other one's gauges refresh every few seconds.
+        deadline = time.monotonic() + 2 * metrics.REFRESH_SECONDS + 2
+        while mine() != expected:
+            assert time.monotonic() < deadline, f"clarin_ws_account_connections never reached {expected}"
+            time.sleep(0.2)
+
+    ws_url = prod_server.ws_url
+    with connect(f"{ws_url}?token={me.token}") as one, connect(f"{ws_url}?token={me.token}"):
+        one.send('{"event":"ping"}')
+        assert one.recv(timeout=5) == '{"event":"pong"}'
+        wait_for(2)
+    wait_for(0)
+
+
+@pytest.mark.parametrize(("extra", "expected"), [({}, 404), ({"METRICS_PUBLIC": "true"}, 200)])
+def test_production_metrics_need_a_token_or_an_explicit_opt_in(
+    database: str, server: support.ServerProcess, log_dir: Path, extra: dict[str, str], expected: int,
+) -> None:
+    """Item 12: with ENV=production and no METRICS_TOKEN, /metrics answers like an unknown path unless
+    METRICS_PUBLIC=true says it is meant to be open (with a token: test_metrics_token_is_required_when_set)."""
+    env = support.base_env(database, ENV="production", JWT_SECRET=PROD_JWT_SECRET, **extra)
+    env.pop("METRICS_TOKEN", None)
+    with support.running_server(env, log_dir, "production-metrics") as srv:
+        response = httpx.get(srv.url + "/metrics", timeout=10)
+        assert response.status_code == expected, response.text
+        if expected == 404:
+            assert response.json()["error"] == "Cannot GET /metrics"  # as for any unknown path
+            assert "clarin_" not in response.text
+        else:
+            assert "clarin_http_requests_total" in response.text
 
 
 def test_hsts_only_in_production(prod_server: support.ServerProcess, client: httpx.Client) -> None:

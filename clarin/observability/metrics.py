@@ -72,8 +72,11 @@ DB_POOL = Gauge(
 WS_CONNECTIONS = Gauge(
     "clarin_ws_connections", "Open WebSocket connections (all accounts)", multiprocess_mode="livesum",
 )
+# Account ids are tenant identifiers: this family gets samples only with METRICS_PER_ACCOUNT=true (an
+# operator's explicit choice, e.g. for a private Prometheus); by default only the aggregate above exists.
 WS_ACCOUNT_CONNECTIONS = Gauge(
-    "clarin_ws_account_connections", "Open WebSocket connections by account", ["account_id"],
+    "clarin_ws_account_connections", "Open WebSocket connections by account (METRICS_PER_ACCOUNT=true only)",
+    ["account_id"],
     multiprocess_mode="livesum",
 )
 WORKER_RUNNING = Gauge(
@@ -141,13 +144,8 @@ def refresh_process_gauges(state: AppState) -> None:
         log.debug("pool status unavailable: %s", exc)
     hub = state.hub
     WS_CONNECTIONS.set(hub.connection_count())
-    by_account: dict[str, Any] = getattr(hub, "_by_account", {})
-    current = {account: len(conns) for account, conns in by_account.items()}
-    for account in _ws_accounts_seen - current.keys():
-        WS_ACCOUNT_CONNECTIONS.labels(account).set(0)
-    for account, count in current.items():
-        WS_ACCOUNT_CONNECTIONS.labels(account).set(count)
-    _ws_accounts_seen.update(current)
+    if state.settings.metrics_per_account:
+        _refresh_account_sockets(hub)
     for kind in ("whatsapp", "kommo", "campaigns"):
         worker = getattr(state, kind, None)
         WORKER_RUNNING.labels(kind).set(1 if worker is not None and getattr(worker, "running", True) else 0)
@@ -171,6 +169,16 @@ def refresh_process_gauges(state: AppState) -> None:
     if pages is not None:
         for result, count in pages.lookups.items():
             PAGE_CACHE.labels(result).set(count)
+
+
+def _refresh_account_sockets(hub: Any) -> None:
+    by_account: dict[str, Any] = getattr(hub, "_by_account", {})
+    current = {str(account): len(conns) for account, conns in by_account.items()}
+    for account in _ws_accounts_seen - current.keys():
+        WS_ACCOUNT_CONNECTIONS.labels(account).set(0)
+    for account, count in current.items():
+        WS_ACCOUNT_CONNECTIONS.labels(account).set(count)
+    _ws_accounts_seen.update(current)
 
 
 def _number(value: Any) -> float:

@@ -1,5 +1,10 @@
-"""``GET /metrics``: Prometheus text exposition. Public unless ``METRICS_TOKEN`` is set, then it needs
-``Authorization: Bearer <METRICS_TOKEN>`` (compared in constant time)."""
+"""``GET /metrics``: Prometheus text exposition.
+
+* ``METRICS_TOKEN`` set → ``Authorization: Bearer <METRICS_TOKEN>`` required (constant-time compare), else 401;
+* no token and ``METRICS_PUBLIC`` (default on in development, off with ``ENV=production``) → open;
+* no token, not public → the same 404 an unknown path gets: a production install exposes its traffic,
+  pool and worker figures only to a scraper someone configured on purpose.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ async def prometheus_metrics(req: Request) -> Response:
         given = bearer_token(req.header("authorization"), "")
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise HTTPError(401, "Unauthorized")
+    elif not req.app.settings.metrics_public:
+        raise HTTPError(404, f"Cannot {req.method} {req.path}")
     body = await metrics.render(req.app)
     return Response(body, 200, [("content-type", metrics.CONTENT_TYPE), ("cache-control", "no-store")])
 
