@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -246,8 +247,10 @@ def test_media_is_downloaded_stored_and_served(
                                            "media_base64": base64.b64encode(data).decode()})
         new = next_event(ws)
     row = message_row(database, tenant.account_id, stanza)
-    key = f"{tenant.account_id}/chats/{jid}/{stanza}{ext}"
-    assert row["media_url"] == f"/api/media/file/{key}"
+    # Item 12: a random token after the stanza id, which every chat participant knows.
+    guessable = f"/api/media/file/{tenant.account_id}/chats/{jid}/{stanza}{ext}"
+    assert re.fullmatch(re.escape(guessable[:-len(ext)]) + r"-[0-9a-f]{32}" + re.escape(ext), row["media_url"])
+    assert client.get(guessable).status_code == 404
     assert (row["message_type"], row["body"], row["media_mimetype"], row["media_size"]) == (kind, body, mimetype, len(data))
     assert row["media_filename"] == (file_name or None)
     assert chat_row(database, tenant.account_id, jid)["last_message"] == body
@@ -762,14 +765,14 @@ def test_parse_uses_the_events_own_phone_number_for_lid_chats() -> None:
 def test_new_incoming_sender_gets_an_avatar_in_the_background(
     client: httpx.Client, tenant: Any, device: dict[str, Any], database: str
 ) -> None:
-    """B.7 step 10 / B.16.5: the simulated driver's picture of a new sender is stored under
-    ``<account>/avatars/<phone>.jpg`` and linked on the contact, after the batch committed."""
+    """B.7 step 10 / B.16.5: the simulated driver's picture of a new sender is stored and linked on the
+    contact, after the batch committed. Item 12: under ``<account>/avatars/<phone>-<128-bit token>.jpg``;
+    the URL an outsider can derive from account id + phone answers 404 (no contact enumeration)."""
     from clarin.whatsapp.simulated_driver import simulated_picture
 
     number = phone()
     jid = f"{number}@s.whatsapp.net"
     deliver(client, tenant, device, **{"from": number, "push_name": "Avi", "body": "hola"})
-    key = f"{tenant.account_id}/avatars/{number}.jpg"
     avatar = None
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -779,8 +782,11 @@ def test_new_incoming_sender_gets_an_avatar_in_the_background(
         if avatar:
             break
         time.sleep(0.05)
-    assert avatar == f"/api/media/file/{key}"
+    assert avatar is not None
+    assert re.fullmatch(rf"/api/media/file/{tenant.account_id}/avatars/{number}-[0-9a-f]{{32}}\.jpg", avatar), avatar
     served = client.get(avatar)
     assert served.status_code == 200, served.text
     assert served.headers["content-type"] == "image/jpeg"
     assert served.content == simulated_picture(jid) and served.content.startswith(b"\xff\xd8")
+    guessed = client.get(f"/api/media/file/{tenant.account_id}/avatars/{number}.jpg")
+    assert guessed.status_code == 404 and guessed.json()["error"] == "File not found"

@@ -12,7 +12,8 @@ Per batch:
    LID map; known mappings are cached), B.6;
 3. **decrypt** poll votes through the driver (failure → that vote is skipped, B.9);
 4. **media**: download each new media message through the driver and store it under
-   ``<account>/chats/<raw chat JID>/<stanza id><ext>`` (proxy URL ``/api/media/file/<key>``), a few at a time,
+   ``<account>/chats/<raw chat JID>/<stanza id>-<random token><ext>`` (proxy URL ``/api/media/file/<key>``;
+   the token because every chat participant knows the stanza id and the proxy is public), a few at a time,
    outside the transaction; stanzas already stored are not downloaded again; a failure stores the message
    without ``media_url`` (logged);
 5. **write** the whole batch in ONE transaction of set-based statements (:mod:`clarin.messaging.ingest_store`).
@@ -29,8 +30,9 @@ Per batch:
    ``poll_update``, ``message_status``, ``presence``, and one ``lead_update {action: "created", ids}``;
 7. avatars (B.7 step 10, B.16.5): the senders of new incoming messages whose contact has no ``avatar_url``
    get their profile picture fetched by a background task (a few at a time), stored at
-   ``<account>/avatars/<user>.jpg`` and linked as ``/api/media/file/<key>``. Each contact is tried at most
-   once per process (the original retried on every message); nothing here can delay or fail ingestion.
+   ``<account>/avatars/<user>-<random token>.jpg`` (never the guessable ``<user>.jpg``: the proxy is public)
+   and linked as ``/api/media/file/<key>``. Each contact is tried at most once per process (the original
+   retried on every message); nothing here can delay or fail ingestion.
 
 Idempotency: a stanza is stored once per (account, chat, stanza id); a re-delivered message inserts nothing
 and causes nothing (no counter, contact, lead or event). Reactions, votes, edits and receipts that change
@@ -52,7 +54,7 @@ from clarin.db.queries import query
 from clarin.messaging.ingest_parse import Inbound, Presence, Receipt, parse_event
 from clarin.messaging.ingest_store import Outcome, write_batch
 from clarin.messaging.polls import hashes_hex
-from clarin.storage.keys import build_key, proxy_url
+from clarin.storage.keys import AVATARS_FOLDER, build_key, proxy_url, secret_filename
 from clarin.whatsapp.driver import LID_SERVER, USER_SERVER, jid_user
 from clarin.wire.leads import LeadUpdateEvent
 from clarin.wire.messages import (
@@ -216,7 +218,8 @@ class InboundIngestor:
                 return
             async with gate:
                 try:
-                    key = build_key(device.account_id, f"chats/{r.raw_chat_jid}", f"{r.message_id}{r.media_ext}")
+                    key = build_key(device.account_id, f"chats/{r.raw_chat_jid}",
+                                    secret_filename(r.message_id, r.media_ext))
                     data = await self.driver.download_media(device.id, r.content)
                     await storage.put(key, data, r.mimetype or "application/octet-stream")
                 except Exception as exc:
@@ -386,7 +389,7 @@ class InboundIngestor:
                 data = await self.driver.profile_picture(device.id, jid)
                 if not data:
                     return
-                key = build_key(device.account_id, "avatars", f"{jid_user(jid)}.jpg")
+                key = build_key(device.account_id, AVATARS_FOLDER, secret_filename(jid_user(jid), ".jpg"))
                 await self.state.storage.put(key, data, "image/jpeg")
                 await self.state.db.execute(Q_SET_AVATAR, [device.account_id, jid, proxy_url(key)])
                 await self.state.pages.invalidate(device.account_id)  # no event announces an avatar

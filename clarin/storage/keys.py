@@ -5,11 +5,20 @@ Layout (spec B.16.2): ``<account_id>/<folder>/<filename>``. Every key this servi
 backslashes, NUL/control characters, empty segments) instead of normalising it as the original did.
 Keys that arrive from outside (the media proxy path) go through ``check_key``: only already-normalised
 keys are served.
+
+Unguessable names. The proxy is public (``<img src>`` sends no token), so a key must not be derivable from
+what an outsider may know (account id, a contact's phone, a WhatsApp stanza id). Every writer puts 128
+random bits in the file name: uploads ``<uuid4>_<name>``, chat media ``<stanza id>-<token>.<ext>``, avatars
+``<phone>-<token>.jpg`` (``secret_filename``). Avatars were once stored as ``avatars/<phone>.jpg``; that
+legacy form is refused by the proxy (``is_legacy_avatar_key`` → 404, as if absent) and migration 0005 clears
+the contacts that pointed at it, so their picture is fetched again under a random name.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
+import secrets
 import uuid
 from urllib.parse import quote, unquote, urlsplit
 
@@ -36,6 +45,10 @@ CONTENT_TYPES = {
     ".pdf": "application/pdf",
 }
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+SECRET_BYTES = 16  # 128 bits: not enumerable through the public proxy
+AVATARS_FOLDER = "avatars"
+# What the old avatar writer produced: <account>/avatars/<JID user part>.jpg (a phone, LID or group id).
+_LEGACY_AVATAR = re.compile(r"[0-9a-f-]{36}/avatars/[0-9]+(?:-[0-9]+)?\.jpg")
 # Characters kept literal in proxy URLs; everything else (space, %, ?, #, non-ASCII...) is percent-encoded.
 _URL_SAFE = "/@:+!$&'()*,;=~-._"
 
@@ -72,6 +85,16 @@ def sanitize_filename(name: str) -> str:
 
 def unique_filename(name: str) -> str:
     return f"{uuid.uuid4()}_{sanitize_filename(name)}"
+
+
+def secret_filename(stem: str, ext: str) -> str:
+    """``<stem>-<128-bit hex token><ext>``: a name nobody can derive from the stem."""
+    return f"{stem}-{secrets.token_hex(SECRET_BYTES)}{ext}"
+
+
+def is_legacy_avatar_key(key: str) -> bool:
+    """An avatar key of the old, guessable ``<account>/avatars/<phone>.jpg`` form."""
+    return _LEGACY_AVATAR.fullmatch(key) is not None
 
 
 def build_key(account_id: uuid.UUID | str, folder: str, filename: str) -> str:

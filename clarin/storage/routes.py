@@ -5,7 +5,8 @@ Decisions
 * **The proxy stays public** (``GET /api/media/file/<key>``, no auth, not rate limited, as the spec): the
   dashboard renders media with plain ``<img>``/``<video>``/``<audio src>`` tags, which cannot send a bearer
   token, and stored ``media_url`` values are bare proxy paths. What protects a tenant's media is that keys
-  are unguessable (uploads carry a uuid4 in the file name, chat media the WhatsApp stanza id) and that the
+  are unguessable (every writer puts 128 random bits in the file name, see ``keys``; the legacy guessable
+  avatar form ``<account>/avatars/<phone>.jpg`` answers 404 whether or not the object exists) and that the
   proxy serves only normalised keys: any key with ``..``/``.`` segments, a leading ``/``, ``//``, a
   backslash or NUL/control characters is refused with ``400 Invalid path`` before storage is touched, and
   the local backend additionally resolves the path and checks it stays under the media root.
@@ -49,6 +50,7 @@ from clarin.storage.keys import (
     check_key,
     clean_folder,
     content_type_for,
+    is_legacy_avatar_key,
     proxy_url,
     unique_filename,
 )
@@ -127,6 +129,8 @@ def _key_from_path(path: str) -> str:
 @routes.get("/api/media/file/*key", auth=Auth.PUBLIC)
 async def media_file(req: Request) -> Response:
     key = check_key(_key_from_path(req.path))
+    if is_legacy_avatar_key(key):
+        raise HTTPError(404, FILE_NOT_FOUND)
     storage = await _storage(req)
     size = await storage.size(key)
     if size is None:
