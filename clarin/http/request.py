@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -17,12 +18,13 @@ TOO_LARGE = "Request Entity Too Large"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 FALSE_VALUES = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+BODY_UNREAD, BODY_STARTED, BODY_DONE = 0, 1, 2
 
 
 class Request:
     __slots__ = (
-        "_body", "_cookies", "_query", "app", "auth", "client_ip", "headers", "method", "params", "path",
-        "protocol", "query_string", "request_id", "route",
+        "_body", "_cookies", "_query", "app", "auth", "body_state", "client_ip", "headers", "method", "params",
+        "path", "protocol", "query_string", "request_id", "route",
     )
 
     def __init__(self, app: AppState, scope: Any, protocol: Any, client_ip: str, request_id: str) -> None:
@@ -40,6 +42,9 @@ class Request:
         self._query: dict[str, list[str]] | None = None
         self._cookies: dict[str, str] | None = None
         self._body: bytes | None = None
+        # How far the body has been read: granian lets it be read once, so the server can discard what a
+        # handler left unread only if nothing was read (clarin.http.server, "finish the body").
+        self.body_state = BODY_UNREAD
 
     # -- query string -------------------------------------------------------------------------
     @property
@@ -100,18 +105,26 @@ class Request:
                 raise HTTPError(413, TOO_LARGE)
             chunks: list[bytes] = []
             size = 0
+            self.body_state = BODY_STARTED
             async for chunk in self.protocol:
                 size += len(chunk)
                 if size > limit:
                     raise HTTPError(413, TOO_LARGE)
                 chunks.append(chunk)
             self._body = b"".join(chunks)
+            self.body_state = BODY_DONE
         return self._body
 
     def stream(self) -> Any:
         """The raw body as an async iterable of chunks, for handlers that enforce their own size limit
         while streaming (``async for chunk in req.stream()``)."""
-        return self.protocol
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        self.body_state = BODY_STARTED
+        async for chunk in self.protocol:
+            yield chunk
+        self.body_state = BODY_DONE
 
     # -- helpers ------------------------------------------------------------------------------
     @property

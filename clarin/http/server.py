@@ -40,7 +40,7 @@ from clarin.http.errors import HTTPError
 from clarin.http.headers import HSTS, SECURITY_HEADERS, Cors
 from clarin.http.json import decoder_for
 from clarin.http.ratelimit import LIMITED_MESSAGE, RateLimiter
-from clarin.http.request import Request
+from clarin.http.request import BODY_DONE, BODY_UNREAD, Request
 from clarin.http.response import JSONResponse, Response, error_response
 from clarin.http.router import Auth, MethodNotAllowed, NotFound, Route, Router
 from clarin.observability import metrics
@@ -57,6 +57,13 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SUPER_ADMIN_REQUIRED = "Forbidden: super admin access required"
 WS_DRAIN_SECONDS = 1.0
 HTTP_SERVICE_UNAVAILABLE = 503
+# A body the handler left unread (an early 401/413/429/503, a route without a body): after the response hyper
+# discards only what it has already buffered and otherwise closes the connection, but the response is out by
+# then without "Connection: close", so a keep-alive client's next request fails (broken pipe). Up to these
+# bounds the server reads and discards it first; beyond them the response says "Connection: close".
+DISCARD_BODY_BYTES = 64 * 1024
+DISCARD_BODY_SECONDS = 1.0
+CONNECTION_CLOSE = ("connection", "close")
 
 
 class ClarinApp:
@@ -166,6 +173,8 @@ class ClarinApp:
         except Exception as exc:
             response = self._server_error(req, exc)
         out_headers = self._base_headers + extra + [("x-request-id", request_id)]
+        if req.body_state != BODY_DONE and _declares_body(req) and not await _discard_body(req):
+            out_headers.append(CONNECTION_CLOSE)
         if origin and req.method != "OPTIONS":
             out_headers += self._cors.response_headers(origin)
         try:
@@ -274,6 +283,33 @@ class ClarinApp:
         else:
             log.exception("unhandled error [%s %s id=%s]", req.method, req.path, req.request_id)
         return error_response(500, "Internal server error")
+
+
+# -- finish the body: the connection stays usable after any response ----------------------------------
+def _declares_body(req: Request) -> bool:
+    length = req.headers.get("content-length")
+    if length is not None:
+        return length.strip() != "0"
+    return req.headers.get("transfer-encoding") is not None
+
+
+async def _discard_body(req: Request) -> bool:
+    """Read and drop the rest of the request body within the bounds; False: the connection must close."""
+    if req.body_state != BODY_UNREAD:  # granian cannot resume a body read that stopped half-way
+        return False
+    declared = req.headers.get("content-length") or ""
+    if declared.isdigit() and int(declared) > DISCARD_BODY_BYTES:
+        return False
+    size = 0
+    try:
+        async with asyncio.timeout(DISCARD_BODY_SECONDS):
+            async for chunk in req.protocol:
+                size += len(chunk)
+                if size > DISCARD_BODY_BYTES:
+                    return False
+    except Exception:  # timed out, client gone, protocol error: nothing more to save
+        return False
+    return True
 
 
 # -- graceful shutdown: close WebSockets before granian tears the connections down --------------------
