@@ -74,7 +74,8 @@ def cmd_serve(settings: Settings) -> int:
     from multiprocessing import get_context
 
     from granian import Granian
-    from granian.constants import Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
 
     # The database driver runs a Rust (tokio) runtime whose threads do not survive fork(); granian
     # forks its workers, so the start-up work that touches the database runs in a spawned process
@@ -87,8 +88,9 @@ def cmd_serve(settings: Settings) -> int:
     metrics_dir, remove_metrics_dir = prepare_multiprocess_dir()
     if remove_metrics_dir:
         atexit.register(remove_multiprocess_dir, metrics_dir)
-    log.info("serving on %s:%d (workers=%d threads=%d)", settings.host, settings.port, settings.workers,
-             settings.threads)
+    max_connections = connection_limit(settings, raise_open_files_limit())
+    log.info("serving on %s:%d (workers=%d threads=%d, up to %d connections per worker)", settings.host,
+             settings.port, settings.workers, settings.threads, max_connections)
     Granian(
         "clarin.app:app",
         address=settings.host,
@@ -97,12 +99,60 @@ def cmd_serve(settings: Settings) -> int:
         workers=settings.workers,
         runtime_threads=settings.threads,
         loop=Loops.uvloop,
+        # HTTP/1.1 only: in granian's "auto" mode hyper-util first sniffs each new connection for an HTTP/2
+        # preface with no time limit, so a client that connects and sends nothing held its connection (and a
+        # slot of the limit below) forever. Plain HTTP/2 (h2c) has no clients here: browsers speak h2 over TLS
+        # only, which a front proxy terminates. HTTP/1.1 applies the header timeout from the first byte on.
+        http=HTTPModes.http1,
+        # The one timer hyper has: a complete request head within this long, counted from accept or from the
+        # previous response, else the connection is closed (slowloris, idle and idle keep-alive sockets).
+        http1_settings=HTTP1Settings(header_read_timeout=round(settings.http_header_timeout * 1000)),
         websockets=True,
         log_access=False,
         log_dictconfig=granian_log_config(settings.log_format),
-        backpressure=max(64, settings.db_pool_size * 4),
+        # granian's backpressure is a cap on open *connections* per worker, held for a connection's life:
+        # small, a few dozen idle sockets starved everyone else. What protects PostgreSQL is the FIFO gate
+        # in front of each worker's pool (clarin/db/pool.py: DB_POOL_SIZE statements at a time, 503 after
+        # its acquire timeout), which counts requests, not sockets.
+        backpressure=max_connections,
+        # A worker that dies (OOM kill, segfault in a native library) is replaced at once and the others keep
+        # serving; its devices are taken over by the survivors (docs/WHATSAPP.md). granian still exits when
+        # the same worker dies again within ~5 s of its respawn (a crash loop): the container restarts then.
+        respawn_failed_workers=True,
     ).serve()
     return 0
+
+
+# File descriptors kept for what is not a client connection: database pool, Redis, media files, pipes.
+RESERVED_FDS = 512
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's open-files soft limit to its hard limit (workers inherit it); the new soft limit.
+
+    Each open client connection is a file descriptor: the common default soft limit of 1024 would cap a
+    worker at about a thousand sockets. The hard limit is the operator's (docker-compose ``ulimits``)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft if soft != resource.RLIM_INFINITY else 1 << 20
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("could not raise the open-files limit from %d to %d: %s", soft, hard, exc)
+        return soft
+    return hard
+
+
+def connection_limit(settings: Settings, open_files: int) -> int:
+    """Open connections per worker: HTTP_MAX_CONNECTIONS, else what the open-files limit leaves.
+
+    Staying under the limit matters: at it, accept() fails with EMFILE while the connection stays queued,
+    and granian's accept loop would retry it at once, over and over."""
+    if settings.http_max_connections:
+        return settings.http_max_connections
+    return max(64, open_files - RESERVED_FDS)
 
 
 def cmd_bench_seed(argv: list[str]) -> int:

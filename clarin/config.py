@@ -87,6 +87,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the tick is how often each process looks for due / running campaigns (seconds).
     campaign_delay_scale: float = 1.0
     campaign_tick: float = 10.0
+    # HTTP server (clarin.cli): seconds a connection may take to deliver a request head, counted from accept
+    # or from the previous response (so also the idle keep-alive timeout: hyper has one timer for both);
+    # open connections per worker, 0 = what the open-files limit allows.
+    http_header_timeout: float = 15.0
+    http_max_connections: int = 0
 
     @property
     def production(self) -> bool:
@@ -161,6 +166,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         **_kommo_settings(env),
         campaign_delay_scale=max(0.0, _float(env, "CAMPAIGN_DELAY_SCALE", 1.0)),
         campaign_tick=max(0.01, _float(env, "CAMPAIGN_TICK", 10.0)),
+        http_header_timeout=max(0.5, _float(env, "HTTP_HEADER_TIMEOUT", 15.0)),
+        http_max_connections=max(0, _int(env, "HTTP_MAX_CONNECTIONS", 0)),
     )
 
 
