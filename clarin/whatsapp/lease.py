@@ -10,8 +10,9 @@ the main pool can never starve it) and takes ``pg_try_advisory_lock(hashtextexte
   ``WHATSAPP_LEASE_RENEW`` s, default 10) claims the device and resumes its session;
 - the owner's host vanishes (no FIN): server-side TCP keepalives set on the session (idle TTL/3,
   interval TTL/6, 3 probes) end it within ~``WHATSAPP_LEASE_TTL`` s (default 30);
-- the owner loses its database connection: its health check (every renew interval) fails, it stops
-  every client it runs at once (so two clients never share a session for long) and reconnects.
+- the owner loses its database connection: its health check (every 0.5 s, clarin.whatsapp.pool) fails, it
+  stops every client it runs at once and reconnects; other processes claim a device only after seeing it
+  unleased for a grace period longer than that, so two clients never share a session.
 
 Why PostgreSQL and not Redis: the lock is tied to a live session, with no TTL to renew and no
 clock-skew or paused-process split brain; it also works when Redis is not configured. Redis is not used.
@@ -74,10 +75,18 @@ class DeviceLeases:
             except AdvisoryUnavailable:
                 pass  # the session is gone, and its locks with it
 
-    async def check(self) -> bool:
-        """Health ping; ``False`` means the connection (and so every lease) was lost."""
+    async def check(self, timeout: float | None = None) -> bool:
+        """Health ping; ``False`` means the connection (and so every lease) was lost. A ping slower than
+        ``timeout`` counts as lost too: the holder must give its devices up before PostgreSQL could end a
+        silent session (server keepalives, ~TTL) and another process claim them."""
         async with self._lock:
-            return await self._session.ping()
+            if timeout is None:
+                return await self._session.ping()
+            try:
+                return await asyncio.wait_for(self._session.ping(), timeout)
+            except TimeoutError as exc:
+                self._session.lost(exc)
+                return False
 
     async def close(self) -> None:
         async with self._lock:

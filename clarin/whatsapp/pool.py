@@ -14,20 +14,17 @@ Ownership: a device is run by exactly one process at a time, the holder of its l
   The 503 reaches a client only when that is impossible (no Redis, or the owner not subscribed yet);
 - the router subscribes to the channel of every device in this pool (:meth:`owned_ids`; every change of
   that set calls ``remote.ownership_changed()``) and runs the calls other processes send for them;
-- while routing is available, :meth:`sender` does not look the lease up for a device it does not run (the
-  owner answers; when nobody does, the router checks the lease: 503 or 409);
-- a send to a device this process owns but that is not connected fails with ``409 "device not connected"``.
+- nobody answers for the device: ``409 "device not connected"``, or ``503 "device is reconnecting, retry"``
+  (``Retry-After: 1``) while a paired device with a live last status waits to be resumed (:meth:`not_running`).
 
-Status: the owner keeps the live status in memory and writes every change to ``devices.status`` (plus
-``jid``/``phone``/``last_seen_at`` on connect and ``qr_code`` on each QR), so readers in other
-processes see the owner's view (see :meth:`DevicePool.live_view`). A device no process holds is
-``disconnected`` (``logged_out`` is kept).
+Status: the owner writes every change to ``devices`` first, so other processes read the owner's view
+(:meth:`live_view`); a device no process holds is ``disconnected`` (``logged_out`` is kept).
 
-Start-up: every paired device (stored jid, not logged out) no process holds is claimed and resumed.
-Then, every ``WHATSAPP_LEASE_RENEW`` seconds, the lease connection is health-checked and devices whose
-last status is live (``connected``/``connecting``) but that nobody holds — their owner died or shut
-down — are taken over. Graceful shutdown disconnects (no logout) and releases the leases WITHOUT
-writing ``disconnected``, so another server takes the devices over at once.
+Start-up and take-over (:meth:`_claim`): paired devices nobody holds are claimed and resumed (at start-up all of
+them, then every ``WHATSAPP_LEASE_RENEW`` s the ones whose last status is live). A watchdog pings the lease
+session every ``LEASE_CHECK`` s and stops every device the moment it is lost; the session is re-opened every
+``REOPEN_INTERVAL`` s and this process's former devices re-claimed at once, others only after ``CLAIM_GRACE``.
+Graceful shutdown releases the leases without writing ``disconnected``: another server takes over at once.
 
 Events: the driver's sink is :meth:`DevicePool.on_event`. Connection lifecycle events (QR, PairStatus,
 Connected, Disconnected, LoggedOut, …) are handled here; everything else (messages, receipts, presence,
@@ -39,21 +36,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
+from clarin.whatsapp.contacts import sync_device_contacts, upsert_device_contacts
 from clarin.whatsapp.driver import (
     DeviceContact,
     DeviceSession,
     DriverError,
-    NotConnected,
     WhatsAppDriver,
     jid_to_str,
     jid_user,
 )
+from clarin.whatsapp.held import HeldWrites
 from clarin.whatsapp.inbox import (
     DeviceInboxes,
     DeviceRef,
@@ -72,7 +72,7 @@ from clarin.whatsapp.proto import (
     TemporaryBanEv,
 )
 from clarin.whatsapp.remote import DeviceRouter, OwnedElsewhere
-from clarin.wire.devices import ContactsSyncedEvent, DeviceStatusEvent, QRCodeEvent
+from clarin.wire.devices import DeviceStatusEvent, QRCodeEvent
 
 if TYPE_CHECKING:
     from clarin.config import Settings
@@ -86,8 +86,17 @@ LIVE_STATUSES = frozenset({CONNECTING, CONNECTED})
 NOT_CONNECTED = "device not connected"
 QR_TIMEOUT = 160.0  # whatsmeow: 60 s for the first code + 5 × 20 s (B.4); neonize does not report it
 CLAIM_BATCH = 500
-CONTACT_BATCH = 5000
 SHUTDOWN_DRAIN_SECONDS = 5.0  # at shutdown, how long received events may take to be written
+# Ownership after a lost lease session (docs/WHATSAPP.md, "Database outages"): the holder pings its lease session
+# every LEASE_CHECK s (each ping bounded by LEASE_PING_TIMEOUT s) and stops every device the moment it fails; it
+# re-opens the session every REOPEN_INTERVAL s and re-claims its own former devices at once. Any other process
+# claims a device only once it has seen it unleased for CLAIM_GRACE s: longer than the holder needs to notice and
+# stop (LEASE_CHECK + a failed ping, which is immediate on a connection PostgreSQL closed), so never two runners.
+LEASE_CHECK = 0.5
+LEASE_PING_TIMEOUT = 2.0
+REOPEN_INTERVAL = 0.25
+CLAIM_GRACE = 1.5
+RESUMING = "device is reconnecting, retry"
 
 Q_SET_STATUS = query("device_set_status")
 Q_SET_QR = query("device_set_qr")
@@ -96,7 +105,7 @@ Q_MARK_DISCONNECTED = query("device_mark_disconnected_if_live")
 Q_TO_RECONNECT = query("devices_to_reconnect")
 Q_TO_TAKE_OVER = query("devices_to_take_over")
 Q_LEASE_HELD = query("device_lease_held")
-Q_UPSERT_CONTACTS = query("upsert_device_contacts")
+Q_RUN_STATE = query("device_run_state")
 
 
 @dataclass
@@ -110,6 +119,10 @@ class LiveDevice:
 
     def ref(self) -> DeviceRef:
         return DeviceRef(self.id, self.account_id, self.jid)
+
+
+def resuming_error() -> HTTPError:
+    return HTTPError(503, RESUMING, headers=[("retry-after", "1")])
 
 
 class DevicePool:
@@ -134,6 +147,11 @@ class DevicePool:
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintainer: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._unleased_since: dict[uuid.UUID, float] = {}  # first seen unleased (claim grace)
+        self._mine_before: set[uuid.UUID] = set()  # stopped here when the lease session broke: re-claimed at once
+        self.held = HeldWrites()  # send results waiting for the database (clarin.messaging.outbound_store)
         self.remote = DeviceRouter(self)  # calls for devices another process runs (started by AppState.start)
         driver.set_event_sink(self.on_event)
 
@@ -148,12 +166,15 @@ class DevicePool:
     async def start(self) -> None:
         await self.driver.start()
         self._maintainer = asyncio.create_task(self._maintain(), name="whatsapp-device-pool")
+        self._watchdog = asyncio.create_task(self._watch(), name="whatsapp-lease-watchdog")
 
     async def stop(self) -> None:
         await self.remote.stop()  # no more calls from other processes; in-flight ones finish first
-        if self._maintainer is not None:
-            self._maintainer.cancel()
-            await asyncio.gather(self._maintainer, return_exceptions=True)
+        for task in (self._maintainer, self._watchdog):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await self.held.drain(SHUTDOWN_DRAIN_SECONDS)
         await self.inboxes.drain_all(SHUTDOWN_DRAIN_SECONDS)
         for task in list(self._tasks):
             task.cancel()
@@ -169,26 +190,58 @@ class DevicePool:
         await self.driver.stop()
 
     async def _maintain(self) -> None:
-        boot = True
+        boot, failing = True, False
         while True:
+            delay = float(self.renew_interval)
             try:
-                if self.leases.is_open:
-                    await self.leases.check()  # a failed ping closes it: every lease is gone
                 if not self.leases.is_open:
                     if self._devices:
                         await self._drop_all("lease connection lost")
                     await self.leases.open()
-                await self._claim(Q_TO_RECONNECT if boot else Q_TO_TAKE_OVER, "start-up" if boot else "take-over")
+                wait = await self._claim(Q_TO_RECONNECT if boot else Q_TO_TAKE_OVER, "start-up" if boot else "take-over")
+                self._mine_before.clear()  # used once, right after the session is back (see _claim)
                 boot = False
+                if failing:
+                    log.warning("device pool maintenance works again")
+                failing = False
+                if wait is not None:
+                    delay = min(delay, wait)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("device pool maintenance failed: %s", exc)
-            await asyncio.sleep(self.renew_interval)
+                if not failing:  # once per outage: re-open attempts are frequent
+                    log.warning("device pool maintenance failed (retrying every %.2f s): %s", REOPEN_INTERVAL, exc)
+                failing = True
+                delay = REOPEN_INTERVAL
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
 
-    async def _claim(self, candidates_query: Any, reason: str) -> None:
-        """Claim and resume every candidate nobody holds, page by page (claimed rows leave the query)."""
+    async def _watch(self) -> None:
+        """Stop every device the moment the lease session is lost, before anyone else may claim them."""
+        while True:
+            await asyncio.sleep(LEASE_CHECK)
+            try:
+                if self.leases.is_open and not await self.leases.check(LEASE_PING_TIMEOUT):
+                    if self._devices:
+                        await self._drop_all("lease connection lost")
+                    self._wake.set()  # re-open (and re-claim) without waiting for the renew tick
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("device lease check failed: %s", exc)
+
+    async def _claim(self, candidates_query: Any, reason: str) -> float | None:
+        """Claim and resume every candidate nobody holds, page by page (claimed rows leave the query).
+
+        A device is claimed only after it has been seen unleased for ``CLAIM_GRACE`` s (its old holder has stopped
+        it by then), except the ones this process itself stopped when its lease session broke. Returns in how many
+        seconds the next candidate's grace ends (``None``: none waiting)."""
         attempted: set[uuid.UUID] = set()
+        now = time.monotonic()
+        waiting: float | None = None
         while True:
             rows = await self.db.fetch(candidates_query, [CLAIM_BATCH])
             fresh = [row for row in rows if uuid.UUID(str(row["id"])) not in attempted]
@@ -197,16 +250,25 @@ class DevicePool:
                 attempted.add(device_id)
                 if device_id in self._devices:
                     continue
+                if device_id not in self._mine_before:
+                    left = self._unleased_since.setdefault(device_id, now) + CLAIM_GRACE - now
+                    if left > 0:
+                        waiting = left if waiting is None else min(waiting, left)
+                        continue
                 async with self._lock(device_id):
                     if device_id in self._devices or not await self.leases.try_acquire(device_id):
                         continue
+                    self._unleased_since.pop(device_id, None)
                     log.info("%s: resuming device %s", reason, device_id)
                     try:
                         await self._start(device_id, uuid.UUID(str(row["account_id"])), row["jid"] or "")
                     except Exception as exc:
                         log.warning("%s of device %s failed: %s", reason, device_id, exc)
             if len(rows) < CLAIM_BATCH or not fresh:
-                return
+                break
+        for device_id in [d for d in self._unleased_since if d not in attempted]:
+            del self._unleased_since[device_id]  # leased again (or no longer live): its grace starts over
+        return waiting
 
     async def _drop_all(self, reason: str) -> None:
         """The leases are gone: stop every client now so no session runs twice."""
@@ -217,6 +279,7 @@ class DevicePool:
             # Events already received are still written (they wait for the database if it is down, and
             # another process taking the device over cannot store them twice).
             self.inboxes.drain(live.id)
+            self._mine_before.add(live.id)
             try:
                 await self.driver.disconnect(live.id)
             except Exception as exc:
@@ -267,13 +330,30 @@ class DevicePool:
         live = self._devices.get(device_id)
         if live is None or live.account_id != account_id:
             if self.remote.available:
-                raise OwnedElsewhere(if_nobody=HTTPError(409, NOT_CONNECTED))
-            if await self.leased_elsewhere(device_id):
-                raise OwnedElsewhere()
-            raise HTTPError(409, NOT_CONNECTED)
+                raise OwnedElsewhere(if_nobody=HTTPError(409, NOT_CONNECTED), account_id=account_id)
+            raise await self.not_running(device_id, account_id, HTTPError(409, NOT_CONNECTED))
         if live.status != CONNECTED or not await self.driver.is_connected(device_id):
+            if self.resuming(device_id):
+                raise resuming_error()
             raise HTTPError(409, NOT_CONNECTED)
         return live.ref()
+
+    def resuming(self, device_id: uuid.UUID) -> bool:
+        """Run here, a paired session coming back (not a QR pairing): it will be connected in a moment."""
+        live = self._devices.get(device_id)
+        return live is not None and live.status == CONNECTING and bool(live.jid)
+
+    async def not_running(self, device_id: uuid.UUID, account_id: uuid.UUID, nobody: HTTPError) -> HTTPError:
+        """The error for a call on a device no process answers for: another process holds the lease → the 503 of
+        :class:`OwnedElsewhere`; nobody holds it but it will be resumed (a paired device whose last status is live:
+        its owner lost its lease or died, a take-over is coming) → ``503 device is reconnecting, retry``;
+        otherwise ``nobody`` (``409 device not connected``)."""
+        row = await self.db.fetch_row(Q_RUN_STATE, [device_id, account_id])
+        if row is not None and row["held"]:
+            return OwnedElsewhere()
+        if row is not None and row["resumable"]:
+            return resuming_error()
+        return nobody
 
     # -- commands -------------------------------------------------------------------------------
     async def connect(self, device_id: uuid.UUID, account_id: uuid.UUID, jid: str, db_status: str) -> None:
@@ -445,40 +525,12 @@ class DevicePool:
             await self._stop_client(live)
             await self._release(live, DISCONNECTED)
 
-    # -- contact sync (B.11) --------------------------------------------------------------------
+    # -- contact sync (B.11, clarin.whatsapp.contacts) -------------------------------------------------
     async def _sync_contacts(self, device: DeviceRef) -> None:
-        try:
-            contacts = await self.driver.fetch_contacts(device.id)
-        except NotConnected:
-            return
-        except Exception as exc:
-            log.warning("contact sync of device %s failed: %s", device.id, exc)
-            return
-        count = await self.upsert_contacts(device, contacts)
-        await self.broadcaster.broadcast(
-            device.account_id, "contacts_synced", ContactsSyncedEvent(str(device.id), count)
-        )
+        await sync_device_contacts(self.driver, self.db, self.broadcaster, device)
 
     async def upsert_contacts(self, device: DeviceRef, contacts: list[DeviceContact]) -> int:
-        unique: dict[str, DeviceContact] = {}
-        for contact in contacts:
-            if contact.jid:
-                unique[contact.jid] = contact
-        entries = list(unique.values())
-        count = 0
-        for start in range(0, len(entries), CONTACT_BATCH):
-            batch = entries[start : start + CONTACT_BATCH]
-            try:
-                row = await self.db.fetch_row(Q_UPSERT_CONTACTS, [
-                    device.account_id, device.id,
-                    [c.jid for c in batch], [c.phone for c in batch], [c.name for c in batch],
-                    [c.push_name for c in batch], [c.business_name for c in batch],
-                ])
-            except Exception as exc:
-                log.warning("contact batch of device %s skipped: %s", device.id, exc)
-                continue
-            count += int(row["count"]) if row else 0
-        return count
+        return await upsert_device_contacts(self.db, device, contacts)
 
     # -- helpers --------------------------------------------------------------------------------
     def _lock(self, device_id: uuid.UUID) -> asyncio.Lock:
@@ -533,7 +585,8 @@ def make_driver(settings: Settings, dsn: str) -> WhatsAppDriver:
     if settings.whatsapp_driver == "simulated":
         from clarin.whatsapp.simulated_driver import SimulatedDriver
 
-        return SimulatedDriver()
+        # Test knob: seconds each simulated send takes (fault tests need sends in flight when a fault hits).
+        return SimulatedDriver(send_delay=float(os.environ.get("WHATSAPP_SIMULATED_SEND_DELAY") or 0))
     from clarin.whatsapp.neonize_driver import NeonizeDriver
 
     return NeonizeDriver(dsn)

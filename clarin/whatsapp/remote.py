@@ -101,9 +101,10 @@ class OwnedElsewhere(HTTPError):
     that error (``409 device not connected``) is raised instead of the 503.
     """
 
-    def __init__(self, if_nobody: HTTPError | None = None) -> None:
+    def __init__(self, if_nobody: HTTPError | None = None, account_id: uuid.UUID | None = None) -> None:
         super().__init__(503, OWNED_ELSEWHERE, headers=[("retry-after", "2")])
         self.if_nobody = if_nobody
+        self.account_id = account_id
 
 
 # -- wire ---------------------------------------------------------------------------------------------
@@ -340,7 +341,10 @@ class DeviceRouter:
         raise HTTPError(reply.status, reply.error, headers=[(k, v) for k, v in reply.headers], detail=reply.detail)
 
     async def not_routed(self, exc: OwnedElsewhere, device_id: uuid.UUID) -> NoReturn:
-        """The call stays unanswered by an owner: the 503, or ``exc.if_nobody`` when no process holds the lease."""
+        """The call stays unanswered by an owner: the 503; when no process holds the lease, ``exc.if_nobody``
+        (409) — or 503 ``device is reconnecting`` when a take-over will resume it (DevicePool.not_running)."""
+        if exc.if_nobody is not None and exc.account_id is not None:
+            raise await self.pool.not_running(device_id, exc.account_id, exc.if_nobody)
         if exc.if_nobody is not None and not await self.pool.leased_elsewhere(device_id):
             raise exc.if_nobody
         raise OwnedElsewhere()

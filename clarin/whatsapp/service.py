@@ -26,7 +26,7 @@ from clarin.whatsapp.driver import (
     non_ad,
     parse_jid,
 )
-from clarin.whatsapp.pool import NOT_CONNECTED, DevicePool
+from clarin.whatsapp.pool import NOT_CONNECTED, DevicePool, resuming_error
 from clarin.whatsapp.remote import OwnedElsewhere, routed
 from clarin.wire.devices import Device, InboundSpec, SentCallOut, SimulatedContact
 
@@ -149,8 +149,11 @@ async def simulate_inbound(
 ) -> tuple[str, str]:
     """Deliver ``spec`` on the device; returns (neonize event class name, message id)."""
     await _row(state, account_id, device_id)
+    pool = pool_of(state)
     if not await _run_here(state, device_id):
-        raise HTTPError(409, NOT_CONNECTED)
+        raise await pool.not_running(device_id, account_id, HTTPError(409, NOT_CONNECTED))
+    if pool.resuming(device_id):
+        raise resuming_error()
     driver = _dev_driver(state)
     try:
         event = await driver.deliver_inbound(device_id, spec)

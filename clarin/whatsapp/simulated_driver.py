@@ -24,7 +24,9 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import logging
 import mimetypes
+import os
 import secrets
 import time
 import uuid
@@ -79,6 +81,8 @@ SIM_JPEG = base64.b64decode(
     "CAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAT/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAA"
     "Bf/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/AJQDAx//2Q=="
 )
+
+log = logging.getLogger("clarin.whatsapp.simulated")
 SIM_IV = b"clarin-sim\x00\x00"  # 12 bytes, marks a simulated poll-vote payload
 DEFAULT_MIMETYPES = {
     "image": "image/jpeg",
@@ -141,12 +145,19 @@ class _Session:
     task: asyncio.Task[None] | None = None
 
 
+def _evidence(device_id: uuid.UUID, what: str) -> None:
+    """One line per client start/stop with pid and wall-clock time: tests/test_device_outage.py proves from these
+    lines that no two processes ever run a device at once."""
+    log.info("simulated client of device %s %s in process %d at %.3f", device_id, what, os.getpid(), time.time())
+
+
 class SimulatedDriver(WhatsAppDriver):
     name = "simulated"
 
-    def __init__(self, *, pair_delay: float = 0.05) -> None:
+    def __init__(self, *, pair_delay: float = 0.05, send_delay: float = 0.0) -> None:
         super().__init__()
         self.pair_delay = pair_delay
+        self.send_delay = send_delay
         self.sent: list[SentCall] = []
         self._sessions: dict[uuid.UUID, _Session] = {}
         self._contacts: dict[uuid.UUID, dict[str, DeviceContact]] = {}
@@ -162,6 +173,7 @@ class SimulatedDriver(WhatsAppDriver):
             current.task.cancel()
         session = _Session(device)
         self._sessions[device.id] = session
+        _evidence(device.id, "started")
         session.task = asyncio.create_task(self._run(session))
 
     async def _run(self, session: _Session) -> None:
@@ -180,6 +192,8 @@ class SimulatedDriver(WhatsAppDriver):
 
     async def disconnect(self, device_id: uuid.UUID) -> None:
         session = self._sessions.pop(device_id, None)
+        if session is not None:
+            _evidence(device_id, "stopped")
         if session is not None and session.task is not None and not session.task.done():
             session.task.cancel()
 
@@ -205,6 +219,10 @@ class SimulatedDriver(WhatsAppDriver):
         return session
 
     # -- sending --------------------------------------------------------------------------------
+    async def _in_flight(self) -> None:
+        if self.send_delay > 0:
+            await asyncio.sleep(self.send_delay)
+
     def _record(self, kind: str, device_id: uuid.UUID, to: str, message: WAMessage, **args: Any) -> SentMessage:
         self._session(device_id)
         jid_to_str(parse_jid(to))  # invalid JIDs fail like the real driver
@@ -215,10 +233,12 @@ class SimulatedDriver(WhatsAppDriver):
     async def send_text(
         self, device_id: uuid.UUID, to_jid: str, text: str, reply_to: QuotedMessage | None = None
     ) -> SentMessage:
+        await self._in_flight()
         return self._record("text", device_id, to_jid, build_text_message(text, reply_to), text=text,
                             reply_to=reply_to)
 
     async def send_media(self, device_id: uuid.UUID, to_jid: str, media: OutgoingMedia) -> SentMessage:
+        await self._in_flight()
         self._session(device_id)
         upload = _fake_upload(media.data)
         self._media[upload.file_sha256] = media.data
@@ -239,6 +259,7 @@ class SimulatedDriver(WhatsAppDriver):
     async def send_poll(
         self, device_id: uuid.UUID, to_jid: str, question: str, options: list[str], max_selections: int
     ) -> SentMessage:
+        await self._in_flight()
         message = build_poll_message(question, options, max_selections, secrets.token_bytes(32))
         return self._record("poll", device_id, to_jid, message, question=question, options=list(options),
                             max_selections=max_selections)

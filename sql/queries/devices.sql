@@ -137,3 +137,16 @@ WITH input AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM upserted) AS count, (SELECT count(*) FROM names) AS names
+
+-- name: device_run_state
+-- A call for a device no process answered: is its lease held (by another process), and if not, will a take-over
+-- resume it (paired, last status live: its owner lost its lease session or died)? Scoped to the account ($2).
+SELECT EXISTS (
+           SELECT 1 FROM pg_locks
+           WHERE locktype = 'advisory' AND granted AND objsubid = 1
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND (classid::bigint << 32) | objid::bigint = hashtextextended('clarin-device:' || d.id::text, 0)
+       ) AS held,
+       (d.jid IS NOT NULL AND d.jid <> '' AND d.status IN ('connected', 'connecting')) AS resumable
+FROM devices d
+WHERE d.id = $1 AND d.account_id = $2
