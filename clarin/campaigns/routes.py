@@ -17,6 +17,7 @@ from clarin.campaigns import recipients, service
 from clarin.http.paging import page_params
 from clarin.http.request import Request
 from clarin.http.routes import RouteGroup
+from clarin.messaging.idempotency import IdemClaim, idempotent
 from clarin.wire.campaigns import (
     AttachmentsBody,
     AttachmentsResponse,
@@ -102,7 +103,11 @@ async def remove_recipient(req: Request) -> Ok:
 
 
 @routes.post("/api/campaigns/:id/start", response=MessageResponse)
-async def start_campaign(req: Request) -> MessageResponse:
+@idempotent
+async def start_campaign(req: Request, idem: IdemClaim | None = None) -> MessageResponse:
+    """Start or resume the campaign.
+
+    ``Idempotency-Key`` (clarin.messaging.idempotency): a retry gets the first answer."""
     await service.start_campaign(req.app, req.account_id, _campaign_id(req))
     return MessageResponse(message="Campaign started")
 

@@ -65,7 +65,9 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
             "parameters": [
                 {"name": name, "in": "path", "required": True, "schema": PATH_PARAM_SCHEMAS.get(name, UUID_PARAM)}
                 for name in _PARAM_RE.findall(route.path)
-            ] + query_parameters.get(route.query, []),
+            ] + query_parameters.get(route.query, [])
+            # Request headers a handler reads (e.g. Idempotency-Key, clarin.messaging.idempotency) it names itself.
+            + list(getattr(route.handler, "header_parameters", ())),
             "responses": {
                 str(route.status): {
                     "description": "Success",

@@ -8,6 +8,9 @@ is run by the one that does (Redis, :mod:`clarin.whatsapp.remote`); only when it
 is connected on another server, retry`` (``Retry-After: 2``), ``504`` when the owner does not answer in time.
 WebSocket: ``message_sent`` (R27, R28, R30), ``message_reaction`` (R29).
 
+Every send route takes an optional ``Idempotency-Key`` header (:mod:`clarin.messaging.idempotency`): a retry with
+the same key gets the first answer and sends nothing.
+
 R24 query: ``limit`` (default 50, ``<=0`` → 50, at most 500), ``offset``, and keyset ``before=<RFC 3339>``
 or ``before_id=<message uuid>`` (see :mod:`clarin.messaging.chats`).
 """
@@ -24,6 +27,7 @@ from clarin.http.request import Request, parse_uuid
 from clarin.http.routes import RouteGroup
 from clarin.messaging import chats, outbound
 from clarin.messaging.chats import MessageCursor
+from clarin.messaging.idempotency import IdemClaim, idempotent
 from clarin.whatsapp.driver import QuotedMessage
 from clarin.wire.common import Ok
 from clarin.wire.messages import (
@@ -75,31 +79,36 @@ async def chat_messages(req: Request) -> ChatMessagesResponse:
 
 
 @routes.post("/api/messages/send", body=SendMessageBody, response=InboxMessageResponse)
-async def send_message(req: Request, body: SendMessageBody) -> InboxMessageResponse:
+@idempotent
+async def send_message(req: Request, body: SendMessageBody, idem: IdemClaim | None = None) -> InboxMessageResponse:
     device_id = _device_id(body.device_id)
     state, account_id = req.app, req.account_id
     if body.media_url.strip() and body.media_type.strip():
         _, message = await outbound.send_media(
-            state, account_id, device_id, body.to, body.media_url, body.media_type, body.body
+            state, account_id, device_id, body.to, body.media_url, body.media_type, body.body, idem=idem
         )
     else:
         quoted = None
         if body.quoted_message_id.strip():
             quoted = QuotedMessage(body.quoted_message_id.strip(), body.quoted_sender.strip(), body.quoted_body)
-        _, message = await outbound.send_text(state, account_id, device_id, body.to, body.body, quoted=quoted)
+        _, message = await outbound.send_text(state, account_id, device_id, body.to, body.body, quoted=quoted,
+                                              idem=idem)
     return InboxMessageResponse(message=message)
 
 
 @routes.post("/api/messages/forward", body=ForwardMessageBody, response=InboxMessageResponse)
-async def forward_message(req: Request, body: ForwardMessageBody) -> InboxMessageResponse:
+@idempotent
+async def forward_message(req: Request, body: ForwardMessageBody, idem: IdemClaim | None = None) -> InboxMessageResponse:
     device_id = _device_id(body.device_id)
     chat_id = parse_uuid(body.chat_id.strip(), INVALID_CHAT_ID)
-    _, message = await outbound.forward(req.app, req.account_id, device_id, body.to, chat_id, body.message_id)
+    _, message = await outbound.forward(req.app, req.account_id, device_id, body.to, chat_id, body.message_id,
+                                        idem=idem)
     return InboxMessageResponse(message=message)
 
 
 @routes.post("/api/messages/react", body=ReactBody, response=Ok)
-async def react(req: Request, body: ReactBody) -> Ok:
+@idempotent
+async def react(req: Request, body: ReactBody, idem: IdemClaim | None = None) -> Ok:
     device_id = _device_id(body.device_id)
     if not body.target_message_id.strip():
         raise HTTPError(400, "target_message_id is required")
@@ -108,9 +117,11 @@ async def react(req: Request, body: ReactBody) -> Ok:
 
 
 @routes.post("/api/messages/poll", body=PollBody, response=InboxMessageResponse)
-async def send_poll(req: Request, body: PollBody) -> InboxMessageResponse:
+@idempotent
+async def send_poll(req: Request, body: PollBody, idem: IdemClaim | None = None) -> InboxMessageResponse:
     device_id = _device_id(body.device_id)
     _, message = await outbound.send_poll(
-        req.app, req.account_id, device_id, body.to, body.question, body.options or [], body.max_selections
+        req.app, req.account_id, device_id, body.to, body.question, body.options or [], body.max_selections,
+        idem=idem,
     )
     return InboxMessageResponse(message=message)

@@ -21,18 +21,20 @@ Every send, in order (integrations.md B.12, with the original's flaws fixed):
    (``send_text`` / ``send_media`` / ``send_poll`` / ``send_reaction``, so also R28 and R21) is run there
    (:func:`clarin.whatsapp.remote.routed`) and its result or error returned as is; ``503 device is connected
    on another server, retry`` only when it cannot be routed (no Redis, owner not listening yet).
-3. The driver sends. Any failure is ``502 failed to send message: <reason>`` (``failed to send reaction``
-   for R29), never a 500 carrying internals; nothing is stored for a failed send.
-4. One transaction: the chat of (account, non-AD recipient JID, LID resolved when the device knows the
-   phone) is upserted and claimed by the device; its preview (schema.md §5.3) follows the message unless a
-   newer one is already there (``last_message_at`` never moves backwards); the message is inserted
-   (``is_from_me``, ``status 'sent'``, ``from_name 'Me'``, ``from_jid`` = the device's own JID,
-   ``timestamp`` = WhatsApp's ack time) with ``ON CONFLICT (account_id, chat_id, message_id) DO NOTHING``
-   (a duplicate returns the stored row); poll options are written with their position.
-5. After the commit: WS ``message_sent {chat_id, message}`` to the account (R29: ``message_reaction``).
+3. Before the driver is called the message is recorded as a pending row (status ``'pending'``) and an
+   ``Idempotency-Key`` claimed by the route is linked to it (:mod:`clarin.messaging.outbound_store`): if that
+   write fails, nothing is sent (``503``). The chat of (account, non-AD recipient JID, LID resolved when the
+   device knows the phone) is upserted and claimed by the device.
+4. The driver sends. Any failure is ``502 failed to send message: <reason>`` (``failed to send reaction`` for
+   R29), never a 500 carrying driver internals; the pending row is removed (a failed send is not stored).
+5. One statement: the row becomes ``'sent'`` with WhatsApp's stanza id and ack time, the chat preview
+   (schema.md §5.3) follows it unless a newer one is already there (``last_message_at`` never moves
+   backwards), the key gets its answer. If PostgreSQL is unreachable now, that statement is held and retried
+   until it lands (:mod:`clarin.whatsapp.held`) and the caller is answered at once: the message is on the
+   phone, and a retry of the same key never sends it again.
+6. After the commit: WS ``message_sent {chat_id, message}`` to the account (R29: ``message_reaction``).
 
-If storing fails after WhatsApp accepted the message, the error is logged and the caller gets
-``500 message was sent but could not be stored`` (the message is on the phone; it is not retried).
+Reactions have no pending row: re-sending a reaction sets the same emoji again (idempotent on the phone).
 """
 
 from __future__ import annotations
@@ -40,17 +42,16 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-
-import msgspec
 
 from clarin._speedups import normalize_phone
 from clarin.db.errors import DatabaseUnavailable
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
+from clarin.messaging.idempotency import IdemClaim
 from clarin.messaging.media_source import load_media
+from clarin.messaging.outbound_store import Outgoing, finish_not_sent, finish_sent, record_pending
 from clarin.messaging.polls import poll_body, poll_preview
 from clarin.whatsapp.driver import (
     GROUP_SERVER,
@@ -68,7 +69,7 @@ from clarin.whatsapp.driver import (
 )
 from clarin.whatsapp.pool import NOT_CONNECTED, DeviceRef
 from clarin.whatsapp.remote import routed
-from clarin.wire.messages import Message, MessageReactionEvent, MessageSentEvent
+from clarin.wire.messages import Message, MessageReactionEvent
 
 if TYPE_CHECKING:
     from clarin.state import AppState
@@ -78,9 +79,6 @@ log = logging.getLogger("clarin.messaging.outbound")
 
 Q_DEVICE = query("outbound_device")
 Q_CHAT_UPSERT = query("outbound_chat_upsert")
-Q_STORE = query("outbound_store_sent")
-Q_BY_STANZA = query("outbound_message_by_stanza")
-Q_POLL_OPTIONS = query("outbound_poll_options_insert")
 Q_REACTION_TARGET = query("outbound_reaction_target")
 Q_REACTION_UPSERT = query("outbound_reaction_upsert")
 Q_REACTION_DELETE = query("outbound_reaction_delete")
@@ -96,7 +94,6 @@ MAX_POLL_OPTIONS = 12
 MAX_EMOJI = 50  # message_reactions.emoji
 POLL_REQUIRED = "Question and at least 2 options are required"
 POLL_TOO_MANY = "Maximum 12 options allowed"
-NOT_STORED = "message was sent but could not be stored"
 ORIGINAL_NOT_FOUND = "Original message not found"
 ME = "Me"
 _SEND_PREFIX = re.compile(r"^failed to send (?:message|reaction)\s*:\s*")
@@ -172,6 +169,25 @@ async def _driver_call(call: Awaitable[SentMessage], what: str) -> SentMessage:
         raise HTTPError(502, f"failed to {what}: {type(exc).__name__}") from None
 
 
+async def _send(
+    state: AppState, account_id: uuid.UUID, device: DeviceRef, to_jid: str, out: Outgoing,
+    call: Callable[[], Awaitable[SentMessage]], idem: IdemClaim | None,
+) -> tuple[str, Message]:
+    """Pending row first (nothing is sent if it cannot be written), then the driver, then the outcome."""
+    chat_jid = await _chat_jid(state, device, to_jid)
+    pending = await record_pending(state, account_id, device, chat_jid, await _own_jid(state, device), out, idem)
+    try:
+        sent = await _driver_call(call(), "send message")
+    except HTTPError as exc:
+        # NotConnected (409) is raised before anything leaves the driver; anything else may have reached WhatsApp.
+        await finish_not_sent(state, account_id, pending, exc, maybe_sent=exc.status != 409)
+        raise
+    except BaseException:  # cancelled mid-send: the outcome is unknown, the row stays pending (never re-sent)
+        log.error("send of pending message %s on device %s interrupted; outcome unknown", pending.id, device.id)
+        raise
+    return await finish_sent(state, account_id, pending, sent, out)
+
+
 def _short(exc: BaseException) -> str:
     """The first line of a driver error, without the driver's own ``failed to send …:`` prefix, capped."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -201,72 +217,7 @@ async def _chat_jid(state: AppState, device: DeviceRef, to_jid: str) -> str:
     return jid
 
 
-# -- persistence --------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Outgoing:
-    """What is stored for one sent message."""
-
-    body: str
-    message_type: str
-    preview: str
-    media_url: str | None = None
-    media_mimetype: str | None = None
-    media_filename: str | None = None
-    media_size: int | None = None
-    quoted: QuotedMessage | None = None
-    poll_question: str | None = None
-    poll_max_selections: int | None = None
-    poll_options: list[str] = field(default_factory=list)
-
-
-async def _store(
-    state: AppState, account_id: uuid.UUID, device: DeviceRef, chat_jid: str, sent: SentMessage, out: _Outgoing
-) -> tuple[str, Message]:
-    from_jid = await _own_jid(state, device)
-    quoted = out.quoted
-    params = [
-        account_id, device.id, chat_jid, out.preview, sent.timestamp, sent.id, from_jid or None, out.body,
-        out.message_type, out.media_url, out.media_mimetype, out.media_filename, out.media_size,
-        quoted.message_id if quoted else None, quoted.body if quoted else None,
-        (quoted.sender_jid or None) if quoted else None, out.poll_question, out.poll_max_selections,
-    ]
-    try:
-        if out.poll_options:  # the poll's options go in with it: one transaction
-            async with state.db.transaction() as tx:
-                chat_id, row, options = await _persist(tx, account_id, sent, out, params)
-        else:  # one statement, atomic by itself: no BEGIN/COMMIT round trips on the hot path
-            chat_id, row, options = await _persist(state.db, account_id, sent, out, params)
-    except (HTTPError, DatabaseUnavailable):
-        log.error("message %s was sent on device %s but not stored", sent.id, device.id)
-        raise
-    except Exception:
-        log.exception("message %s was sent on device %s but not stored", sent.id, device.id)
-        raise HTTPError(500, NOT_STORED) from None
-    if options:
-        row = {**row, "poll_options": options}
-    message = msgspec.convert(row, Message)
-    await _broadcast(state, account_id, "message_sent", MessageSentEvent(chat_id=chat_id, message=message))
-    return chat_id, message
-
-
-async def _persist(
-    executor: Any, account_id: uuid.UUID, sent: SentMessage, out: _Outgoing, params: list[Any]
-) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
-    """Chat upsert + message insert (one statement), then the stored row when the stanza was already
-    there, or the poll's options."""
-    row = await executor.fetch_row(Q_STORE, params)
-    assert row is not None  # the chat upsert always returns its row
-    chat_id = str(row.pop("stored_chat_id"))
-    options: list[dict[str, Any]] = []
-    if row["id"] is None:  # the same stanza id is already stored for this chat
-        stored = await executor.fetch_row(Q_BY_STANZA, [account_id, uuid.UUID(chat_id), sent.id])
-        assert stored is not None
-        row = stored
-    elif out.poll_options:
-        options = await executor.fetch(Q_POLL_OPTIONS, [account_id, uuid.UUID(str(row["id"])), out.poll_options])
-    return chat_id, row, options
-
-
+# -- persistence (clarin.messaging.outbound_store) ---------------------------------------------------------
 async def _broadcast(state: AppState, account_id: uuid.UUID, event: str, payload: Any) -> None:
     try:
         await state.broadcaster.broadcast(account_id, event, payload)
@@ -278,7 +229,7 @@ async def _broadcast(state: AppState, account_id: uuid.UUID, event: str, payload
 @routed
 async def send_text(
     state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, body: str, *,
-    quoted: QuotedMessage | None = None,
+    quoted: QuotedMessage | None = None, idem: IdemClaim | None = None,
 ) -> tuple[str, Message]:
     """A text message, or a reply when ``quoted`` has a ``message_id`` (B.12)."""
     to_jid = resolve_recipient(to)
@@ -294,10 +245,9 @@ async def send_text(
             quoted = QuotedMessage(quoted.message_id, _quoted_sender(quoted.sender_jid), quoted.body)
     device = await _sender(state, account_id, device_id)
     driver = _pool(state).driver
-    sent = await _driver_call(driver.send_text(device.id, to_jid, body, quoted), "send message")
-    chat_jid = await _chat_jid(state, device, to_jid)
-    return await _store(state, account_id, device, chat_jid, sent,
-                        _Outgoing(body=body, message_type="text", preview=body, quoted=quoted))
+    out = Outgoing(body=body, message_type="text", preview=body, quoted=quoted)
+    return await _send(state, account_id, device, to_jid, out,
+                       lambda: driver.send_text(device.id, to_jid, body, quoted), idem)
 
 
 def _quoted_sender(sender: str) -> str:
@@ -310,7 +260,7 @@ def _quoted_sender(sender: str) -> str:
 @routed
 async def send_media(
     state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, media_url: str, media_type: str,
-    caption: str = "", *, file_name: str = "",
+    caption: str = "", *, file_name: str = "", idem: IdemClaim | None = None,
 ) -> tuple[str, Message]:
     """Image, video, audio (always a voice note), document or sticker from ``media_url`` (B.13; sources and
     SSRF rules in :mod:`clarin.messaging.media_source`)."""
@@ -328,17 +278,17 @@ async def send_media(
     media = OutgoingMedia(kind=kind, data=blob.data, mimetype=mimetype,
                           caption=caption if kind in CAPTIONED_KINDS else "", file_name=name)
     driver = _pool(state).driver
-    sent = await _driver_call(driver.send_media(device.id, to_jid, media), "send message")
-    chat_jid = await _chat_jid(state, device, to_jid)
-    out = _Outgoing(
+    out = Outgoing(
         body=caption, message_type=kind, preview=caption or f"[{kind}]", media_url=blob.stored_url,
         media_mimetype=mimetype[:100], media_filename=name[:255] or None, media_size=len(blob.data),
     )
-    return await _store(state, account_id, device, chat_jid, sent, out)
+    return await _send(state, account_id, device, to_jid, out, lambda: driver.send_media(device.id, to_jid, media),
+                       idem)
 
 
 async def forward(
     state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, chat_id: uuid.UUID, message_id: str,
+    *, idem: IdemClaim | None = None,
 ) -> tuple[str, Message]:
     """R28: re-send a stored message found by (account, source chat, stanza id) — ``404 Original message not
     found`` otherwise (a foreign chat is not found either). Media (with ``media_url``) is re-sent from its
@@ -352,8 +302,8 @@ async def forward(
     media_url, kind = original["media_url"] or "", original["message_type"] or ""
     if media_url and kind in MEDIA_KINDS:
         return await send_media(state, account_id, device_id, to, media_url, kind, original["body"] or "",
-                                file_name=original["media_filename"] or "")
-    return await send_text(state, account_id, device_id, to, original["body"] or "")
+                                file_name=original["media_filename"] or "", idem=idem)
+    return await send_text(state, account_id, device_id, to, original["body"] or "", idem=idem)
 
 
 def clean_poll(question: str, options: list[str] | None, max_selections: int) -> tuple[str, list[str], int]:
@@ -376,20 +326,19 @@ def clean_poll(question: str, options: list[str] | None, max_selections: int) ->
 @routed
 async def send_poll(
     state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, to: str, question: str, options: list[str],
-    max_selections: int,
+    max_selections: int, *, idem: IdemClaim | None = None,
 ) -> tuple[str, Message]:
     """A poll (with a message secret, so votes can be decrypted); its options are stored in order."""
     to_jid = resolve_recipient(to)
     question, names, selections = clean_poll(question, options, max_selections)
     device = await _sender(state, account_id, device_id)
     driver = _pool(state).driver
-    sent = await _driver_call(driver.send_poll(device.id, to_jid, question, names, selections), "send message")
-    chat_jid = await _chat_jid(state, device, to_jid)
-    out = _Outgoing(
+    out = Outgoing(
         body=poll_body(question, names), message_type="poll", preview=poll_preview(question), poll_question=question,
         poll_max_selections=selections, poll_options=names,
     )
-    return await _store(state, account_id, device, chat_jid, sent, out)
+    return await _send(state, account_id, device, to_jid, out,
+                       lambda: driver.send_poll(device.id, to_jid, question, names, selections), idem)
 
 
 @routed

@@ -60,6 +60,112 @@ SELECT chat.id AS stored_chat_id, stored.id, stored.account_id, stored.device_id
 FROM chat
 LEFT JOIN stored ON true
 
+-- name: outbound_store_pending
+-- A send is recorded BEFORE it is handed to the driver (issue 12): the chat of (account, JID) upserted and claimed
+-- by the device (preview untouched: it follows the message once WhatsApp took it), the message inserted with
+-- status 'pending', a placeholder stanza id ('pending:<row id>') and the current time. With an Idempotency-Key
+-- ($17 key, $18 claim) the key is linked to the row in the same statement, and only while the caller's claim
+-- still holds: no row comes back otherwise (someone else re-claimed the key) and nothing may be sent.
+-- $3 = the new row's id (chosen by the caller). `chat_created` tells whether this statement made the chat.
+WITH link AS (
+    UPDATE idempotency_keys k SET message_id = $3
+    WHERE k.account_id = $1 AND k.key = $17::varchar AND k.claim = $18::uuid
+      AND k.message_id IS NULL AND k.status_code IS NULL
+    RETURNING k.key
+), allowed AS (
+    SELECT 1 AS ok WHERE $17::varchar IS NULL OR EXISTS (SELECT 1 FROM link)
+), chat AS (
+    INSERT INTO chats AS c (account_id, device_id, jid, name)
+    SELECT $1, $2, $4, '' FROM allowed
+    ON CONFLICT (account_id, jid) DO UPDATE
+    SET device_id = EXCLUDED.device_id, updated_at = now()
+    RETURNING c.id, (c.xmax = 0) AS created
+), stored AS (
+    INSERT INTO messages AS m (
+        id, account_id, device_id, chat_id, message_id, from_jid, from_name, body, message_type, media_url,
+        media_mimetype, media_filename, media_size, is_from_me, is_read, status, "timestamp", quoted_message_id,
+        quoted_body, quoted_sender, poll_question, poll_max_selections
+    )
+    SELECT $3, $1, $2, chat.id, 'pending:' || $3::text, $5::varchar, 'Me', $6::text, $7::varchar, $8::text,
+           $9::varchar, $10::varchar, $11::bigint, true, false, 'pending', now(), $12::varchar, $13::text,
+           $14::varchar, $15::text, $16::integer
+    FROM chat
+    RETURNING m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
+              m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me,
+              m.is_read, m.status, m."timestamp", m.created_at, m.quoted_message_id, m.quoted_body,
+              m.quoted_sender,
+              CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
+              CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
+)
+SELECT chat.created AS chat_created, stored.id, stored.account_id, stored.device_id, stored.chat_id,
+       stored.message_id, stored.from_jid, stored.from_name, stored.body, stored.message_type, stored.media_url,
+       stored.media_mimetype, stored.media_filename, stored.media_size, stored.is_from_me, stored.is_read,
+       stored.status, stored."timestamp", stored.created_at, stored.quoted_message_id, stored.quoted_body,
+       stored.quoted_sender, stored.poll_question, stored.poll_max_selections
+FROM chat
+JOIN stored ON stored.chat_id = chat.id
+
+-- name: outbound_store_sent_final
+-- WhatsApp took the pending message ($2): status 'sent', the real stanza id ($3) and ack time ($4); the chat preview
+-- ($5) follows it unless a newer message is there (last_message_at never moves backwards); the Idempotency-Key
+-- linked to the row (if any) gets its answer ($6 status, $7 body) in the same statement. Retried until it lands
+-- (clarin.whatsapp.held): a row no longer pending is left alone (nothing comes back).
+WITH msg AS (
+    UPDATE messages m SET status = 'sent', message_id = $3, "timestamp" = $4
+    WHERE m.id = $2 AND m.account_id = $1 AND m.status = 'pending'
+    RETURNING m.id, m.chat_id
+), chat AS (
+    UPDATE chats c
+    SET last_message = CASE WHEN c.last_message_at IS NULL OR $4 >= c.last_message_at THEN $5::text
+                            ELSE c.last_message END,
+        last_message_at = GREATEST(c.last_message_at, $4),
+        updated_at = now()
+    FROM msg
+    WHERE c.id = msg.chat_id AND c.account_id = $1
+    RETURNING c.id
+), answered AS (
+    UPDATE idempotency_keys k SET status_code = $6, body = $7
+    FROM msg
+    WHERE k.account_id = $1 AND k.message_id = msg.id AND k.key = $8::varchar AND k.status_code IS NULL
+    RETURNING k.key
+)
+SELECT msg.id, msg.chat_id, (SELECT count(*) FROM answered) AS answered
+FROM msg
+
+-- name: outbound_store_not_sent
+-- The driver did not take the pending message ($2): the row goes (a failed send is not stored), and so does its
+-- chat when this send created it ($3) and it is still empty. The Idempotency-Key ($6): answered with $4/$5 when
+-- the message may have reached WhatsApp (a driver error), released (deleted) when $4 is NULL (it surely did not:
+-- device not connected), so a retry may send.
+WITH gone AS (
+    DELETE FROM messages m
+    WHERE m.id = $2 AND m.account_id = $1 AND m.status = 'pending'
+    RETURNING m.id, m.chat_id
+), empty_chat AS (
+    DELETE FROM chats c
+    USING gone
+    WHERE c.id = gone.chat_id AND c.account_id = $1 AND $3::boolean AND c.last_message_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.chat_id = c.id AND o.id <> gone.id)
+    RETURNING c.id
+), answered AS (
+    UPDATE idempotency_keys k SET status_code = $4::integer, body = $5::bytea
+    WHERE k.account_id = $1 AND k.key = $6::varchar AND k.message_id = $2 AND k.status_code IS NULL
+      AND $4::integer IS NOT NULL
+    RETURNING k.key
+), released AS (
+    DELETE FROM idempotency_keys k
+    WHERE k.account_id = $1 AND k.key = $6::varchar AND k.message_id = $2 AND k.status_code IS NULL
+      AND $4::integer IS NULL
+    RETURNING k.key
+)
+SELECT (SELECT count(*) FROM gone) AS removed, (SELECT count(*) FROM empty_chat) AS chats_removed,
+       (SELECT count(*) FROM answered) + (SELECT count(*) FROM released) AS keys
+
+-- name: outbound_drop_pending_duplicate
+-- The stanza id WhatsApp gave is already stored in the chat (an echo got there first): the pending row goes.
+DELETE FROM messages m
+WHERE m.id = $2 AND m.account_id = $1 AND m.status = 'pending'
+
 -- name: outbound_message_by_stanza
 SELECT m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
        m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me, m.is_read,
