@@ -29,7 +29,8 @@ from tests.test_device_routing import call, connected_device
 ADMIN_PASSWORD = "admin-pass-123"
 LEASE_TTL = 5
 CRASH_ENV = {"WORKERS": "2", "WHATSAPP_LEASE_RENEW": "1", "WHATSAPP_LEASE_TTL": str(LEASE_TTL)}
-WRITERS = 8
+WRITERS = 12
+MAX_WRITERS = 40  # more are added until both workers hold some connections (the kernel may favour one)
 GRACE = 1.0  # the requirement: no failure on the surviving worker's connections from 1 s after the kill
 NEW_WORKER_WITHIN = 5.0
 
@@ -149,15 +150,26 @@ def test_kill_9_of_one_worker_under_write_load(crash_db: str, log_dir: Path) -> 
         survivor = next(pid for pid in before if pid != victim)
 
         stop = threading.Event()
-        outcomes: list[list[Outcome]] = [[] for _ in range(WRITERS)]
-        threads = [threading.Thread(target=writer, args=(srv, tenant.token, n, stop, outcomes[n]), daemon=True)
-                   for n in range(WRITERS)]
-        for thread in threads:
-            thread.start()
+        outcomes: list[list[Outcome]] = []
+        threads: list[threading.Thread] = []
+
+        def add_writer() -> None:
+            outcomes.append([])
+            threads.append(threading.Thread(target=writer, daemon=True,
+                                            args=(srv, tenant.token, len(threads), stop, outcomes[-1])))
+            threads[-1].start()
+
+        for _ in range(WRITERS):
+            add_writer()
         try:
             time.sleep(1.5)
             victim_ports = peer_ports(before[victim], srv.port)
             survivor_ports = peer_ports(before[survivor], srv.port)
+            while not (victim_ports and survivor_ports) and len(threads) < MAX_WRITERS:
+                add_writer()
+                time.sleep(0.3)
+                victim_ports = peer_ports(before[victim], srv.port)
+                survivor_ports = peer_ports(before[survivor], srv.port)
             killed_at = time.monotonic()
             os.kill(victim, signal.SIGKILL)
 
