@@ -251,7 +251,8 @@ def test_nul_in_free_form_json_is_a_400(client: httpx.Client, seeded: Seeded) ->
     create = client.post("/api/campaigns", headers=h, json={
         "name": "nul", "device_id": device_id, "message_template": "x", "settings": {"a\u0000": 1}})
     assert create.status_code == 400 and create.json() == {
-        "success": False, "error": "settings contains invalid characters"}
+        "success": False, "error": "Request contains invalid characters",
+        "detail": "NUL character (\\u0000) in a string"}
     campaign = client.post("/api/campaigns", headers=h, json={"name": "ok", "device_id": device_id,
                                                               "message_template": "x"})
     campaign_id = campaign.json()["campaign"]["id"]
@@ -261,7 +262,7 @@ def test_nul_in_free_form_json_is_a_400(client: httpx.Client, seeded: Seeded) ->
     assert client.get(f"/api/campaigns/{campaign_id}", headers=h).json()["campaign"]["settings"] == before
     recipients = client.post(f"/api/campaigns/{campaign_id}/recipients", headers=h, json={
         "recipients": [{"jid": "51911122233@s.whatsapp.net", "metadata": {"k": "a\u0000b"}}]})
-    assert recipients.status_code == 400 and recipients.json()["error"] == "metadata contains invalid characters"
+    assert recipients.status_code == 400 and recipients.json()["error"] == "Request contains invalid characters"
 
 
 def test_lead_custom_fields_take_any_json_number(client: httpx.Client, seeded: Seeded) -> None:

@@ -208,7 +208,7 @@ def test_create_pipeline_rejects_overlong_and_nul_names(client: httpx.Client, te
     response = client.post("/api/pipelines", json={"name": "x" * 256}, headers=tenant.headers)
     error(response, 400, "Name is too long (max 255 characters)")
     response = client.post("/api/pipelines", json={"name": "a\u0000b"}, headers=tenant.headers)
-    error(response, 400, "Name contains invalid characters")
+    error(response, 400, "Request contains invalid characters")  # the body decoder's rule for every JSON string
 
 
 # -- R48 update ---------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_create_and_list_ordered_by_shortcut(client: httpx.Client, tenant: Any) 
         ({"shortcut": "/x", "body": "b"}, "Title is required"),
         ({"shortcut": "/" * 101, "title": "t", "body": "b"}, "Shortcut is too long (max 100 characters)"),
         ({"shortcut": "/x", "title": "t" * 256, "body": "b"}, "Title is too long (max 255 characters)"),
-        ({"shortcut": "/x", "title": "t", "body": "a\u0000"}, "Body contains invalid characters"),
+        ({"shortcut": "/x", "title": "t", "body": "a\u0000"}, "Request contains invalid characters"),
         ({"shortcut": 1, "title": "t", "body": "b"}, "Invalid request"),
     ],
 )

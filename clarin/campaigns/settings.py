@@ -23,7 +23,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from clarin.http.errors import HTTPError, check_json
+from clarin.http.errors import HTTPError
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "min_delay_seconds": 8,
@@ -37,6 +37,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "simulate_typing": True,
 }
 DEFAULT_TIMEZONE = "America/Lima"
+# The numeric pacing keys the worker reads (delays, batch sizes, limits) and the range it accepts: PostgreSQL
+# integer, so a delay or LIMIT built from one never overflows in the worker.
+PACING_KEYS = ("min_delay_seconds", "min_delay", "max_delay_seconds", "max_delay", "batch_size",
+               "batch_pause_minutes", "batch_pause", "daily_limit")
+PACING_MAX = 2**31 - 1
 
 
 def _number(settings: dict[str, Any], keys: tuple[str, ...], default: int) -> int:
@@ -73,7 +78,10 @@ def zone(name: str | None) -> ZoneInfo:
 
 def validate(settings: dict[str, Any]) -> dict[str, Any]:
     """400 for values the worker could not honour; everything else is stored as given (spec C.1)."""
-    check_json(settings, "settings")
+    for key in PACING_KEYS:
+        value = settings.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > PACING_MAX:
+            raise HTTPError(400, f"settings.{key} is out of range (max {PACING_MAX})")
     for key in ("active_hours_start", "active_hours_end"):
         if key in settings and settings[key] not in (None, "") and parse_hhmm(settings[key]) is None:
             raise HTTPError(400, f"settings.{key} must be a time HH:MM")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from clarin.crm import contact_merge, contacts, events, interactions
 from clarin.crm.contacts import ContactFilter, WriteResult
-from clarin.crm.filtering import lenient_uuid, list_window, no_nul, uuid_list
+from clarin.crm.filtering import lenient_uuid, list_window, uuid_list
 from clarin.http.cached import cached_read
 from clarin.http.errors import HTTPError
 from clarin.http.request import Request
@@ -55,7 +55,7 @@ async def list_contacts(req: Request) -> ContactsPage:
         is_group=req.query_bool("is_group", False),
         device_id=lenient_uuid(req.query_str("device_id")),
         has_phone=req.query_bool("has_phone", False),
-        tags=[no_nul(tag) for tag in req.query_list("tags")] or None,
+        tags=req.query_list("tags") or None,  # NUL: refused with every query parameter (Request.query)
         tag_ids=uuid_list(req.query_list("tag_ids"), "Invalid tag ID") or None,
     )
     window = list_window(req, CONTACTS_DEFAULT_LIMIT, non_positive_means_all=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 
 from clarin.crm import events, participants
-from clarin.crm.filtering import list_window, no_nul, uuid_list
+from clarin.crm.filtering import list_window, uuid_list
 from clarin.crm.participants import ParticipantFilter
 from clarin.http.paging import MAX_LIMIT, page_params
 from clarin.http.request import Request
@@ -70,7 +70,7 @@ async def _participant_changed(req: Request, action: str, event_id: object, **ex
 async def list_events(req: Request) -> EventsPage:
     window = list_window(req, EVENTS_DEFAULT_LIMIT, non_positive_means_all=True)
     items, total = await events.list_events(
-        req.app, req.account_id, no_nul(req.query_str("status")), req.query_str("search"), window
+        req.app, req.account_id, req.query_str("status"), req.query_str("search"), window
     )
     return EventsPage(events=items, total=total)
 
@@ -113,7 +113,7 @@ async def delete_event(req: Request) -> Ok:
 async def list_participants(req: Request) -> ParticipantsPage:
     event_id = _event_id(req)
     flt = ParticipantFilter(
-        status=no_nul(req.query_str("status")),
+        status=req.query_str("status"),
         search=req.query_str("search"),
         tag_ids=uuid_list(req.query_list("tags"), "Invalid tag ID") or None,
         has_phone=req.query_str("has_phone") == "true",  # only the literal "true" applies, as the original

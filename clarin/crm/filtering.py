@@ -17,18 +17,13 @@ from clarin.http.paging import MAX_LIMIT
 from clarin.http.request import Request
 
 MAX_OFFSET = 1_000_000_000  # keeps OFFSET inside bigint whatever the client sends
-_LIKE_ESCAPES = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_", "\x00": None})
+_LIKE_ESCAPES = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
 
 
 def like_pattern(term: str) -> str:
     """``'%term%'`` with LIKE wildcards in ``term`` matched literally; ``""`` when nothing to search."""
     cleaned = term.strip().translate(_LIKE_ESCAPES)
     return f"%{cleaned}%" if cleaned else ""
-
-
-def no_nul(value: str) -> str:
-    """Query-string text bound to a parameter: PostgreSQL text cannot hold NUL (it would be a 500)."""
-    return value.replace("\x00", "")
 
 
 def lenient_uuid(raw: str | None) -> uuid.UUID | None:

@@ -84,8 +84,8 @@ async def receive_upload(req: Request, file_field: str = "file") -> Upload:
                         handle.write(chunk)
                         upload.size += len(chunk)
             elif part.filename is None and part.name:
-                value = await form.read_part(MAX_FIELD_BYTES, HTTPError(400, f"form field {part.name!r} is too large"))
-                upload.fields.setdefault(part.name, value.decode("utf-8", "replace"))
+                value = await form.read_text(MAX_FIELD_BYTES, HTTPError(400, f"form field {part.name!r} is too large"))
+                upload.fields.setdefault(part.name, value)
             else:
                 await form.skip_part()
     except BaseException:

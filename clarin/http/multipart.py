@@ -15,6 +15,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from clarin.http.errors import HTTPError
+from clarin.http.json import NUL_MESSAGE
 
 INVALID_MULTIPART = "Invalid multipart body"
 
@@ -146,6 +147,13 @@ class MultipartStream:
             if len(out) > max_bytes:
                 raise error
         return bytes(out)
+
+    async def read_text(self, max_bytes: int, error: HTTPError) -> str:
+        """A text form field, under the JSON-body rule: a NUL character is a 400 (PostgreSQL text refuses it)."""
+        value = (await self.read_part(max_bytes, error)).decode("utf-8", "replace")
+        if "\x00" in value:
+            raise HTTPError(400, NUL_MESSAGE, detail="NUL character in a form field")
+        return value
 
     async def skip_part(self) -> None:
         async for _ in self.part_data():

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from clarin.http.errors import HTTPError
+from clarin.http.json import NUL_MESSAGE
 
 if TYPE_CHECKING:
     from clarin.auth.tokens import AuthContext
     from clarin.state import AppState
 
 TOO_LARGE = "Request Entity Too Large"
+NUL_QUERY = "NUL character (%00) in a query parameter"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 FALSE_VALUES = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -50,7 +52,13 @@ class Request:
     @property
     def query(self) -> dict[str, list[str]]:
         if self._query is None:
-            self._query = parse_qs(self.query_string, keep_blank_values=True) if self.query_string else {}
+            query = parse_qs(self.query_string, keep_blank_values=True) if self.query_string else {}
+            # The JSON-body rule for query text (PostgreSQL text cannot hold NUL): a 400 wherever it is read.
+            if "%00" in self.query_string or "\x00" in self.query_string:
+                for key, values in query.items():
+                    if "\x00" in key or any("\x00" in value for value in values):
+                        raise HTTPError(400, NUL_MESSAGE, detail=NUL_QUERY)
+            self._query = query
         return self._query
 
     def query_str(self, name: str, default: str = "") -> str:

@@ -38,7 +38,7 @@ from clarin.db.errors import (
 )
 from clarin.http.errors import HTTPError
 from clarin.http.headers import HSTS, SECURITY_HEADERS, Cors
-from clarin.http.json import decoder_for
+from clarin.http.json import NUL_MESSAGE, TOO_DEEP, JSONHasNUL, JSONTooDeep, decoder_for
 from clarin.http.ratelimit import LIMITED_MESSAGE, RateLimiter
 from clarin.http.request import BODY_DONE, BODY_UNREAD, Request
 from clarin.http.response import JSONResponse, Response, error_response
@@ -251,6 +251,10 @@ class ClarinApp:
             raw = b"{}"
         try:
             return decoder_for(route.body).decode(raw)
+        except JSONHasNUL as exc:
+            raise HTTPError(400, NUL_MESSAGE, detail=str(exc)) from None
+        except JSONTooDeep:
+            raise HTTPError(400, TOO_DEEP) from None
         except msgspec.ValidationError as exc:
             raise HTTPError(400, route.body_error, detail=str(exc)) from None
         except msgspec.DecodeError:

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from clarin.wire._fields import Str50, Str100, Str255, Text
+from clarin.wire._fields import Int32, Int64, Str50, Str100, Str255, Text
 
-Url = Annotated[str, msgspec.Meta(max_length=4096, pattern="^[^\\x00]*$")]
+Url = Annotated[str, msgspec.Meta(max_length=4096)]
 IdStr = Annotated[str, msgspec.Meta(max_length=64)]
 
 
@@ -122,8 +122,8 @@ class AttachmentInput(msgspec.Struct):
     media_type: Str50 = ""
     caption: Text = ""
     file_name: Str255 = ""
-    file_size: int = 0
-    position: int = 0
+    file_size: Int64 = 0  # bigint
+    position: Int32 = 0  # integer
 
 
 class CampaignCreateBody(msgspec.Struct):

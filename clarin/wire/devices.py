@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from clarin.wire._fields import Str255
+from clarin.wire._fields import Int32, Str255
 
 
 class Device(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -99,7 +99,9 @@ class InboundSpec(msgspec.Struct, kw_only=True):
     message_id: str = ""
     chat: str = ""
     is_from_me: bool = False
-    timestamp: int = 0  # Unix seconds; 0 = now
+    # Unix seconds, 0 = now. The protobuf field is int64; beyond datetime's range the event is built and then
+    # skipped as corrupt by ingestion (tests rely on that), beyond int64 it cannot be built at all: 400.
+    timestamp: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 0
     media_base64: str = ""
     mimetype: str = ""
     file_name: str = ""
@@ -116,7 +118,7 @@ class InboundSpec(msgspec.Struct, kw_only=True):
     vcard: str = ""
     options: list[str] = msgspec.field(default_factory=list)
     selected_options: list[str] = msgspec.field(default_factory=list)
-    max_selections: int = 1
+    max_selections: Int32 = 1
     available: bool = True
 
 

@@ -73,7 +73,7 @@ class LeadUpdateBody(msgspec.Struct):
     status: str | msgspec.UnsetType | None = msgspec.UNSET
     source: str | msgspec.UnsetType | None = msgspec.UNSET
     notes: str | msgspec.UnsetType | None = msgspec.UNSET
-    age: int | msgspec.UnsetType | None = msgspec.UNSET
+    age: int | msgspec.UnsetType | None = msgspec.UNSET  # range checked by the service (0..MAX_AGE)
     tags: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     custom_fields: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
     assigned_to: str | msgspec.UnsetType | None = msgspec.UNSET

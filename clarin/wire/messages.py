@@ -11,6 +11,8 @@ from datetime import datetime
 
 import msgspec
 
+from clarin.wire._fields import Int32
+
 
 class Reaction(msgspec.Struct, omit_defaults=True, kw_only=True):
     id: str
@@ -170,7 +172,7 @@ class PollBody(msgspec.Struct):
     to: str = ""
     question: str = ""
     options: list[str] | None = None
-    max_selections: int = 1
+    max_selections: Int32 = 1  # <= 0 → 1 and > options → all (R30); the range keeps a routed call encodable
 
 
 class MessageUpdateEvent(msgspec.Struct, kw_only=True):

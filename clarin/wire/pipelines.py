@@ -51,7 +51,7 @@ class StageCreateBody(msgspec.Struct):
 class StageUpdateBody(msgspec.Struct):
     name: str | None = None
     color: str | None = None
-    position: int | None = None
+    position: int | None = None  # range checked by the service (0..MAX_POSITION, its own message)
 
 
 class StageReorderBody(msgspec.Struct):
