@@ -194,7 +194,7 @@ def test_new_chat_initial_message_failure_and_bad_input(
     for body, status, error in (
         ({"device_id": "nope", "phone": "51911112222"}, 400, "Invalid device ID"),
         ({"device_id": idle["id"], "phone": "  "}, 400, "Phone number is required"),
-        ({"device_id": idle["id"], "phone": "abc"}, 400, "invalid JID: abc"),
+        ({"device_id": idle["id"], "phone": "abc"}, 400, "invalid phone"),
         ({"device_id": create_device(client, other.headers)["id"], "phone": "51911113333"}, 404, "Device not found"),
         ({"device_id": str(uuid.uuid4()), "phone": "51911113333"}, 404, "Device not found"),
     ):

@@ -67,11 +67,17 @@ def test_resolve_recipient_rules() -> None:
     assert resolve_recipient("51987654321:7@s.whatsapp.net") == "51987654321@s.whatsapp.net"
     assert resolve_recipient("123456789@lid") == "123456789@lid"
     assert resolve_recipient("120363000000000000@g.us") == "120363000000000000@g.us"
-    for bad in ("", "abc", "12", "x@s.whatsapp.net", "@s.whatsapp.net", "123@example.com", "1@@s.whatsapp.net",
-                "5198\x007654321"):
+    for bad in ("", "x@s.whatsapp.net", "@s.whatsapp.net", "123@example.com", "1@@s.whatsapp.net", "5198\x007654321",
+                "５４９１１５５５５１２３４@s.whatsapp.net", "123456@s.whatsapp.net", "١٢٣٤٥٦٧٨@lid"):
         with pytest.raises(HTTPError) as info:
             resolve_recipient(bad)
         assert (info.value.status, info.value.message) == (400, f"invalid JID: {bad}"), bad
+    # Without "@" it is a phone: the one phone rule (7-15 ASCII digits after §6.1), else "invalid phone".
+    for bad in ("abc", "12", "123456", "1234567890123456", "５４９１１５５５５１２３４", "📞5491155551234", "\u200f5491155551234",
+                "+-+-+-", "1e10", "../../etc/passwd", "51.987.654.321"):
+        with pytest.raises(HTTPError) as info:
+            resolve_recipient(bad)
+        assert (info.value.status, info.value.message) == (400, "invalid phone"), bad
 
 
 def test_driver_failures_become_clear_errors() -> None:
@@ -131,7 +137,7 @@ def test_send_text_records_stores_and_broadcasts(
 
 def test_send_text_bad_input(client: httpx.Client, tenant: Any, device: dict[str, Any], database: str) -> None:
     bad = send(client, tenant, device_id=device["id"], to="not-a-phone", body="x")
-    assert (bad.status_code, bad.json()["error"]) == (400, "invalid JID: not-a-phone")
+    assert (bad.status_code, bad.json()["error"]) == (400, "invalid phone")
     bad = send(client, tenant, device_id=device["id"], to="51999@example.com", body="x")
     assert (bad.status_code, bad.json()["error"]) == (400, "invalid JID: 51999@example.com")
     assert send(client, tenant, device_id="nope", to="51987654321", body="x").json()["error"] == "Invalid device ID"

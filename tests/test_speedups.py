@@ -230,6 +230,72 @@ def test_normalize_phones_compiled_equals_pure(items: list[str]) -> None:
     assert phone_pure.normalize_phones(items) == expected
 
 
+# --------------------------------------------------------------------------- the phone rule (7-15 ASCII digits)
+
+HOSTILE_PHONES = [
+    "📞5491155551234", "５４９１１５５５５１２３４", "٥٤٩١١٥٥٥٥١٢٣٤", "۵۴۹۱۱۵۵۵۵۱۲۳۴", "\u200f5491155551234",
+    "5491155551234\u200e", "+-+-+-", "1e10", "../../etc/passwd", "5491155551234\x00", "¹²³⁴⁵⁶⁷⁸", "549115555123４",
+    "123456", "1234567890123456", "+", "''", "", "  ", "9ñ2345678", "51.987.654.321", "987\t654321", "\ufeff51987654321",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_PHONES)
+def test_phone_rule_rejects_hostile_input(phone: ModuleType, raw: str) -> None:
+    assert phone.phone_number(raw) == ""
+    assert phone.phone_numbers([raw, "51987654321"]) == ["", "51987654321"]
+    assert phone.is_phone(phone.normalize_phone(raw)) is False
+
+
+@pytest.mark.parametrize(("raw", "expected"), A13_TABLE)
+def test_phone_rule_keeps_every_a13_result_that_is_a_phone(phone: ModuleType, raw: str, expected: str) -> None:
+    """The Go original's output is kept for every input whose output is 7-15 ASCII digits."""
+    is_phone = expected.isascii() and expected.isdigit() and 7 <= len(expected) <= 15
+    assert phone.phone_number(raw) == (expected if is_phone else "")
+
+
+def test_phone_rule_bounds_and_types(phone: ModuleType) -> None:
+    assert [phone.is_phone("1" * n) for n in (6, 7, 15, 16)] == [False, True, True, False]
+    assert phone.phone_number("+51 987-654-321") == "51987654321"
+    assert phone.phone_number("987654321") == "51987654321"  # 9 digits starting with 9: Peru, then 11 digits
+
+    class S(str):
+        pass
+
+    assert phone.is_phone(S("5491155551234")) is True
+    assert type(phone.phone_number(S("5491155551234"))) is str
+    for bad in (5491155551234, None, b"5491155551234"):
+        with pytest.raises(TypeError):
+            phone.phone_number(bad)
+        with pytest.raises(TypeError):
+            phone.is_phone(bad)
+    with pytest.raises(TypeError):
+        phone.phone_numbers(["5491155551234", 5])
+
+
+digitish_text = st.text(alphabet=st.one_of(st.sampled_from([*PHONEISH, "٣", "５", "\u200f", "e"]),
+                                           st.characters(categories=["Nd"])), min_size=5, max_size=18)
+
+
+@needs_compiled
+@settings(max_examples=500)
+@given(st.one_of(any_text, phoneish_text, digitish_text, st.sampled_from(HOSTILE_PHONES)))
+def test_phone_rule_compiled_equals_pure(s: str) -> None:
+    phone_mod, _ = _require_compiled()
+    expected = phone_pure.phone_number(s)
+    assert phone_mod.phone_number(s) == expected
+    assert phone_mod.is_phone(s) is phone_pure.is_phone(s)
+    assert expected == "" or (expected.isascii() and expected.isdigit() and 7 <= len(expected) <= 15)
+    assert expected in ("", phone_pure.normalize_phone(s))
+
+
+@needs_compiled
+@given(st.lists(st.one_of(any_text, digitish_text), max_size=30))
+def test_phone_numbers_compiled_equals_pure(items: list[str]) -> None:
+    phone_mod, _ = _require_compiled()
+    assert phone_mod.phone_numbers(items) == phone_pure.phone_numbers(items) == [
+        phone_pure.phone_number(s) for s in items]
+
+
 keys_st = st.one_of(st.integers(-3, 6), st.text(alphabet="abc", max_size=2))
 values_st = st.one_of(st.integers(), st.text(max_size=5), st.none())
 
@@ -365,7 +431,8 @@ def test_input_mutated_during_grouping_does_not_crash(aggregate: ModuleType) -> 
 
 
 def test_facade_exports() -> None:
-    for name in ("normalize_phone", "normalize_phones", "group_pairs", "group_rows", "count_by"):
+    for name in ("normalize_phone", "normalize_phones", "is_phone", "phone_number", "phone_numbers", "group_pairs",
+                 "group_rows", "count_by"):
         assert callable(getattr(speedups, name))
         assert getattr(speedups.PURE, name) is getattr(
             phone_pure if "phone" in name else aggregate_pure, name

@@ -20,8 +20,11 @@ __all__ = [
     "count_by",
     "group_pairs",
     "group_rows",
+    "is_phone",
     "normalize_phone",
     "normalize_phones",
+    "phone_number",
+    "phone_numbers",
     "phone_pure",
 ]
 
@@ -35,6 +38,9 @@ def _env_flag(name: str) -> bool:
 PURE: SimpleNamespace = SimpleNamespace(
     normalize_phone=phone_pure.normalize_phone,
     normalize_phones=phone_pure.normalize_phones,
+    is_phone=phone_pure.is_phone,
+    phone_number=phone_pure.phone_number,
+    phone_numbers=phone_pure.phone_numbers,
     group_pairs=aggregate_pure.group_pairs,
     group_rows=aggregate_pure.group_rows,
     count_by=aggregate_pure.count_by,
@@ -43,17 +49,35 @@ PURE: SimpleNamespace = SimpleNamespace(
 IMPLEMENTATION: str
 if _env_flag("CLARIN_PURE_PYTHON"):
     from clarin._speedups.aggregate_pure import count_by, group_pairs, group_rows
-    from clarin._speedups.phone_pure import normalize_phone, normalize_phones
+    from clarin._speedups.phone_pure import (
+        is_phone,
+        normalize_phone,
+        normalize_phones,
+        phone_number,
+        phone_numbers,
+    )
 
     IMPLEMENTATION = "python"
 else:
     try:
         from clarin._speedups.aggregate import count_by, group_pairs, group_rows
-        from clarin._speedups.phone import normalize_phone, normalize_phones
+        from clarin._speedups.phone import (
+            is_phone,
+            normalize_phone,
+            normalize_phones,
+            phone_number,
+            phone_numbers,
+        )
 
         IMPLEMENTATION = "cython"
     except ImportError:  # not built (CLARIN_NO_CYTHON=1, no compiler, sdist without build)
         from clarin._speedups.aggregate_pure import count_by, group_pairs, group_rows
-        from clarin._speedups.phone_pure import normalize_phone, normalize_phones
+        from clarin._speedups.phone_pure import (
+            is_phone,
+            normalize_phone,
+            normalize_phones,
+            phone_number,
+            phone_numbers,
+        )
 
         IMPLEMENTATION = "python"

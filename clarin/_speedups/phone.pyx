@@ -284,3 +284,65 @@ def normalize_phones(items) -> list:
         Py_INCREF(res)  # PyList_SET_ITEM steals a reference
         PyList_SET_ITEM(out, i, res)
     return out
+
+
+# -- the phone rule: normalised, then 7-15 ASCII digits (twin: phone_pure.is_phone / phone_number) ------------
+PHONE_MIN_DIGITS = 7
+PHONE_MAX_DIGITS = 15
+
+cdef enum:
+    C_ZERO = 0x30
+    MIN_DIGITS = 7
+    MAX_DIGITS = 15
+
+
+cdef inline bint _is_phone(PyObject *s) noexcept:
+    """``s`` (a borrowed str) is 7-15 code points, each an ASCII digit (ASCII strs are the 1-byte kind)."""
+    cdef Py_ssize_t n = _u_len(s)
+    cdef Py_ssize_t i
+    cdef const Py_UCS1 *p
+    if n < MIN_DIGITS or n > MAX_DIGITS or _u_kind(s) != PyUnicode_1BYTE_KIND:
+        return False
+    p = <const Py_UCS1 *>_u_data(s)
+    for i in range(n):
+        if p[i] < C_ZERO or p[i] > C_NINE:
+            return False
+    return True
+
+
+def is_phone(s) -> bool:
+    """Whether an already normalised ``s`` is a phone number: 7 to 15 ASCII digits, nothing else."""
+    if not isinstance(s, str):
+        raise TypeError(f"is_phone() argument must be str, not {type(s).__name__}")
+    clarin_unicode_ready(<PyObject *>s)
+    return _is_phone(<PyObject *>s)
+
+
+def phone_number(s) -> str:
+    """``normalize_phone(s)`` when that is a phone number (7-15 ASCII digits), else ``""``."""
+    if not isinstance(s, str):
+        raise TypeError(f"phone_number() argument must be str, not {type(s).__name__}")
+    cdef str res = _dispatch(<PyObject *>s)
+    return res if _is_phone(<PyObject *>res) else ""
+
+
+def phone_numbers(items) -> list:
+    """Element-wise :func:`phone_number` over a list (or any iterable) of str."""
+    cdef list seq = items if type(items) is list else list(items)
+    cdef Py_ssize_t i
+    cdef Py_ssize_t n = len(seq)
+    cdef list out = PyList_New(n)
+    cdef PyObject *item
+    cdef str res
+    for i in range(n):
+        item = PyList_GET_ITEM(seq, i)
+        if not _u_check(item):
+            raise TypeError(
+                f"phone_numbers() items must be str, not {type(<object>item).__name__} (index {i})"
+            )
+        res = _dispatch(item)
+        if not _is_phone(<PyObject *>res):
+            res = ""
+        Py_INCREF(res)  # PyList_SET_ITEM steals a reference
+        PyList_SET_ITEM(out, i, res)
+    return out

@@ -26,12 +26,13 @@ from typing import Any
 
 import msgspec
 
-from clarin._speedups import normalize_phone
+from clarin._speedups import phone_number
 from clarin.campaigns import service
 from clarin.crm.filtering import lenient_uuid, uuid_list
+from clarin.crm.phones import valid_user
 from clarin.db.pool import Transaction
 from clarin.db.queries import query
-from clarin.http.errors import HTTPError, check_json
+from clarin.http.errors import HTTPError
 from clarin.state import AppState
 from clarin.wire.campaigns import (
     Campaign,
@@ -70,17 +71,16 @@ class NewRecipient:
 
 
 def phone_jid(raw: str) -> str | None:
-    """``<digits>@s.whatsapp.net`` for something that normalises to a plausible phone number, else None."""
-    digits = normalize_phone(raw)
-    if not digits.isdigit() or not 6 <= len(digits) <= 15:
-        return None
-    return digits + USER_SERVER
+    """``<digits>@s.whatsapp.net`` when ``raw`` passes the phone rule (clarin.crm.phones), else None."""
+    digits = phone_number(raw)
+    return digits + USER_SERVER if digits else None
 
 
 def recipient_jid(item: RecipientInput) -> str | None:
     jid = item.jid.strip()
     if "@" in jid:
-        return jid if jid.split("@", 1)[0] else None
+        user, server = jid.split("@", 1)
+        return jid if user and valid_user(user, server) else None
     if jid:
         return phone_jid(jid)
     if item.phone and item.phone.strip():
@@ -136,7 +136,6 @@ async def add_recipients(
     parsed: list[NewRecipient] = []
     invalid = 0
     for item in body.recipients:
-        check_json(item.metadata, "metadata")
         jid = recipient_jid(item)
         if jid is None:
             invalid += 1

@@ -19,6 +19,7 @@ import msgspec
 from clarin._speedups import group_rows
 from clarin.crm.filtering import Window, like_pattern
 from clarin.crm.leads_cache import invalidate_leads
+from clarin.crm.phones import checked_phone
 from clarin.db.errors import UniqueViolation
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
@@ -113,9 +114,12 @@ async def ensure_contact(executor: Any, account_id: uuid.UUID, contact_id: uuid.
 async def update_contact(
     state: AppState, account_id: uuid.UUID, contact_id: uuid.UUID, body: ContactUpdateBody
 ) -> tuple[Contact, WriteResult]:
+    phone = _name(body.phone)
+    if phone:  # "" clears it; anything else must be a phone (the rule of clarin.crm.phones)
+        checked_phone(phone)
     params = [
         account_id, contact_id,
-        _name(body.custom_name), _name(body.last_name), _name(body.short_name), _name(body.phone),
+        _name(body.custom_name), _name(body.last_name), _name(body.short_name), phone,
         _name(body.email), _name(body.company), body.notes, body.age,
         [tag.strip() for tag in body.tags if tag.strip()] if body.tags is not None else None,
     ]

@@ -9,7 +9,7 @@ detected separately for the header line and the first data line, lenient quotes,
 the phone-column heuristic, the phone cleaning (no ``51`` prefixing), 1-based physical line numbers.
 Fixed: a UTF-8 BOM is removed (UTF-8, UTF-16 with BOM, else latin-1), separator ties use the fixed
 priority ``,`` > ``;`` > ``\\t``, leading blank lines before the header are skipped, a cleaned phone
-must be 6–20 digits, every rejected row is reported with its reason, values that do not fit their
+must pass the phone rule (7–15 ASCII digits, clarin.crm.phones), every rejected row is reported with its reason, values that do not fit their
 column are a row error instead of a failed write.
 """
 
@@ -21,6 +21,9 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from clarin._speedups import is_phone
+from clarin.crm.phones import INVALID_PHONE
 
 INVALID_FILE = "file is not a valid CSV or XLSX"
 NO_ROWS = "CSV file must have at least a header and one data row"
@@ -41,7 +44,6 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 HEURISTIC_SKIP = frozenset({"id", "edad", "age", "dni", "dni_ce"})
 # Column widths of leads/contacts (0001_schema.sql); notes is text.
 FIELD_LIMITS = {"name": 255, "email": 255, "company": 255, "last_name": 255, "stage": 255}
-MIN_PHONE, MAX_PHONE = 6, 20
 MAX_ROWS = 1_000_000  # data rows per import
 SNIFF_BYTES = 64 * 1024
 DECODE_CHUNK = 1024 * 1024
@@ -199,15 +201,11 @@ def build_row(line: int, cells: list[str], columns: Columns) -> ImportRow | RowE
     phone = clean_phone(raw_phone)
     if not phone:
         return RowError(line, "phone is missing")
-    if not (phone.isascii() and phone.isdigit()):
-        return RowError(line, f"invalid phone {raw_phone[:40]!r}")
-    if len(phone) < MIN_PHONE:
-        return RowError(line, f"phone {phone!r} is too short (min {MIN_PHONE} digits)")
-    if len(phone) > MAX_PHONE:
-        return RowError(line, f"phone is too long (max {MAX_PHONE} digits)")
+    if not is_phone(phone):  # the phone rule of every entry point (clarin.crm.phones), after D.5's cleaning
+        return RowError(line, f"{INVALID_PHONE} {raw_phone[:40]!r}")
     values = {key: cell(columns.fields.get(key)) for key in FIELD_ALIASES}
     for key, value in values.items():
-        if "\x00" in value:
+        if "\x00" in value:  # the body rule for file cells: PostgreSQL text cannot hold NUL
             return RowError(line, f"{key} contains invalid characters")
         limit = FIELD_LIMITS.get(key)
         if limit is not None and len(value) > limit:

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from clarin._speedups import group_rows, normalize_phone
+from clarin._speedups import group_rows
 from clarin.crm.leads_cache import (
     get_cached_leads,
     get_cached_total,
@@ -24,6 +24,7 @@ from clarin.crm.leads_cache import (
     store_cached_leads,
     store_cached_total,
 )
+from clarin.crm.phones import checked_phone, phone_jid
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.http.json import encode
@@ -91,8 +92,7 @@ class LeadFilter:
 
 # -- validation helpers -----------------------------------------------------------------------------
 def check_text(field: str, value: str) -> str:
-    if "\x00" in value:
-        raise HTTPError(400, f"{field} contains invalid characters")
+    # NUL needs no check here: the body decoder refuses it in every JSON string.
     limit = TEXT_LIMITS.get(field)
     if limit is not None and len(value) > limit:
         raise HTTPError(400, f"{field} is too long (max {limit} characters)")
@@ -204,10 +204,9 @@ async def announce(state: AppState, account_id: uuid.UUID, event: LeadUpdateEven
 
 async def create_lead(state: AppState, account_id: uuid.UUID, body: LeadCreateBody) -> Lead:
     phone = check_text("phone", (body.phone or "").strip())
-    number = normalize_phone(phone) if phone else ""
-    if not number:
+    if not phone:
         raise HTTPError(400, "phone is required")
-    jid = number + "@s.whatsapp.net"
+    jid = phone_jid(phone)  # the stored phone keeps the raw input (A.13), the JID is the normalised one
     name = check_text("name", body.name or "")
     email = check_text("email", body.email or "")
     source = check_text("source", body.source or "")
@@ -253,6 +252,8 @@ async def update_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID
         value = getattr(body, field)
         if value is not msgspec.UNSET and value is not None:
             changes[field] = check_text(field, value)
+    if changes.get("phone"):  # "" clears it; anything else must be a phone, as on create
+        checked_phone(changes["phone"])
     if body.age is not msgspec.UNSET and body.age is not None:
         if not 0 <= body.age <= MAX_AGE:
             raise HTTPError(400, "age must be a non-negative integer")
@@ -260,9 +261,7 @@ async def update_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID
     if body.tags is not msgspec.UNSET and body.tags is not None:
         changes["tags"] = [check_text("tags", tag) for tag in body.tags]
     if body.custom_fields is not msgspec.UNSET and body.custom_fields is not None:
-        if b"\\u0000" in encode(body.custom_fields):
-            raise HTTPError(400, "custom_fields contains invalid characters")
-        changes["custom_fields"] = body.custom_fields
+        changes["custom_fields"] = body.custom_fields  # NUL and nesting depth: refused by the body decoder
     assigned = _reference(body.assigned_to, "assigned_to")
     stage_ref = _reference(body.stage_id, "stage_id")
     pipeline_ref = _reference(body.pipeline_id, "pipeline_id")

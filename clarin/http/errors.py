@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from clarin.http.json import encode
-
 
 class HTTPError(Exception):
     def __init__(
@@ -37,9 +35,3 @@ def check_text(value: str, field: str, max_len: int) -> str:
         raise HTTPError(400, f"{field} is too long (max {max_len} characters)")
     return value
 
-
-def check_json(value: object, field: str) -> None:
-    """Reject a free-form JSON value (stored as ``jsonb``) holding a NUL anywhere, in a key or a string:
-    PostgreSQL refuses ``\\u0000`` in ``jsonb``, which would otherwise surface as a 500."""
-    if value is not None and b"\\u0000" in encode(value):
-        raise HTTPError(400, f"{field} contains invalid characters")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from clarin.crm.phones import valid_user
 from clarin.messaging.polls import poll_body, poll_preview
 from clarin.whatsapp.driver import GROUP_SERVER, LID_SERVER, USER_SERVER, proto_time
 from clarin.whatsapp.proto import HistorySyncEv, MessageEv, PresenceEv, ReceiptEv, WAMessage, e2e
@@ -166,6 +167,11 @@ def parse_message(event: Any) -> Inbound | None:
         raise CorruptEvent("message without a chat JID")
     if not info.ID:
         raise CorruptEvent("message without an id")
+    if not valid_user(chat.User, chat.Server):
+        # The phone rule of every entry point: a "phone" chat whose user is not 7-15 ASCII digits (fullwidth
+        # digits, emoji...) never becomes a chat, contact or lead. Groups, broadcasts are dropped above.
+        log.info("message %s from a chat that is not a phone (%r) ignored", info.ID[:64], bare(chat)[:80])
+        return None
     content = unwrap(event.Message)
     record = Inbound(
         kind="message",
@@ -205,7 +211,7 @@ def _chat_hint(source: Any) -> str:
     if source.Chat.Server != LID_SERVER:
         return ""
     alt = source.RecipientAlt if source.IsFromMe else source.SenderAlt
-    if alt.User and alt.Server == USER_SERVER:
+    if alt.User and alt.Server == USER_SERVER and valid_user(alt.User, USER_SERVER):
         return f"{alt.User}@{USER_SERVER}"
     return ""
 

@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from clarin._speedups import normalize_phone
+from clarin.crm.phones import phone_jid, valid_user
 from clarin.db.errors import DatabaseUnavailable
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
@@ -104,24 +104,22 @@ def resolve_recipient(to: str) -> str:
     """``to`` → the JID to send to (non-AD).
 
     ``51987654321``, ``+51 987-654-321``, ``987654321`` (Peru, §6.1) → ``51987654321@s.whatsapp.net``;
-    ``<digits>@s.whatsapp.net`` / ``<digits>@lid`` / ``<id>@g.us`` (device part dropped) as is. Anything
-    else — other servers, non-digit phone users, empty — is ``400 invalid JID: <to>``.
+    anything else without ``@`` is ``400 invalid phone`` (the phone rule of clarin.crm.phones).
+    ``<phone>@s.whatsapp.net`` / ``<digits>@lid`` / ``<id>@g.us`` (device part dropped) as is. Anything
+    else — other servers, phone users that are not phones, empty — is ``400 invalid JID: <to>``.
     """
     raw = (to or "").strip()
     invalid = HTTPError(400, f"invalid JID: {to}")
-    if not raw or len(raw) > MAX_JID or "\x00" in raw:
+    if not raw or len(raw) > MAX_JID or "\x00" in raw:  # NUL: also reached from stored rows, not only JSON
         raise invalid
     if "@" not in raw:
-        phone = normalize_phone(raw).replace(".", "")
-        if not phone.isdigit() or not 5 <= len(phone) <= 20:
-            raise invalid
-        return f"{phone}@{USER_SERVER}"
+        return phone_jid(raw)
     try:
         jid = parse_jid(raw)
     except InvalidJID:
         raise invalid from None
     if jid.Server in (USER_SERVER, LID_SERVER):
-        if not jid.User.isdigit():
+        if not valid_user(jid.User, jid.Server):
             raise invalid
     elif jid.Server != GROUP_SERVER or not jid.User:
         raise invalid
