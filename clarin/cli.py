@@ -182,7 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--password")
     sub.add_parser("bench-seed", help="seed the benchmark data set (bench/seed.py; see bench-seed --help)")
     args = parser.parse_args(argv)
-    settings = load_settings()
+    try:
+        # In the parent, before any prep process or granian worker exists: a bad configuration (e.g. no
+        # JWT_SECRET in production) ends `clarin serve` here with one clear line instead of a hang.
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"clarin: configuration error: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return cmd_serve(settings)

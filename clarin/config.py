@@ -11,10 +11,12 @@ from pathlib import Path
 
 import msgspec
 
+from clarin.auth.secret import PUBLIC_DEFAULT_SECRET, resolve_jwt_secret
+
 DEV_CORS_ORIGINS = ("http://localhost:3000", "http://localhost:8080")
 DISABLED_WORDS = frozenset({"off", "none", "disabled", "false", "0"})
 TRUE_WORDS = frozenset({"1", "t", "true", "yes", "on"})
-DEFAULT_JWT_SECRET = "clarin_jwt_secret_change_in_production_2026"
+DEFAULT_JWT_SECRET = PUBLIC_DEFAULT_SECRET  # only the field default of hand-built Settings (tests)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,7 +146,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=None if redis_url.lower() in DISABLED_WORDS else redis_url,
         redis_prefix=_get(env, "REDIS_PREFIX") or "clarin",
         page_cache_ttl=max(0.0, _float(env, "PAGE_CACHE_TTL", 30.0)),
-        jwt_secret=_get(env, "JWT_SECRET") or DEFAULT_JWT_SECRET,
+        # Production: a real secret or no start; development: generated once under CLARIN_DATA_DIR.
+        jwt_secret=resolve_jwt_secret(_get(env, "JWT_SECRET"), production=app_env == "production",
+                                      data_dir=Path(_get(env, "CLARIN_DATA_DIR") or ".clarin-data")),
         host=_get(env, "HOST") or "0.0.0.0",
         port=_int(env, "PORT", 8080),
         workers=max(1, _int(env, "WORKERS", 1)),
