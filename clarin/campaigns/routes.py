@@ -14,6 +14,8 @@ import uuid
 import msgspec
 
 from clarin.campaigns import recipients, service
+from clarin.http.errors import HTTPError
+from clarin.http.json import NUL_MESSAGE, TOO_DEEP, JSONHasNUL, JSONTooDeep, decoder_for
 from clarin.http.paging import page_params
 from clarin.http.request import Request
 from clarin.http.routes import RouteGroup
@@ -122,8 +124,12 @@ async def pause_campaign(req: Request) -> MessageResponse:
 async def duplicate_campaign(req: Request) -> CampaignResponse:
     campaign_id = _campaign_id(req)
     raw = await req.body()
-    try:  # the body is optional and a bad one is ignored, as in the original
-        template = msgspec.json.decode(raw, type=DuplicateBody).message_template if raw.strip() else None
+    try:  # the body is optional and a bad one is ignored, as in the original; the decoder's rules still hold
+        template = decoder_for(DuplicateBody).decode(raw).message_template if raw.strip() else None
+    except JSONHasNUL as exc:
+        raise HTTPError(400, NUL_MESSAGE, detail=str(exc)) from None
+    except JSONTooDeep:
+        raise HTTPError(400, TOO_DEEP) from None
     except (msgspec.DecodeError, msgspec.ValidationError):
         template = None
     campaign = await service.duplicate_campaign(req.app, req.account_id, campaign_id, template)
