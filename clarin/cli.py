@@ -56,6 +56,11 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
     }
     import msgspec
 
+    from clarin.auth.secret import MAX_PASSWORD_BYTES
+
+    if len(str(overrides["admin_password"]).encode()) > MAX_PASSWORD_BYTES:  # bcrypt would ignore the rest
+        print(f"clarin: the password must be at most {MAX_PASSWORD_BYTES} bytes (UTF-8)", file=sys.stderr)
+        return 2
     settings = msgspec.structs.replace(settings, **overrides)
     asyncio.run(_prepare_database(settings, resolve_database_url(settings), seed_admin=True))
     print(f"admin {settings.admin_user!r} is ready")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from clarin.auth.secret import PUBLIC_DEFAULT_SECRET, resolve_jwt_secret
+from clarin.auth.secret import MAX_PASSWORD_BYTES, PUBLIC_DEFAULT_SECRET, resolve_jwt_secret
 
 DEV_CORS_ORIGINS = ("http://localhost:3000", "http://localhost:8080")
 DISABLED_WORDS = frozenset({"off", "none", "disabled", "false", "0"})
@@ -155,7 +155,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         threads=max(1, _int(env, "THREADS", 1)),
         env=app_env,
         admin_user=_get(env, "ADMIN_USER") or "admin",
-        admin_password=_get(env, "ADMIN_PASSWORD") or "clarin123",
+        admin_password=_admin_password(env),
         admin_email=_get(env, "ADMIN_EMAIL") or "admin@clarin.local",
         cors_origins=cors,
         rate_limit=max(0, _int(env, "RATE_LIMIT", 500)),
@@ -173,6 +173,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_header_timeout=max(0.5, _float(env, "HTTP_HEADER_TIMEOUT", 15.0)),
         http_max_connections=max(0, _int(env, "HTTP_MAX_CONNECTIONS", 0)),
     )
+
+
+def _admin_password(env: Mapping[str, str]) -> str:
+    password = _get(env, "ADMIN_PASSWORD") or "clarin123"
+    if len(password.encode()) > MAX_PASSWORD_BYTES:  # bcrypt would ignore the rest (clarin.auth.passwords)
+        raise ValueError(f"ADMIN_PASSWORD must be at most {MAX_PASSWORD_BYTES} bytes (UTF-8)")
+    return password
 
 
 def _whatsapp_settings(env: Mapping[str, str]) -> dict[str, object]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from clarin.auth.passwords import hash_password
+from clarin.auth.passwords import MAX_PASSWORD_BYTES, hash_password, too_long
 from clarin.db.errors import UniqueViolation
 from clarin.db.queries import query
 from clarin.db.seed import ensure_default_pipeline
@@ -61,6 +61,8 @@ ADMIN_ROLES = frozenset({"admin", "super_admin"})
 VALID_ROLES = frozenset({"super_admin", "admin", "agent"})
 ACCOUNT_NOT_FOUND = "Account not found"
 USER_NOT_FOUND = "User not found"
+# bcrypt ignores everything past 72 bytes: refused rather than silently truncated (clarin.auth.passwords).
+PASSWORD_TOO_LONG = f"Password must be at most {MAX_PASSWORD_BYTES} bytes"
 
 
 def page(limit: int, offset: int) -> tuple[int, int]:
@@ -152,6 +154,8 @@ async def create_user(state: AppState, body: UserCreateBody) -> AdminUser:
     account_id = parse_id(body.account_id, "Invalid account_id")
     role = _role(body.role) or "agent"
     _check_user_fields(body.username.strip(), body.email.strip(), body.display_name)
+    if too_long(body.password):
+        raise HTTPError(400, PASSWORD_TOO_LONG)
     if not await state.db.fetch_val(Q_ACCOUNT_EXISTS, [account_id]):
         raise HTTPError(404, ACCOUNT_NOT_FOUND)
     password_hash = await hash_password(body.password)
@@ -194,6 +198,8 @@ async def toggle_user(state: AppState, user_id: uuid.UUID) -> None:
 async def reset_password(state: AppState, user_id: uuid.UUID, password: str) -> None:
     if not password:
         raise HTTPError(400, "Password is required")
+    if too_long(password):
+        raise HTTPError(400, PASSWORD_TOO_LONG)
     if await state.db.fetch_val(Q_SET_PASSWORD, [user_id, await hash_password(password)]) is None:
         raise HTTPError(404, USER_NOT_FOUND)
     await state.auth_guard.revoke_user(user_id)

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from clarin.auth.passwords import hash_password, verify_password
+from clarin.auth.passwords import MAX_PASSWORD_BYTES, hash_password, too_long, verify_password
 from clarin.auth.revocation import ACCOUNT_DISABLED
 from clarin.auth.tokens import COOKIE_NAME, TOKEN_TTL_SECONDS, AuthContext, issue_token
 from clarin.db.errors import UniqueViolation
@@ -37,6 +37,7 @@ Q_BUMP_TOKEN_VERSION = query("bump_token_version")
 
 INVALID_CREDENTIALS = "invalid credentials"
 MIN_PASSWORD_BYTES = 8
+PASSWORD_TOO_LONG = f"La contraseña no puede tener más de {MAX_PASSWORD_BYTES} bytes"
 TEXT_MAX = 255  # users.display_name/email and accounts.name are varchar(255)
 
 
@@ -152,6 +153,8 @@ async def change_password(state: AppState, auth: AuthContext, current: str, new:
     """Set the new password, revoke every token issued before, and return a fresh token for the caller."""
     if len(new.encode()) < MIN_PASSWORD_BYTES:
         raise HTTPError(400, "La contraseña debe tener al menos 8 caracteres")
+    if too_long(new):
+        raise HTTPError(400, PASSWORD_TOO_LONG)
     row = await state.db.fetch_row(Q_PASSWORD_HASH, [auth.user_id])
     if row is None:
         raise HTTPError(404, "User not found")
