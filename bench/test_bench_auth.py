@@ -2,7 +2,7 @@
 
 Run: ``pytest bench/test_bench_auth.py --benchmark-only``. ``baseline`` is the request auth before
 revocation existed (header parsing + a PyJWT HS256 verification); ``with_revocation_check`` adds the
-warm-cache revocation check (two dict hits); ``revocation_check_only`` is that difference alone;
+warm-cache revocation check (a few dict hits: user, account, membership, session); ``revocation_check_only`` is that difference alone;
 ``server_path`` is what the server now runs per request: the memoised verification
 (``TokenVerifier``: a token string already verified is a dict hit plus an expiry check) and the check.
 
@@ -35,7 +35,8 @@ class _FillOnce:
 
     async def fetch_row(self, q: Any, params: Any = None) -> dict[str, Any]:
         self.calls += 1
-        return {"token_version": 3, "user_active": True, "is_super_admin": False, "account_active": True}
+        return {"token_version": 3, "user_active": True, "is_super_admin": False, "account_active": True,
+                "is_member": True, "session_active": True}
 
 
 def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -61,7 +62,7 @@ def _fill(guard: TokenGuard, auth: AuthContext) -> None:
 
 
 TOKEN = issue_token(SECRET, user_id=str(USER_ID), account_id=str(ACCOUNT_ID), username="bench", is_admin=True,
-                    is_super_admin=False, role="admin", token_version=3)
+                    is_super_admin=False, role="admin", token_version=3, session_id=str(uuid.uuid4()))
 HEADER = f"Bearer {TOKEN}"
 
 

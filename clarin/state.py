@@ -15,6 +15,7 @@ from clarin.config import Settings
 from clarin.db.pool import Database
 from clarin.kommo.poller import KommoService
 from clarin.messaging.ingest import InboundIngestor
+from clarin.realtime.authwatch import SocketAuthWatch
 from clarin.realtime.broadcaster import Broadcaster
 from clarin.realtime.hub import Hub
 from clarin.storage.backend import MediaStorage, build_storage
@@ -38,10 +39,12 @@ class AppState:
     campaigns: CampaignWorker | None = None  # campaign sender (one pacing loop per device this process runs)
     auth_guard: TokenGuard = field(init=False)  # per-request token revocation check (clarin.auth.revocation)
     login_throttle: LoginThrottle = field(init=False)  # failed-login limits (clarin.auth.throttle)
+    socket_auth: SocketAuthWatch = field(init=False)  # closes open WebSockets whose access was revoked
 
     def __post_init__(self) -> None:
         s = self.settings
         self.auth_guard = TokenGuard(self.db, self.redis, f"{s.redis_prefix}:auth", s.auth_cache_ttl)
+        self.socket_auth = SocketAuthWatch(self.hub, self.auth_guard, s.auth_cache_ttl)
         self.login_throttle = LoginThrottle(
             self.redis, s.redis_prefix, max_user=s.login_max_failures, max_ip=s.login_max_failures_ip,
             window=s.login_failure_window,
@@ -70,6 +73,7 @@ class AppState:
     async def start(self) -> None:
         await self.redis.start()
         await self.auth_guard.start()
+        await self.socket_auth.start()
         await self.broadcaster.start()
         await self.storage.start()
         if self.whatsapp is not None:
@@ -90,6 +94,7 @@ class AppState:
             await self.whatsapp.stop()
             if isinstance(self.whatsapp.inbound, InboundIngestor):
                 await self.whatsapp.inbound.close()
+        await self.socket_auth.stop()
         self.hub.close_all()
         await self.auth_guard.stop()
         await self.broadcaster.stop()

@@ -56,19 +56,25 @@ def _login(url: str, username: str, password: str, **headers: str) -> httpx.Resp
 
 
 def _claims(tenant: Tenant, **extra: object) -> dict[str, object]:
+    """A hand-signed token's claims in the tenant's real login session (``sid``)."""
     now = int(time.time())
+    session = jwt.decode(tenant.token, JWT_SECRET, algorithms=["HS256"])["sid"]
     return {"user_id": tenant.user_id, "account_id": tenant.account_id, "username": tenant.username,
             "is_admin": True, "is_super_admin": False, "role": "admin", "exp": now + 3600, "iat": now,
-            "iss": "clarin", **extra}
+            "iss": "clarin", "sid": session, **extra}
 
 
 # -- revocation on the shared server ------------------------------------------------------------------
-def test_tokens_carry_the_token_version(client: httpx.Client, tenant: Tenant) -> None:
+def test_tokens_carry_the_token_version_and_their_session(server: support.ServerProcess, tenant: Tenant) -> None:
     claims = jwt.decode(tenant.token, JWT_SECRET, algorithms=["HS256"])
     assert claims["tv"] == 0
+    assert uuid.UUID(claims["sid"])
+    again = jwt.decode(support.login(server.url, tenant.username, tenant.password), JWT_SECRET,
+                       algorithms=["HS256"])
+    assert again["sid"] != claims["sid"]  # every login is its own session
 
 
-def test_logout_revokes_every_token_of_the_user(server: support.ServerProcess, tenant: Tenant) -> None:
+def test_logout_ends_this_session_only(server: support.ServerProcess, tenant: Tenant) -> None:
     second_session = support.login(server.url, tenant.username, tenant.password)
     assert _me(server.url, tenant.token).status_code == 200
     assert _me(server.url, second_session).status_code == 200
@@ -77,18 +83,19 @@ def test_logout_revokes_every_token_of_the_user(server: support.ServerProcess, t
     response = httpx.post(server.url + "/api/auth/logout", headers=tenant.headers, timeout=15)
     assert response.status_code == 200 and response.json() == {"success": True}
     _assert_revoked(server.url, tenant.token)
-    _assert_revoked(server.url, second_session)  # logout ends every session of the user
+    assert _me(server.url, second_session).status_code == 200  # the user's other device stays logged in
     assert _ws_status(server.ws_url, tenant.token) == 401
+    assert _ws_status(server.ws_url, second_session) == 101
     # Logging out again with the revoked token is just another 401.
     again = httpx.post(server.url + "/api/auth/logout", headers=tenant.headers, timeout=15)
     assert again.status_code == 401 and again.json() == INVALID
 
     fresh = support.login(server.url, tenant.username, tenant.password)
-    assert jwt.decode(fresh, JWT_SECRET, algorithms=["HS256"])["tv"] == 1
+    assert jwt.decode(fresh, JWT_SECRET, algorithms=["HS256"])["tv"] == 0  # no per-user counter involved
     assert _me(server.url, fresh).status_code == 200
 
 
-def test_password_change_revokes_old_tokens_and_keeps_this_browser_logged_in(
+def test_password_change_keeps_this_session_and_ends_the_others(
     server: support.ServerProcess, tenant: Tenant
 ) -> None:
     other_session = support.login(server.url, tenant.username, tenant.password)
@@ -96,13 +103,11 @@ def test_password_change_revokes_old_tokens_and_keeps_this_browser_logged_in(
                          json={"currentPassword": tenant.password, "newPassword": "brand-new-secret"})
     assert response.status_code == 200, response.text
     assert response.json() == {"success": True}
-    _assert_revoked(server.url, tenant.token)
+    # The dashboard keeps sending the token it has: its next GET /api/me still answers.
+    assert _me(server.url, tenant.token).status_code == 200
     _assert_revoked(server.url, other_session)
-    # The caller's browser got a fresh session cookie.
-    cookie = response.headers["set-cookie"]
-    assert cookie.startswith("auth-token=") and "HttpOnly" in cookie
-    renewed = cookie.split(";", 1)[0].split("=", 1)[1]
-    assert _me(server.url, renewed).status_code == 200
+    assert _ws_status(server.ws_url, other_session) == 401
+    assert _ws_status(server.ws_url, tenant.token) == 101
 
     assert _login(server.url, tenant.username, tenant.password).status_code == 401
     assert _me(server.url, support.login(server.url, tenant.username, "brand-new-secret")).status_code == 200
@@ -151,15 +156,23 @@ def test_deleted_user_and_removed_membership_revoke(
     _assert_revoked(server.url, other.token)
 
 
-def test_tokens_without_tv_count_as_version_zero(server: support.ServerProcess, tenant: Tenant) -> None:
-    legacy = jwt.encode({k: v for k, v in _claims(tenant).items()}, JWT_SECRET, algorithm="HS256")
-    assert "tv" not in jwt.decode(legacy, JWT_SECRET, algorithms=["HS256"])
-    assert _me(server.url, legacy).status_code == 200
+def test_tokens_without_a_session_are_refused_and_tv_is_strict(server: support.ServerProcess, tenant: Tenant) -> None:
+    # Without tv the version counts as 0 (as before sessions existed).
+    no_tv = jwt.encode(_claims(tenant), JWT_SECRET, algorithm="HS256")
+    assert "tv" not in jwt.decode(no_tv, JWT_SECRET, algorithms=["HS256"])
+    assert _me(server.url, no_tv).status_code == 200
     for bad in (True, "0", 0.0, None, 1):
         forged = jwt.encode(_claims(tenant, tv=bad), JWT_SECRET, algorithm="HS256")
         _assert_revoked(server.url, forged)
-    assert httpx.post(server.url + "/api/auth/logout", headers=support.auth(legacy), timeout=15).status_code == 200
+    # Tokens issued before sessions existed (no sid) are refused: nothing but their expiry could end them.
+    legacy = jwt.encode({k: v for k, v in _claims(tenant).items() if k != "sid"}, JWT_SECRET, algorithm="HS256")
     _assert_revoked(server.url, legacy)
+    assert _ws_status(server.ws_url, legacy) == 401
+    for bad_sid in (str(uuid.uuid4()), "not-a-uuid", 7):
+        _assert_revoked(server.url, jwt.encode(_claims(tenant, sid=bad_sid), JWT_SECRET, algorithm="HS256"))
+    assert httpx.post(server.url + "/api/auth/logout", headers=support.auth(no_tv), timeout=15).status_code == 200
+    _assert_revoked(server.url, no_tv)
+    _assert_revoked(server.url, tenant.token)  # the same session
 
 
 def test_deactivated_user_is_refused_at_once_http_and_websocket(
@@ -294,11 +307,14 @@ def test_password_change_on_one_server_revokes_on_the_other(
 ) -> None:
     a, b = twin_servers
     victim = _new_user(a.url, admin_token)
-    assert _me(b.url, victim.token).status_code == 200
+    elsewhere = support.login(b.url, victim.username, victim.password)
+    for token in (victim.token, elsewhere):
+        assert _me(b.url, token).status_code == 200  # B's cache is warm for both sessions
     changed = httpx.put(a.url + "/api/settings/password", headers=victim.headers, timeout=15,
                         json={"currentPassword": victim.password, "newPassword": "changed-on-a-123"})
     assert changed.status_code == 200
-    _assert_revoked(b.url, victim.token)
+    _assert_revoked(b.url, elsewhere)
+    assert _me(b.url, victim.token).status_code == 200  # the session that changed it, on either server
     assert _login(b.url, victim.username, "changed-on-a-123").status_code == 200
 
 

@@ -1,9 +1,10 @@
 """Super-admin rules for tenants and users (spec §4.18–4.19), with the original's quirks fixed:
 partial updates, 404 for unknown IDs, 409 for duplicates, and guarded deletes in one statement.
 
-Changes that take access away revoke at once on every worker (``state.auth_guard``): user toggle,
-password reset, role change, delete, membership removal or role change bump ``users.token_version``
-(in SQL); an account toggle is checked per request through the account's ``is_active``."""
+Changes that take access away end every session of the user at once on every worker
+(``state.auth_guard``, which also closes their open WebSockets): user toggle, password reset, role change,
+membership removal or role change bump ``users.token_version`` (in SQL); a delete removes the user (and its
+session rows); an account toggle is checked per request through the account's ``is_active``."""
 
 from __future__ import annotations
 

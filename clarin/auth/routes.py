@@ -41,7 +41,7 @@ async def login(req: Request, body: LoginBody) -> JSONResponse:
 
 @routes.post("/api/auth/logout", response=Ok)
 async def logout(req: Request) -> JSONResponse:
-    """Revokes every token of the user (all sessions), then clears the cookie."""
+    """Ends this session only (the user's other devices stay logged in), then clears the cookie."""
     assert req.auth is not None
     await service.logout(req.app, req.auth)
     return JSONResponse(Ok(), headers=[("set-cookie", service.cleared_cookie())])
@@ -96,10 +96,10 @@ async def update_account(req: Request, body: AccountNameBody) -> Ok:
 
 @routes.put("/api/settings/password", body=PasswordBody, response=Ok)
 async def change_password(req: Request, body: PasswordBody) -> JSONResponse:
-    """Revokes every earlier token of the user; this browser keeps its session through a fresh cookie."""
+    """Ends every other session of the user; the caller's token (header or cookie) keeps working."""
     assert req.auth is not None
-    token = await service.change_password(req.app, req.auth, body.current_password, body.new_password)
-    return JSONResponse(Ok(), headers=[("set-cookie", service.session_cookie(req.app, token))])
+    await service.change_password(req.app, req.auth, body.current_password, body.new_password)
+    return JSONResponse(Ok())
 
 
 health_routes = RouteGroup(tags=("health",), auth=Auth.PUBLIC)

@@ -1,7 +1,8 @@
 """Login, session, profile and password rules.
 
-Revocation (README "Security and operations"): tokens carry ``tv`` = ``users.token_version``; logout and
-password changes bump it and tell every worker (``state.auth_guard``). Logins are throttled per
+Sessions (README "Security and operations"): each login creates a ``user_sessions`` row named by the
+token's ``sid``. Logout revokes that session only; a password change keeps the caller's session and
+revokes every other one; both tell every worker (``state.auth_guard``). Logins are throttled per
 username and per client IP (``state.login_throttle``). A disabled account's membership is skipped at
 login (the next active membership is used) and cannot be switched to: 403 ``account disabled``.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
 
@@ -33,7 +35,8 @@ Q_UPDATE_PROFILE = query("update_user_profile")
 Q_RENAME_ACCOUNT = query("rename_account")
 Q_PASSWORD_HASH = query("get_user_password_hash")
 Q_SET_PASSWORD = query("set_user_password")
-Q_BUMP_TOKEN_VERSION = query("bump_token_version")
+Q_CREATE_SESSION = query("create_session")
+Q_REVOKE_SESSION = query("revoke_session")
 
 INVALID_CREDENTIALS = "invalid credentials"
 MIN_PASSWORD_BYTES = 8
@@ -64,7 +67,13 @@ async def login(
     links = msgspec.convert(rows, list[Membership])
     account_id, role, account_name = _login_account(user, rows)
     session = _session_user(user, account_id, role, account_name)
-    return _token_for(state, session, user["token_version"]), session, links
+    issued = int(time.time())
+    expires = issued + TOKEN_TTL_SECONDS
+    session_id = await state.db.fetch_val(
+        Q_CREATE_SESSION, [uuid.UUID(user["id"]), datetime.fromtimestamp(expires, UTC)]
+    )
+    token = _token_for(state, session, user["token_version"], session_id, issued=issued, expires=expires)
+    return token, session, links
 
 
 def _login_account(user: dict[str, Any], links: list[dict[str, Any]]) -> tuple[str, str, str]:
@@ -98,12 +107,17 @@ async def switch_account(state: AppState, auth: AuthContext, raw_account_id: str
     if not link["account_active"] and not user["is_super_admin"]:
         raise HTTPError(403, ACCOUNT_DISABLED)
     session = _session_user(user, str(target), link["role"], link["account_name"])
-    return _token_for(state, session, user["token_version"]), session
+    # The same login session in another account: logout with either token ends both, and the session's
+    # lifetime (its row's expires_at) does not grow by switching.
+    expires = auth.claims.get("exp")
+    token = _token_for(state, session, user["token_version"], str(auth.session_id),
+                       expires=expires if type(expires) is int else None)
+    return token, session
 
 
 async def logout(state: AppState, auth: AuthContext) -> None:
-    """End every session of the user: all tokens issued so far stop working on every worker."""
-    await state.db.fetch_val(Q_BUMP_TOKEN_VERSION, [auth.user_id])
+    """End this session (the caller's token, on every worker); the user's other sessions stay."""
+    await state.db.fetch_val(Q_REVOKE_SESSION, [auth.user_id, auth.session_id])
     await state.auth_guard.revoke_user(auth.user_id)
 
 
@@ -149,8 +163,8 @@ async def rename_account(state: AppState, auth: AuthContext, name: str | None) -
         raise HTTPError(404, "Account not found")
 
 
-async def change_password(state: AppState, auth: AuthContext, current: str, new: str) -> str:
-    """Set the new password, revoke every token issued before, and return a fresh token for the caller."""
+async def change_password(state: AppState, auth: AuthContext, current: str, new: str) -> None:
+    """Set the new password; the caller's session (and token) stays valid, every other session ends."""
     if len(new.encode()) < MIN_PASSWORD_BYTES:
         raise HTTPError(400, "La contraseña debe tener al menos 8 caracteres")
     if too_long(new):
@@ -160,20 +174,10 @@ async def change_password(state: AppState, auth: AuthContext, current: str, new:
         raise HTTPError(404, "User not found")
     if not await verify_password(current, row["password_hash"]):
         raise HTTPError(400, "Contraseña actual incorrecta")
-    version = await state.db.fetch_val(Q_SET_PASSWORD, [auth.user_id, await hash_password(new)])
-    if version is None:
+    changed = await state.db.fetch_val(Q_SET_PASSWORD, [auth.user_id, await hash_password(new), auth.session_id])
+    if changed is None:
         raise HTTPError(404, "User not found")
     await state.auth_guard.revoke_user(auth.user_id)
-    return issue_token(
-        state.settings.jwt_secret,
-        user_id=str(auth.user_id),
-        account_id=str(auth.account_id),
-        username=auth.username,
-        is_admin=auth.is_admin,
-        is_super_admin=auth.is_super_admin,
-        role=auth.role,
-        token_version=version,
-    )
 
 
 def session_cookie(state: AppState, token: str) -> str:
@@ -201,7 +205,10 @@ def _session_user(user: dict[str, Any], account_id: str, role: str, account_name
     )
 
 
-def _token_for(state: AppState, user: SessionUser, token_version: int) -> str:
+def _token_for(
+    state: AppState, user: SessionUser, token_version: int, session_id: str, *,
+    issued: int | None = None, expires: int | None = None,
+) -> str:
     return issue_token(
         state.settings.jwt_secret,
         user_id=user.id,
@@ -211,6 +218,9 @@ def _token_for(state: AppState, user: SessionUser, token_version: int) -> str:
         is_super_admin=user.is_super_admin,
         role=user.role,
         token_version=token_version,
+        session_id=session_id,
+        now=issued,
+        expires_at=expires,
     )
 
 

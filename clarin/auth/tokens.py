@@ -1,9 +1,11 @@
 """JWT issue/verify: HS256 only (pinned), 7-day expiry, the original's claim names.
 
-Every token carries ``tv``, the user's ``users.token_version`` when it was issued. Logout, password
-changes, deactivation, role changes and membership removal bump the version, which revokes every
-token issued before (checked per request by ``clarin.auth.revocation.TokenGuard``). Tokens issued
-before ``tv`` existed count as version 0."""
+Every token carries ``sid``, its login session (a ``user_sessions`` row: logout revokes that one row, a
+password change every other row of the user), and ``tv``, the user's ``users.token_version`` when it was
+issued: deactivation, an admin password reset, role changes and membership removal bump the version,
+which ends every session at once. Both are checked per request by ``clarin.auth.revocation.TokenGuard``.
+Tokens issued before ``sid`` existed (``session_id`` None here) are refused there: one re-login after the
+upgrade, instead of tokens that no logout or password change could end."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class AuthContext:
     role: str
     claims: dict[str, Any]
     token_version: int = 0
+    session_id: uuid.UUID | None = None
 
 
 def issue_token(
@@ -46,7 +49,9 @@ def issue_token(
     is_super_admin: bool,
     role: str,
     token_version: int = 0,
+    session_id: str | None = None,
     now: float | None = None,
+    expires_at: int | None = None,
 ) -> str:
     issued = int(now if now is not None else time.time())
     claims = {
@@ -56,11 +61,13 @@ def issue_token(
         "is_admin": is_admin,
         "is_super_admin": is_super_admin,
         "role": role,
-        "exp": issued + TOKEN_TTL_SECONDS,
+        "exp": expires_at if expires_at is not None else issued + TOKEN_TTL_SECONDS,
         "iat": issued,
         "iss": ISSUER,
         "tv": int(token_version),
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -81,6 +88,7 @@ def verify_token(secret: str, token: str) -> AuthContext:
             role=str(claims.get("role", "")),
             claims=claims,
             token_version=_token_version(claims.get("tv", 0)),
+            session_id=_session_id(claims.get("sid")),
         )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidToken(str(exc)) from exc
@@ -120,6 +128,14 @@ def _token_version(value: Any) -> int:
     if type(value) is not int:
         raise ValueError("tv must be an integer")
     return value
+
+
+def _session_id(value: Any) -> uuid.UUID | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise ValueError("sid must be a string")
+    return uuid.UUID(value)
 
 
 def bearer_token(authorization: str, cookie: str) -> str:

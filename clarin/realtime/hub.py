@@ -8,21 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clarin.auth.tokens import AuthContext
 
 log = logging.getLogger("clarin.ws")
 
 QUEUE_SIZE = 256
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN = 1013
+CLOSE_POLICY_VIOLATION = 1008  # access revoked (granian may send the close frame without the code)
 
 
 class WSConnection:
-    __slots__ = ("account_id", "closed", "protocol", "queue", "sender", "transport")
+    __slots__ = ("account_id", "auth", "closed", "protocol", "queue", "sender", "transport")
 
-    def __init__(self, account_id: str, protocol: Any, transport: Any) -> None:
+    def __init__(self, account_id: str, protocol: Any, transport: Any, auth: AuthContext | None = None) -> None:
         self.account_id = account_id
+        self.auth = auth  # the handshake's token: re-checked when its user's access changes
         self.protocol = protocol
         self.transport = transport
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
@@ -75,10 +81,15 @@ class WSConnection:
 class Hub:
     def __init__(self) -> None:
         self._by_account: dict[str, set[WSConnection]] = defaultdict(set)
+        self._by_user: dict[uuid.UUID, set[WSConnection]] = defaultdict(set)
 
-    def register(self, account_id: str, protocol: Any, transport: Any) -> WSConnection:
-        conn = WSConnection(account_id, protocol, transport)
+    def register(
+        self, account_id: str, protocol: Any, transport: Any, auth: AuthContext | None = None
+    ) -> WSConnection:
+        conn = WSConnection(account_id, protocol, transport, auth)
         self._by_account[account_id].add(conn)
+        if auth is not None:
+            self._by_user[auth.user_id].add(conn)
         return conn
 
     def unregister(self, conn: WSConnection, *, close: bool = True) -> None:
@@ -87,6 +98,12 @@ class Hub:
             conns.discard(conn)
             if not conns:
                 del self._by_account[conn.account_id]
+        if conn.auth is not None:
+            mine = self._by_user.get(conn.auth.user_id)
+            if mine is not None:
+                mine.discard(conn)
+                if not mine:
+                    del self._by_user[conn.auth.user_id]
         if close:
             conn.close(CLOSE_GOING_AWAY)
 
@@ -98,6 +115,15 @@ class Hub:
             else:
                 self.unregister(conn)
         return delivered
+
+    def of_user(self, user_id: uuid.UUID) -> list[WSConnection]:
+        return list(self._by_user.get(user_id, ()))
+
+    def of_account(self, account_id: str) -> list[WSConnection]:
+        return list(self._by_account.get(account_id, ()))
+
+    def everyone(self) -> list[WSConnection]:
+        return [conn for conns in self._by_account.values() for conn in conns]
 
     def connection_count(self) -> int:
         return sum(len(conns) for conns in self._by_account.values())

@@ -1,5 +1,6 @@
-"""``GET /ws?token=``: authenticate once at the handshake (JWT + the same revocation check as HTTP:
-revoked/deactivated → 401, disabled account → 403), then ping/pong and typing relay."""
+"""``GET /ws?token=``: authenticate at the handshake (JWT + the same revocation check as HTTP:
+revoked/deactivated → 401, disabled account → 403), then ping/pong and typing relay. The socket keeps
+its token: when the user's access changes it is checked again and closed (``clarin.realtime.authwatch``)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ async def handle_websocket(state: AppState, scope: Any, protocol: Any) -> None:
         return
     transport = await protocol.accept()
     account_id = str(auth.account_id)
-    conn = state.hub.register(account_id, protocol, transport)
+    conn = state.hub.register(account_id, protocol, transport, auth)
+    # A revocation between the handshake check and the registration found no socket to close: look again.
+    await state.socket_auth.recheck([conn])
     try:
         while True:
             message = await transport.receive()

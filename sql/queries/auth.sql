@@ -48,19 +48,52 @@ UPDATE accounts SET name = $2, updated_at = now() WHERE id = $1 RETURNING id
 SELECT password_hash FROM users WHERE id = $1
 
 -- name: set_user_password
--- A new password revokes every token issued before it (token_version, see clarin/auth/revocation.py).
-UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = now()
+-- Own password change: the session that made it ($3) stays, every other session of the user ends.
+-- token_version is left alone, so the caller's token (which the dashboard keeps using) stays valid.
+WITH others AS (
+    UPDATE user_sessions SET revoked_at = now()
+    WHERE user_id = $1 AND id <> $3 AND revoked_at IS NULL
+)
+UPDATE users SET password_hash = $2, updated_at = now()
 WHERE id = $1
-RETURNING token_version
+RETURNING id
 
--- name: bump_token_version
--- Logout: every token of the user issued so far stops working.
-UPDATE users SET token_version = token_version + 1 WHERE id = $1 RETURNING token_version
+-- name: create_session
+-- Login: a new session row (its id is the token's sid); the user's expired rows go in the same statement.
+WITH expired AS (
+    DELETE FROM user_sessions WHERE user_id = $1 AND expires_at < now()
+)
+INSERT INTO user_sessions (user_id, expires_at)
+VALUES ($1, $2)
+RETURNING id::text AS id
+
+-- name: revoke_session
+-- Logout: this session only.
+UPDATE user_sessions SET revoked_at = now()
+WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL
+RETURNING id
+
+-- name: sweep_expired_sessions
+-- Maintenance across users (no tenant data is read or returned): at most $1 expired rows per call,
+-- oldest first, so one sweep never holds locks on a large backlog.
+WITH doomed AS (
+    SELECT id FROM user_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM user_sessions s USING doomed WHERE s.id = doomed.id
+RETURNING s.id
 
 -- name: auth_token_state
--- The per-request revocation check (cached ~2 s per worker): the user's token version and flags and
--- the token account's is_active (NULL when the account no longer exists).
-SELECT u.token_version, u.is_active AS user_active, u.is_super_admin, a.is_active AS account_active
+-- The per-request revocation check (cached ~2 s per worker): the user's token version and flags, the
+-- token account's is_active (NULL when the account no longer exists), whether the user still belongs to
+-- that account (a user_accounts row; with no rows at all, the home users.account_id, as login decides),
+-- and whether the token's session is still open (NULL when there is no such session of this user).
+SELECT u.token_version, u.is_active AS user_active, u.is_super_admin, a.is_active AS account_active,
+       (EXISTS (SELECT 1 FROM user_accounts m WHERE m.user_id = u.id AND m.account_id = $2)
+        OR (u.account_id = $2 AND NOT EXISTS (SELECT 1 FROM user_accounts m WHERE m.user_id = u.id)))
+           AS is_member,
+       (SELECT s.revoked_at IS NULL AND s.expires_at > now()
+        FROM user_sessions s WHERE s.id = $3 AND s.user_id = u.id) AS session_active
 FROM users u
 LEFT JOIN accounts a ON a.id = $2
 WHERE u.id = $1
