@@ -264,3 +264,11 @@ def test_import_and_inbound_take_only_phones(
     assert chats == [{"jid": "223456789012345@lid"}]
     leads = support.run_sql(database, "SELECT jid FROM leads WHERE account_id = $1 ORDER BY jid", [account])
     assert leads == [{"jid": "223456789012345@lid"}, {"jid": "5491155551234@s.whatsapp.net"}]
+
+
+def test_kommo_sync_uses_the_same_phone_rule() -> None:
+    """Kommo phones become chat JIDs only under the same rule (it took 6-20 digits)."""
+    from clarin.kommo.records import phone_jid
+
+    assert phone_jid("51987654321") == "51987654321@s.whatsapp.net"
+    assert [phone_jid(p) for p in ("123456", "1" * 16, "1" * 20, "５４９１１５５５５１２３４", "")] == ["", "", "", "", ""]

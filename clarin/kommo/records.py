@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from clarin._speedups import is_phone
 from clarin._speedups.phone_pure import GO_WHITESPACE
 
 CLOSED_STATUSES = frozenset({142, 143})  # "closed – won" / "closed – lost": never stages (A.8)
@@ -109,10 +110,8 @@ def custom_field(fields: list[KField] | None, code: str) -> str:
 
 
 def phone_jid(phone: str) -> str:
-    """The WhatsApp JID of a normalised phone, or "" when it is not a plausible number."""
-    if 6 <= len(phone) <= 20 and phone.isascii() and phone.isdigit():
-        return phone + "@s.whatsapp.net"
-    return ""
+    """The WhatsApp JID of a normalised phone, or "" when it is not one (the phone rule of clarin.crm.phones)."""
+    return phone + "@s.whatsapp.net" if is_phone(phone) else ""
 
 
 def lead_placeholder(kommo_id: int) -> str:
