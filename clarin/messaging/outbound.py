@@ -179,6 +179,10 @@ async def _send(
     except HTTPError as exc:
         # NotConnected (409) is raised before anything leaves the driver; anything else may have reached WhatsApp.
         await finish_not_sent(state, account_id, pending, exc, maybe_sent=exc.status != 409)
+        pool = _pool(state)
+        if exc.status == 409 and not pool.owns(device.id):
+            # The device stopped running here mid-send (its lease session broke): 503 while it is resumed.
+            raise await pool.not_running(device.id, account_id, exc) from None
         raise
     except BaseException:  # cancelled mid-send: the outcome is unknown, the row stays pending (never re-sent)
         log.error("send of pending message %s on device %s interrupted; outcome unknown", pending.id, device.id)

@@ -151,6 +151,8 @@ class DevicePool:
         self._wake = asyncio.Event()
         self._unleased_since: dict[uuid.UUID, float] = {}  # first seen unleased (claim grace)
         self._mine_before: set[uuid.UUID] = set()  # stopped here when the lease session broke: re-claimed at once
+        self._epoch = 0  # lease sessions opened so far
+        self._dropped_in = 0  # the session whose loss filled _mine_before
         self.held = HeldWrites()  # send results waiting for the database (clarin.messaging.outbound_store)
         self.remote = DeviceRouter(self)  # calls for devices another process runs (started by AppState.start)
         driver.set_event_sink(self.on_event)
@@ -198,9 +200,12 @@ class DevicePool:
                     if self._devices:
                         await self._drop_all("lease connection lost")
                     await self.leases.open()
+                    self._epoch += 1
+                epoch = self._epoch
                 wait = await self._claim(Q_TO_RECONNECT if boot else Q_TO_TAKE_OVER, "start-up" if boot else "take-over")
-                self._mine_before.clear()  # used once, right after the session is back (see _claim)
-                boot = False
+                if epoch > self._dropped_in:  # used once, by the first scan on a session opened after the drop
+                    self._mine_before.clear()
+                boot = boot and wait is not None  # start-up candidates still in their grace: scan them again
                 if failing:
                     log.warning("device pool maintenance works again")
                 failing = False
@@ -272,6 +277,7 @@ class DevicePool:
 
     async def _drop_all(self, reason: str) -> None:
         """The leases are gone: stop every client now so no session runs twice."""
+        self._dropped_in = self._epoch
         for live in list(self._devices.values()):
             log.error("stopping device %s: %s", live.id, reason)
             self._cancel_qr_timer(live)
