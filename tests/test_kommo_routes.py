@@ -138,7 +138,8 @@ def test_connect_syncs_in_the_background_and_reports(
         assert (connected["account_id"], connected["kommo_pipeline_id"], connected["enabled"]) == (
             session.account_id, MAIN_PIPELINE, True)
         event = wait_for(lambda: _lead_update(ws))
-    assert event == {"pipeline_id": MAIN_PIPELINE, "count": MAIN_LEADS}
+    # the spec's Kommo payload plus the action every CRM lead_update carries (docs/EVENTS.md)
+    assert event == {"action": "kommo_synced", "pipeline_id": MAIN_PIPELINE, "count": MAIN_LEADS}
 
     leads = api.get("/api/leads", headers=h).json()["leads"]
     assert len(leads) == MAIN_LEADS

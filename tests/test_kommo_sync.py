@@ -73,8 +73,8 @@ def test_full_sync_of_10k_leads_matches_kommo_exactly(dsn: str) -> None:
     ks.assert_matches(dsn, account, data, [MAIN_PIPELINE, SECOND_PIPELINE])
     assert cached is None  # the leads cache was dropped
     assert sorted(sink.events("lead_update"), key=lambda e: e["pipeline_id"]) == [
-        {"pipeline_id": MAIN_PIPELINE, "count": pipeline_leads(data, MAIN_PIPELINE)},
-        {"pipeline_id": SECOND_PIPELINE, "count": pipeline_leads(data, SECOND_PIPELINE)},
+        {"action": "kommo_synced", "pipeline_id": MAIN_PIPELINE, "count": pipeline_leads(data, MAIN_PIPELINE)},
+        {"action": "kommo_synced", "pipeline_id": SECOND_PIPELINE, "count": pipeline_leads(data, SECOND_PIPELINE)},
     ]
     # Pipelines and stages (A.8): one default per account — the Kommo main pipeline; 142/143 skipped;
     # position = index in Kommo's array; a colour without '#' becomes the default.
@@ -130,8 +130,8 @@ def test_incremental_sync_picks_up_only_changes(dsn: str) -> None:
     assert (second.processed, second.changed) == (5, 4)  # the untagged lead changed nothing locally (A.17)
     assert (third.processed, third.changed) == (5, 0)  # the overlap re-read changes and announces nothing
     assert sink.events("lead_update") == [
-        {"pipeline_id": MAIN_PIPELINE, "count": pipeline_leads(data, MAIN_PIPELINE) - 1},
-        {"pipeline_id": MAIN_PIPELINE, "count": 4},
+        {"action": "kommo_synced", "pipeline_id": MAIN_PIPELINE, "count": pipeline_leads(data, MAIN_PIPELINE) - 1},
+        {"action": "kommo_synced", "pipeline_id": MAIN_PIPELINE, "count": 4},
     ]
     got = ks.stored_leads(dsn, account)
     assert got[renamed]["name"] == "Renombrado"

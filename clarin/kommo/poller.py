@@ -18,8 +18,9 @@ Per process (started from ``AppState.start`` only when Kommo is configured):
 - **full sync** (R106) — one per account across all processes (``clarin-kommo-full:<account>`` lock), with the
   spec's progress strings; it waits for each pipeline's lock, so it never runs beside a task of that pipeline.
 
-After any sync that changed leads: ``invalidate_leads`` and WS ``lead_update`` ``{pipeline_id: <Kommo id>,
-count: <changed leads>}`` (unchanged re-reads of the overlap window are not counted, so no event storm).
+After any sync that changed leads: ``invalidate_leads`` and WS ``lead_update`` ``{action: "kommo_synced",
+pipeline_id: <Kommo id>, count: <changed leads>}`` (unchanged re-reads of the overlap window are not counted, so
+no event storm).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ CONNECTED_CAP = 10_000
 PIPELINE_LOCK_WAIT = 600.0
 HEARTBEAT_EVERY = 5.0
 LEAD_EVENT = "lead_update"
+# The spec's Kommo payload plus the `action` every CRM lead_update carries: one event, one shape (docs/EVENTS.md).
+KOMMO_SYNCED = "kommo_synced"
 
 PROGRESS_START = "Iniciando sincronización..."
 PROGRESS_PIPELINES = "Sincronizando pipelines y etapas..."
@@ -262,7 +265,8 @@ class KommoService:
         if changed:
             await invalidate_leads(self.state, key.account_id)
             await self.state.broadcaster.broadcast(
-                key.account_id, LEAD_EVENT, {"pipeline_id": key.kommo_pipeline_id, "count": changed}
+                key.account_id, LEAD_EVENT,
+                {"action": KOMMO_SYNCED, "pipeline_id": key.kommo_pipeline_id, "count": changed},
             )
         fields = {"last_check": _iso(), "last_synced_pipeline": str(key.kommo_pipeline_id)}
         if error is not None:
