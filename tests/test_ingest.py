@@ -448,7 +448,9 @@ def test_presence_is_broadcast_only(
         deliver(client, tenant, device, **{"from": number, "type": "presence", "available": False,
                                            "timestamp": 1_700_000_000})
         offline = next_event(ws)
-    assert online["data"] == {"jid": f"{number}@s.whatsapp.net", "available": True, "last_seen_at": None}
+    # an unknown last-seen time is Go's zero time, as the original sent it (api.md §0, integrations.md B.10)
+    assert online["data"] == {"jid": f"{number}@s.whatsapp.net", "available": True,
+                              "last_seen_at": "0001-01-01T00:00:00Z"}
     assert offline["data"] == {"jid": f"{number}@s.whatsapp.net", "available": False,
                                "last_seen_at": "2023-11-14T22:13:20Z"}
     assert count(database, "SELECT count(*) AS n FROM chats WHERE account_id = $1", uuid.UUID(tenant.account_id)) == 0

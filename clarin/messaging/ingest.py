@@ -58,6 +58,7 @@ from clarin.storage.keys import AVATARS_FOLDER, build_key, proxy_url, secret_fil
 from clarin.whatsapp.driver import LID_SERVER, USER_SERVER, jid_user
 from clarin.wire.leads import LeadUpdateEvent
 from clarin.wire.messages import (
+    GO_ZERO_TIME,
     Message,
     MessageReactionEvent,
     MessageStatusEvent,
@@ -441,7 +442,7 @@ class InboundIngestor:
             )))
         for presence in presences:
             out.append(("presence", PresenceEvent(
-                jid=presence.jid, available=presence.available, last_seen_at=presence.last_seen_at,
+                jid=presence.jid, available=presence.available, last_seen_at=presence.last_seen_at or GO_ZERO_TIME,
             )))
         if outcome.lead_ids:
             out.append(("lead_update", LeadUpdateEvent(action="created", ids=outcome.lead_ids)))

@@ -7,7 +7,7 @@ keys the spec always sends have no default, so they are never omitted.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -93,10 +93,15 @@ class MessageStatusEvent(msgspec.Struct, kw_only=True):
     timestamp: datetime
 
 
+# Go's zero time.Time, which the original sent as `last_seen_at` when WhatsApp gave none (integrations.md B.10):
+# kept, not null, because a client written against the original may parse or compare it unguarded.
+GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+
 class PresenceEvent(msgspec.Struct, kw_only=True):
     jid: str
     available: bool
-    last_seen_at: datetime | None
+    last_seen_at: datetime = GO_ZERO_TIME  # encoded "0001-01-01T00:00:00Z", as the original
 
 
 class MessageReactionEvent(msgspec.Struct, kw_only=True):
