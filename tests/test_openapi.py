@@ -13,6 +13,7 @@ import httpx
 
 from clarin.app import app
 from clarin.crm import contacts_routes, leads_routes, tags_routes
+from clarin.http.forms import form_shape
 from clarin.http.openapi import build_openapi, openapi_path
 
 
@@ -243,3 +244,22 @@ def test_documented_limit_defaults_are_the_handlers() -> None:
         if param["in"] == "query" and param["name"] == "limit"
     }
     assert documented == expected
+
+
+def test_request_media_types_follow_the_form_rule() -> None:
+    """Flat body structs document the form media types clarin/http/forms.py reads, with the JSON schema;
+    nested ones only JSON; every route with a body documents the 415 (XML, a form for a nested body)."""
+    doc = build_openapi(app.router.routes)
+    forms = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]
+    for route in app.router.routes:
+        if route.body is None:
+            continue
+        operation = doc["paths"][openapi_path(route.path)][route.method.lower()]
+        content = operation["requestBody"]["content"]
+        assert list(content) == (forms if form_shape(route.body) else forms[:1]), (route.method, route.path)
+        assert len({json.dumps(media["schema"]) for media in content.values()}) == 1
+        assert operation["responses"]["415"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/ErrorEnvelope")
+    login = doc["paths"]["/api/auth/login"]["post"]["requestBody"]["content"]
+    campaign = doc["paths"]["/api/campaigns"]["post"]["requestBody"]["content"]
+    assert list(login) == forms and list(campaign) == forms[:1]

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from clarin.http.forms import FORM_MEDIA_TYPES, form_shape
 from clarin.http.router import Auth, Route
 from clarin.wire.common import ErrorEnvelope
 
@@ -87,10 +88,15 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
         if route.auth is not Auth.PUBLIC:
             operation["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
         if route.body is not None:
+            # Flat body structs are also read from forms (clarin/http/forms.py); anything else a form or XML
+            # body is sent to answers 415.
+            media = ("application/json", *FORM_MEDIA_TYPES) if form_shape(route.body) else ("application/json",)
             operation["requestBody"] = {
                 "required": False,
-                "content": {"application/json": {"schema": ref_of[route.body]}},
+                "content": {kind: {"schema": ref_of[route.body]} for kind in media},
             }
+            operation["responses"].setdefault(
+                "415", {**error_response, "description": "Unsupported Media Type (XML; a form for a nested body)"})
         paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = operation
     _add_links(routes, ids, paths)
     return {

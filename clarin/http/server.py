@@ -36,6 +36,7 @@ from clarin.db.errors import (
     OutageLog,
     UniqueViolation,
 )
+from clarin.http import forms
 from clarin.http.errors import HTTPError
 from clarin.http.headers import HSTS, SECURITY_HEADERS, Cors
 from clarin.http.json import NUL_MESSAGE, TOO_DEEP, JSONHasNUL, JSONTooDeep, decoder_for
@@ -246,6 +247,14 @@ class ClarinApp:
 
     @staticmethod
     async def _decode_body(req: Request, route: Route) -> Any:
+        # JSON whatever the Content-Type (the dashboard sends application/json, scripts often none); flat forms
+        # as Fiber's BodyParser did, XML and forms for nested structs → 415 (clarin/http/forms.py).
+        content_type = req.header("content-type")
+        if content_type:
+            kind = forms.media_type(content_type)
+            if forms.is_form(kind):
+                return await forms.decode_form(req, kind, content_type, route.body, route.body_error)
+            forms.refuse_xml(kind)
         raw = await req.body()
         if not raw.strip():
             raw = b"{}"
