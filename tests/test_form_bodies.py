@@ -119,6 +119,14 @@ def test_wrong_types_in_form_fields_are_400(client: httpx.Client, tenant: Tenant
     assert bad_utf8.status_code == 400, bad_utf8.text
     no_boundary = client.post("/api/tags", headers={**h, "content-type": "multipart/form-data"}, content=b"x")
     assert no_boundary.status_code == 400, no_boundary.text
+    # a Content-Type with bytes outside latin-1 (clients can send them) is a 4xx or read as usual, never a 500
+    euro = "€".encode()
+    odd_boundary = client.post("/api/tags", headers={**h, "content-type": b"multipart/form-data; boundary=" + euro},
+                               content=b"--x--")
+    assert odd_boundary.status_code == 400, odd_boundary.text
+    odd_json = client.post("/api/tags", headers={**h, "content-type": b"application/json; x=" + euro},
+                           content=b'{"name": "odd header"}')
+    assert odd_json.status_code == 201, odd_json.text
 
 
 def test_nul_in_form_values_and_keys_is_400(client: httpx.Client, tenant: Tenant) -> None:

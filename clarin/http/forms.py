@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from msgspec import inspect as mi
-from python_multipart.multipart import parse_options_header
 
 from clarin.http.errors import HTTPError
 from clarin.http.json import NUL_MESSAGE
@@ -52,7 +51,8 @@ _LISTS = (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)
 
 
 def media_type(content_type: str) -> str:
-    return parse_options_header(content_type)[0].decode("latin-1").lower()
+    # Split by hand: parse_options_header raises on characters outside latin-1, a header clients can send.
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 @dataclass(frozen=True, slots=True)

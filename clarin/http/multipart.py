@@ -30,7 +30,10 @@ class PartHeaders:
 
 
 def boundary_of(content_type: str) -> bytes | None:
-    kind, params = parse_options_header(content_type)
+    try:
+        kind, params = parse_options_header(content_type)
+    except UnicodeEncodeError:  # a character outside latin-1 in the header: no usable boundary
+        return None
     if kind != b"multipart/form-data":
         return None
     return params.get(b"boundary") or None
