@@ -75,6 +75,30 @@ def _prepare_for_serving(settings: Settings) -> str:
 
 
 def cmd_serve(settings: Settings) -> int:
+    embedded = not settings.database_url
+    try:
+        return _serve(settings)
+    finally:
+        # Here, in the serving parent, once granian has stopped every worker (or start-up failed): the
+        # embedded server was started by the prep process, which is long gone, and pgserver never stops it.
+        if embedded:
+            _stop_or_keep_embedded(settings)
+
+
+def _stop_or_keep_embedded(settings: Settings) -> None:
+    from clarin.db.embedded import pgdata_dir, running_postmaster, stop_embedded_postgres
+
+    if settings.keep_db:
+        if running_postmaster(pgdata_dir(settings.data_dir)) is not None:
+            log.info("embedded PostgreSQL left running (CLARIN_KEEP_DB=1); `make stop` stops it")
+        return
+    try:
+        stop_embedded_postgres(settings.data_dir)
+    except (OSError, RuntimeError) as exc:
+        log.error("could not stop the embedded PostgreSQL: %s (try `make stop`)", exc)
+
+
+def _serve(settings: Settings) -> int:
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -94,8 +118,9 @@ def cmd_serve(settings: Settings) -> int:
     if remove_metrics_dir:
         atexit.register(remove_multiprocess_dir, metrics_dir)
     max_connections = connection_limit(settings, raise_open_files_limit())
-    log.info("serving on %s:%d (workers=%d threads=%d, up to %d connections per worker)", settings.host,
-             settings.port, settings.workers, settings.threads, max_connections)
+    log.info("serving on http://%s:%d (workers=%d threads=%d, up to %d connections per worker)",
+             settings.host, settings.port, settings.workers, settings.threads, max_connections)
+    _log_first_steps(settings)
     Granian(
         "clarin.app:app",
         address=settings.host,
@@ -126,6 +151,16 @@ def cmd_serve(settings: Settings) -> int:
         respawn_failed_workers=True,
     ).serve()
     return 0
+
+
+def _log_first_steps(settings: Settings) -> None:
+    """Where to go next. The password is shown only while it is the documented default (README): one set
+    through ADMIN_PASSWORD is a secret and stays out of the logs."""
+    host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    password = settings.admin_password if settings.admin_password == Settings().admin_password else "ADMIN_PASSWORD"
+    log.info("open http://%s:%d; log in as %s / %s (POST /api/auth/login); Ctrl-C stops%s", host, settings.port,
+             settings.admin_user, password,
+             "" if settings.database_url or settings.keep_db else " the server and its embedded PostgreSQL")
 
 
 # File descriptors kept for what is not a client connection: database pool, Redis, media files, pipes.

@@ -22,6 +22,7 @@ DEFAULT_JWT_SECRET = PUBLIC_DEFAULT_SECRET  # only the field default of hand-bui
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     data_dir: Path = Path(".clarin-data")
+    keep_db: bool = False  # CLARIN_KEEP_DB: the embedded PostgreSQL outlives `clarin serve` (clarin.cli)
     db_pool_size: int = 10
     redis_url: str | None = "redis://localhost:6379"
     redis_prefix: str = "clarin"
@@ -142,6 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database_url=_get(env, "DATABASE_URL"),
         data_dir=Path(_get(env, "CLARIN_DATA_DIR") or ".clarin-data"),
+        keep_db=_bool(env, "CLARIN_KEEP_DB", False),
         db_pool_size=max(1, _int(env, "DB_POOL_SIZE", 10)),
         redis_url=None if redis_url.lower() in DISABLED_WORDS else redis_url,
         redis_prefix=_get(env, "REDIS_PREFIX") or "clarin",

