@@ -69,6 +69,10 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 def _prepare_for_serving(settings: Settings) -> str:
     configure_logging(settings.log_level, settings.log_format)
+    if settings.whatsapp_driver == "neonize":  # here, not in the parent: neonize loads a Go runtime (fork)
+        from clarin.neonize_check import check_neonize
+
+        check_neonize()
     dsn = resolve_database_url(settings)
     asyncio.run(_prepare_database(settings, dsn, seed_admin=True))
     return dsn
@@ -106,11 +110,17 @@ def _serve(settings: Settings) -> int:
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
 
+    from clarin.neonize_check import NeonizeUnsupported
+
     # The database driver runs a Rust (tokio) runtime whose threads do not survive fork(); granian
     # forks its workers, so the start-up work that touches the database runs in a spawned process
     # and the serving parent never loads the driver.
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        dsn = pool.submit(_prepare_for_serving, settings).result()
+        try:
+            dsn = pool.submit(_prepare_for_serving, settings).result()
+        except NeonizeUnsupported as exc:  # refuse to serve rather than run with devices that cannot work
+            log.error("%s", exc)
+            return 2
     # Workers are separate processes that read settings from the environment.
     os.environ["DATABASE_URL"] = dsn
     # Prometheus multi-process mode: every worker writes its samples there (set before the fork).
