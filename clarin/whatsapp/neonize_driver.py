@@ -16,7 +16,9 @@ connected client for the life of the session, so the loop's default executor is 
 one at start-up (``WHATSAPP_THREADS``, default 512 — threads are created lazily).
 
 Building a client opens nothing: no socket, no database connection, no Go-side state until
-``connect()`` (tests rely on this).
+``connect()``, which is ``attach`` (client built with its handlers, made the device's current one) then
+``_dial`` (the Go session). tests/test_neonize_events.py drives an attached client's callbacks the way
+goneonize does. The installed neonize is checked when the driver is built (clarin/neonize_check.py).
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from neonize._binder import gocode
+from neonize._binder import consume_bytes_struct, gocode
 from neonize.aioze.client import ChatSettingsStore, ContactStore, NewAClient
-from neonize.proto.Neonize_pb2 import GetProfilePictureParams
+from neonize.proto.Neonize_pb2 import GetProfilePictureParams, ReturnFunctionWithError
 from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
 from neonize.utils.enum import MediaType, VoteType
 
+from clarin.neonize_check import require_neonize
 from clarin.whatsapp.driver import (
     LID_SERVER,
     USER_SERVER,
@@ -124,6 +127,7 @@ class NeonizeDriver(WhatsAppDriver):
     name = "neonize"
 
     def __init__(self, database_url: str, *, threads: int | None = None) -> None:
+        require_neonize()  # an unsupported neonize fails here, loudly, not at the first connect or send
         super().__init__()
         self.store = session_store_url(database_url)
         self._threads = threads or int(os.environ.get("WHATSAPP_THREADS") or DEFAULT_THREADS)
@@ -146,7 +150,7 @@ class NeonizeDriver(WhatsAppDriver):
     # -- clients --------------------------------------------------------------------------------
     def build_client(self, device: DeviceSession) -> NewAClient:
         """A client for ``device`` with every handler registered. Opens nothing."""
-        jid = parse_jid(device.jid) if device.jid else None
+        jid = go_jid(device.jid) if device.jid else None
         props = DeviceProps(os=DEVICE_OS, requireFullSync=False)
         client = NewAClient(self.store, jid=jid, props=props, uuid=str(device.id), new_device=jid is None)
         _rekey(client, str(device.id))
@@ -172,7 +176,9 @@ class NeonizeDriver(WhatsAppDriver):
 
     def _client(self, device_id: uuid.UUID) -> NewAClient:
         client = self._clients.get(device_id)
-        if client is None:
+        # A client neonize never started has no Go-side session: goneonize dereferences a nil client for some
+        # calls (GetMe, GetAllContacts, GetPNFromLID) and that kills the whole process.
+        if client is None or client.connect_task is None:
             raise NotConnected(f"device not connected: {device_id}")
         return client
 
@@ -181,16 +187,25 @@ class NeonizeDriver(WhatsAppDriver):
         old = self._clients.pop(device.id, None)
         if old is not None:
             await self._shutdown(old)
-        self._sessions[device.id] = device
-        client = self.build_client(device)
-        self._clients[device.id] = client
+        client = self.attach(device)
         try:
-            task = await client.connect()
+            task = await self._dial(client)
         except Exception as exc:
             self._clients.pop(device.id, None)
             self._sessions.pop(device.id, None)
             raise DriverError(f"failed to connect: {exc}") from exc
         task.add_done_callback(partial(self._on_client_exit, device.id, client))
+
+    def attach(self, device: DeviceSession) -> NewAClient:
+        """Build the device's client and make it the one whose events are forwarded; connects nothing."""
+        self._sessions[device.id] = device
+        client = self.build_client(device)
+        self._clients[device.id] = client
+        return client
+
+    async def _dial(self, client: NewAClient) -> asyncio.Task[Any]:
+        """Start the Go session (socket, store); the task ends when the session does."""
+        return await client.connect()
 
     def _on_client_exit(self, device_id: uuid.UUID, client: NewAClient, task: asyncio.Task[Any]) -> None:
         """neonize's connect task ends when the Go session stops. whatsmeow reconnects dropped sockets by
@@ -264,7 +279,7 @@ class NeonizeDriver(WhatsAppDriver):
 
     async def own_jid(self, device_id: uuid.UUID) -> str | None:
         client = self._clients.get(device_id)
-        if client is None:
+        if client is None or client.connect_task is None:  # never started: see _client
             return None
         try:
             me = await client.get_me()
@@ -276,7 +291,7 @@ class NeonizeDriver(WhatsAppDriver):
     # -- sending --------------------------------------------------------------------------------
     async def _send(self, device_id: uuid.UUID, to_jid: str, message: WAMessage) -> SentMessage:
         client = self._client(device_id)
-        to = parse_jid(to_jid)
+        to = go_jid(to_jid)
         try:
             response = await client.send_message(to, message)
         except Exception as exc:
@@ -337,7 +352,7 @@ class NeonizeDriver(WhatsAppDriver):
             if jid.Server not in (USER_SERVER, LID_SERVER) or not jid.User:
                 continue
             if jid.Server == LID_SERVER:
-                resolved = await self._pn(client, jid)
+                resolved = await self._pn(client, complete(jid))
                 if resolved is not None:
                     jid = resolved
             info = entry.Info
@@ -362,7 +377,7 @@ class NeonizeDriver(WhatsAppDriver):
         parsed = parse_jid(jid)
         if parsed.Server != LID_SERVER:
             return None
-        pn = await self._pn(self._client(device_id), JID(User=parsed.User, Server=LID_SERVER))
+        pn = await self._pn(self._client(device_id), go_jid(f"{parsed.User}@{LID_SERVER}"))
         return jid_to_str(pn) if pn is not None else None
 
     async def download_media(self, device_id: uuid.UUID, message: WAMessage) -> bytes:
@@ -376,18 +391,20 @@ class NeonizeDriver(WhatsAppDriver):
     async def decrypt_poll_vote(self, device_id: uuid.UUID, event: MessageEv) -> list[bytes]:
         client = self._client(device_id)
         try:
-            vote = await client.decrypt_poll_vote(event)
+            vote = await _decrypt_poll_vote(client, event)
+        except DriverError:
+            raise
         except Exception as exc:
             raise DriverError(f"failed to decrypt poll vote: {exc}") from exc
         return list(vote.selectedOptions)
 
     async def profile_picture(self, device_id: uuid.UUID, jid: str) -> bytes | None:
         client = self._clients.get(device_id)
-        if client is None:
+        if client is None or client.connect_task is None:  # never started: see _client
             return None
         try:
             parsed = parse_jid(jid)
-            target = JID(User=parsed.User, Server=parsed.Server)
+            target = complete(JID(User=parsed.User, Server=parsed.Server))
             # neonize runs the Go call in a worker thread (async_gocode): the loop is not blocked
             info = await asyncio.wait_for(
                 client.get_profile_picture(target, GetProfilePictureParams(Preview=False)), AVATAR_TIMEOUT)
@@ -417,6 +434,24 @@ async def _download_picture(url: str) -> bytes | None:
                 chunks.append(chunk)
     data = b"".join(chunks)
     return data or None
+
+
+def go_jid(text: str) -> JID:
+    """``text`` as a JID neonize can send to Go: its ``JID`` is proto2 with every field but ``IsEmpty`` required, so
+    one missing ``Integrator`` (``parse_jid`` leaves it unset) fails serialization (send, resume, LID lookup)."""
+    return complete(parse_jid(text))
+
+
+async def _decrypt_poll_vote(client: NewAClient, event: MessageEv) -> Any:
+    """``client.decrypt_poll_vote`` of neonize 0.5.2 always fails (``TypeError: expected bytes, LP_Bytes found``):
+    ``DecryptPollVote`` is missing from the FFI calls whose ``Bytes*`` result neonize converts, so the raw pointer
+    reaches protobuf. Same Go call here, its result taken (and freed) with neonize's own converter."""
+    data = event.SerializeToString()
+    raw = await asyncio.to_thread(gocode.DecryptPollVote, client.uuid, data, len(data))
+    result = ReturnFunctionWithError.FromString(raw if isinstance(raw, bytes) else consume_bytes_struct(raw, None, None))
+    if result.Error:
+        raise DriverError(result.Error)
+    return result.PollVoteMessage
 
 
 def _rekey(client: NewAClient, key: str) -> None:
