@@ -59,15 +59,17 @@ def inbox(tenant: Any, database: str) -> dict[str, Any]:
     support = insert_device(database, acct, "Soporte")
     ids: dict[str, Any] = {"sales": sales, "support": support}
     ids["ana_jid"], ids["gomez_jid"] = jid(), jid()
+    # One instant for the three tied chats: ago() per insert could straddle a second on a busy machine.
+    tie_at = ago(600)
     ids["ana"] = insert_chat(database, acct, ids["ana_jid"], name="Ana", last_message="hola",
-                             last_message_at=ago(600), unread_count=2, device_id=U(sales))
+                             last_message_at=tie_at, unread_count=2, device_id=U(sales))
     ids["gomez"] = insert_chat(database, acct, ids["gomez_jid"], name="", last_message_at=ago(300),
                                device_id=U(support))
     ids["pinned"] = insert_chat(database, acct, jid(), name="Fijado", is_pinned=True, last_message_at=ago(9000),
                                 device_id=U(sales))
     ids["silent"] = insert_chat(database, acct, jid(), name="Sin mensajes")
     ids["archived"] = insert_chat(database, acct, jid(), name="Archivado", is_archived=True, last_message_at=ago(60))
-    ids["tie"] = sorted([insert_chat(database, acct, jid(), name=f"Empate {i}", last_message_at=ago(600))
+    ids["tie"] = sorted([insert_chat(database, acct, jid(), name=f"Empate {i}", last_message_at=tie_at)
                          for i in range(2)] + [ids["ana"]])
     for hidden in ("120363000000000001@g.us", "120363000000000002@newsletter", "status@broadcast", "123456@lid"):
         insert_chat(database, acct, hidden, name="oculto", last_message_at=ago(1))
