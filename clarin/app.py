@@ -32,6 +32,7 @@ from clarin.ops.routes import routes as ops_routes
 from clarin.state import AppState
 from clarin.storage import routes as media_routes
 from clarin.storage import stickers as sticker_routes
+from clarin.webhooks.routes import routes as webhook_routes
 from clarin.whatsapp.routes import routes as devices_routes
 
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
@@ -56,6 +57,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     messages_routes.routes,
     kommo_routes,
     campaign_routes,
+    webhook_routes,
 )
 
 

@@ -95,6 +95,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # open connections per worker, 0 = what the open-files limit allows.
     http_header_timeout: float = 15.0
     http_max_connections: int = 0
+    # Outgoing webhooks (clarin.webhooks, docs/WEBHOOKS.md): loopback/private targets (never in production),
+    # multiplier of the retry schedule and of the 24 h give-up window (tests: 0.001), per-attempt timeout,
+    # how often the delivering process looks for due deliveries, days delivered rows are kept.
+    webhook_allow_private: bool = False
+    webhook_retry_scale: float = 1.0
+    webhook_timeout: float = 10.0
+    webhook_poll: float = 0.5
+    webhook_retention_days: float = 7.0
 
     @property
     def production(self) -> bool:
@@ -174,7 +182,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         campaign_tick=max(0.01, _float(env, "CAMPAIGN_TICK", 10.0)),
         http_header_timeout=max(0.5, _float(env, "HTTP_HEADER_TIMEOUT", 15.0)),
         http_max_connections=max(0, _int(env, "HTTP_MAX_CONNECTIONS", 0)),
+        **_webhook_settings(env, app_env),
     )
+
+
+def _webhook_settings(env: Mapping[str, str], app_env: str) -> dict[str, object]:
+    allow_private = _bool(env, "WEBHOOK_ALLOW_PRIVATE", False)
+    if allow_private and app_env == "production":
+        raise ValueError("WEBHOOK_ALLOW_PRIVATE=true is for development and tests only (refused with ENV=production)")
+    return {
+        "webhook_allow_private": allow_private,
+        "webhook_retry_scale": max(0.0, _float(env, "WEBHOOK_RETRY_SCALE", 1.0)),
+        "webhook_timeout": max(0.1, _float(env, "WEBHOOK_TIMEOUT", 10.0)),
+        "webhook_poll": max(0.01, _float(env, "WEBHOOK_POLL_INTERVAL", 0.5)),
+        "webhook_retention_days": max(0.0, _float(env, "WEBHOOK_RETENTION_DAYS", 7.0)),
+    }
 
 
 def _admin_password(env: Mapping[str, str]) -> str:

@@ -19,6 +19,9 @@ from clarin.realtime.authwatch import SocketAuthWatch
 from clarin.realtime.broadcaster import Broadcaster
 from clarin.realtime.hub import Hub
 from clarin.storage.backend import MediaStorage, build_storage
+from clarin.webhooks.outbox import Outbox
+from clarin.webhooks.service import WebhookService
+from clarin.webhooks.worker import DeliveryWorker
 from clarin.whatsapp.pool import DevicePool
 
 
@@ -37,6 +40,9 @@ class AppState:
     whatsapp: DevicePool | None = None  # WhatsApp device pool (WHATSAPP_DRIVER)
     kommo: KommoService | None = None  # Kommo sync (only when KOMMO_SUBDOMAIN and KOMMO_ACCESS_TOKEN are set)
     campaigns: CampaignWorker | None = None  # campaign sender (one pacing loop per device this process runs)
+    webhooks: WebhookService | None = None  # outgoing-webhook subscriptions (clarin.webhooks)
+    webhook_outbox: Outbox | None = None  # outbox rows written by the broadcaster before events go out
+    webhook_worker: DeliveryWorker | None = None  # delivers for the cluster while it holds the lock
     auth_guard: TokenGuard = field(init=False)  # per-request token revocation check (clarin.auth.revocation)
     login_throttle: LoginThrottle = field(init=False)  # failed-login limits (clarin.auth.throttle)
     socket_auth: SocketAuthWatch = field(init=False)  # closes open WebSockets whose access was revoked
@@ -68,13 +74,32 @@ class AppState:
         state.whatsapp = DevicePool.create(settings, dsn, state.db, state.broadcaster)
         state.kommo = KommoService.create(settings, dsn, state)
         state.campaigns = CampaignWorker.create(settings, dsn, state)
+        state._build_webhooks(dsn)
         return state
+
+    def _build_webhooks(self, dsn: str) -> None:
+        s = self.settings
+        outbox = Outbox(self.db, self.redis, f"{s.redis_prefix}:webhooks", ttl=s.auth_cache_ttl or 2.0)
+        worker = DeliveryWorker(
+            dsn, self.db, self.broadcaster.broadcast, retry_scale=s.webhook_retry_scale, timeout=s.webhook_timeout,
+            allow_private=s.webhook_allow_private, poll=s.webhook_poll, retention_days=s.webhook_retention_days,
+        )
+        outbox.on_written = worker.wake
+        self.broadcaster.outbox = outbox
+        self.webhook_outbox, self.webhook_worker = outbox, worker
+        self.webhooks = WebhookService(
+            self.db, outbox, self.broadcaster.broadcast, production=s.production,
+            allow_private=s.webhook_allow_private, wake=worker.wake,
+        )
 
     async def start(self) -> None:
         await self.redis.start()
         await self.auth_guard.start()
         await self.socket_auth.start()
         await self.broadcaster.start()
+        if self.webhook_outbox is not None and self.webhook_worker is not None:
+            await self.webhook_outbox.start()
+            await self.webhook_worker.start()
         await self.storage.start()
         if self.whatsapp is not None:
             self.whatsapp.inbound = InboundIngestor(self)  # before start: boot reconnects may deliver at once
@@ -94,10 +119,14 @@ class AppState:
             await self.whatsapp.stop()
             if isinstance(self.whatsapp.inbound, InboundIngestor):
                 await self.whatsapp.inbound.close()
+        if self.webhook_worker is not None:
+            await self.webhook_worker.stop()
         await self.socket_auth.stop()
         self.hub.close_all()
         await self.auth_guard.stop()
         await self.broadcaster.stop()
+        if self.webhook_outbox is not None:
+            await self.webhook_outbox.stop()
         await self.storage.close()
         await self.redis.close()
         self.db.close()

@@ -211,3 +211,15 @@ def populate(client: httpx.Client, headers: dict[str, str], full: bool = True) -
                    headers=headers))
     _ok(client.post("/api/stickers/saved", json={"media_url": ids["media"]}, headers=headers))
     return rows
+
+
+def webhook_rows(dsn: str, account_id: str, marker: str) -> tuple[str, str]:
+    """A disabled webhook subscription of the account and one delivered event of it: (webhook id, delivery id)."""
+    hook = run_sql(dsn, "INSERT INTO webhooks (account_id, url, events, secret, enabled, description) "
+                        "VALUES ($1, 'https://hooks.example.com/' || $2, ARRAY['*'], 'whsec_' || $2, false, $2) "
+                        "RETURNING id", [uuid.UUID(account_id), marker])[0]["id"]
+    delivery = run_sql(dsn, "INSERT INTO webhook_deliveries (account_id, webhook_id, event_id, event, data, status, "
+                            "attempts, status_code, delivered_at) VALUES ($1, $2, gen_random_uuid(), 'lead_update', "
+                            "'{}', 'delivered', 1, 200, now()) RETURNING id",
+                       [uuid.UUID(account_id), uuid.UUID(str(hook))])[0]["id"]
+    return str(hook), str(delivery)

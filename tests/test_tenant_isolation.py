@@ -78,6 +78,8 @@ PARAM_KINDS: dict[tuple[str, str], str] = {
     ("/api/campaigns/", "id"): "campaign",
     ("/api/campaigns/", "rid"): "recipient",
     ("/api/kommo/", "kommoId"): "kommo_pipeline",
+    ("/api/webhooks/", "id"): "webhook",
+    ("/api/webhooks/", "deliveryId"): "delivery",
 }
 
 # The few routes that cannot answer 404 to a foreign ID, and why. Keep it tiny.
@@ -121,6 +123,7 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/api/campaigns/:id/recipients"): lambda v: {"recipients": [{"jid": "51900000001@s.whatsapp.net"}]},
     ("PUT", "/api/campaigns/:id/attachments"): lambda v: {"attachments": [{"media_url": v["media"],
                                                                            "media_type": "image"}]},
+    ("PUT", "/api/webhooks/:id"): lambda v: {"description": "intruder", "events": ["lead_update"]},
 }
 
 
@@ -387,6 +390,9 @@ def world(server: Any, make_tenant: Any, database: str) -> World:
         v["kommo_pipeline"] = "4242"
         run_sql(database, "INSERT INTO kommo_connected_pipelines (account_id, kommo_pipeline_id, pipeline_id) "
                           "VALUES ($1, 4242, $2)", [uuid.UUID(victim.account_id), uuid.UUID(v["pipeline"])])
+        # A webhook subscription (disabled: the session server may not post to private addresses, and nothing
+        # may change the victim's rows during the walk) with one delivered event in its log.
+        v["webhook"], v["delivery"] = iso.webhook_rows(database, victim.account_id, rows.marker)
         # The victim's device stays connected, as in real life: the baseline waits until contact sync and
         # ingestion are done, so from here on only the attacker's calls could change the account.
         scopes = iso.table_scopes(database)

@@ -196,10 +196,11 @@ async def get_lead(executor: Any, account_id: uuid.UUID, lead_id: uuid.UUID) -> 
 
 
 # -- writes -----------------------------------------------------------------------------------------
-async def announce(state: AppState, account_id: uuid.UUID, event: LeadUpdateEvent) -> None:
-    """After a committed write: drop the board cache, then tell the account's dashboards."""
+async def announce(state: AppState, account_id: uuid.UUID, event: LeadUpdateEvent, *, recorded: bool = False) -> None:
+    """After a committed write: drop the board cache, then tell the account's dashboards (``recorded``: the
+    webhook outbox rows were written in the write's own transaction)."""
     await invalidate_leads(state, account_id)
-    await state.broadcaster.broadcast(account_id, EVENT, event)
+    await state.broadcaster.broadcast(account_id, EVENT, event, recorded=recorded)
 
 
 async def create_lead(state: AppState, account_id: uuid.UUID, body: LeadCreateBody) -> Lead:
@@ -212,16 +213,25 @@ async def create_lead(state: AppState, account_id: uuid.UUID, body: LeadCreateBo
     source = check_text("source", body.source or "")
     notes = check_text("notes", body.notes or "")
     params = [account_id, jid, name, phone, email, source, notes]
-    if body.stage_id is None:  # the default stage is chosen inside the statement: one round trip
+    # Webhooks: with an enabled subscription the outbox rows commit with the lead itself (docs/WEBHOOKS.md).
+    outbox = state.webhook_outbox
+    recorded = outbox is not None and await outbox.wanted(str(account_id))
+    event: LeadUpdateEvent | None = None
+    if body.stage_id is None and not recorded:  # the default stage is chosen inside the statement: one round trip
         created = await state.db.fetch_row(Q_CREATE, [*params, None, None])
     else:
         async with state.db.transaction() as tx:  # the stage must still be the account's when the row lands
-            stage = await tx.fetch_row(Q_STAGE_OF_ACCOUNT, [body.stage_id, account_id])
-            if stage is None:
-                raise HTTPError(404, STAGE_NOT_FOUND)
-            created = await tx.fetch_row(
-                Q_CREATE, [*params, _as_uuid(stage["pipeline_id"]), _as_uuid(stage["id"])]
-            )
+            stage_ids: list[Any] = [None, None]
+            if body.stage_id is not None:
+                stage = await tx.fetch_row(Q_STAGE_OF_ACCOUNT, [body.stage_id, account_id])
+                if stage is None:
+                    raise HTTPError(404, STAGE_NOT_FOUND)
+                stage_ids = [_as_uuid(stage["pipeline_id"]), _as_uuid(stage["id"])]
+            created = await tx.fetch_row(Q_CREATE, [*params, *stage_ids])
+            if recorded and outbox is not None and created is not None:
+                event = LeadUpdateEvent(action="created" if created["inserted"] else "updated",
+                                        lead_id=str(created["id"]))
+                await outbox.record_in(tx, str(account_id), EVENT, event)
     assert created is not None
     inserted = created.pop("inserted")
     if inserted:  # a new lead has no tag links yet: no tag query
@@ -230,7 +240,8 @@ async def create_lead(state: AppState, account_id: uuid.UUID, body: LeadCreateBo
     else:
         lead = (await hydrate(state.db, account_id, [created]))[0]
     action = "created" if inserted else "updated"
-    await announce(state, account_id, LeadUpdateEvent(action=action, lead_id=lead.id))
+    await announce(state, account_id, event or LeadUpdateEvent(action=action, lead_id=lead.id),
+                   recorded=event is not None)
     return lead
 
 

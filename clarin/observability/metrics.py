@@ -102,6 +102,22 @@ CAMPAIGN_WORKER = Gauge(
     "clarin_campaign_worker", "Campaign worker figures reported by state.campaigns.metrics_snapshot()",
     ["name"], multiprocess_mode="livesum",
 )
+# Outgoing webhooks (clarin.webhooks.worker): no tenant ids in labels. result = delivered | retry | failed
+# (given up after 24 h). Queue figures come from the one process that delivers for the cluster (livemax).
+WEBHOOK_DELIVERIES = Counter(
+    "clarin_webhook_deliveries_total", "Webhook delivery attempts by result (delivered, retry, failed)", ["result"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "clarin_webhook_delivery_duration_seconds", "Webhook delivery attempt latency by result", ["result"],
+    buckets=LATENCY_BUCKETS,
+)
+WEBHOOK_QUEUE = Gauge(
+    "clarin_webhook_queue_depth", "Pending webhook deliveries (whole cluster)", multiprocess_mode="livemax",
+)
+WEBHOOK_OLDEST = Gauge(
+    "clarin_webhook_oldest_pending_seconds", "Age of the oldest pending webhook delivery (whole cluster)",
+    multiprocess_mode="livemax",
+)
 
 _http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 _query_children: dict[str, Any] = {}

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clarin.cache.redis_client import CONNECTION_ERRORS, RedisHandle
 from clarin.http.json import encode
 from clarin.realtime.hub import Hub
+
+if TYPE_CHECKING:
+    from clarin.webhooks.outbox import Outbox
 
 log = logging.getLogger("clarin.broadcast")
 
@@ -46,6 +49,9 @@ class Broadcaster:
         self._channel = channel
         self._subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Outgoing webhooks (clarin.webhooks.outbox, set by AppState.build): the outbox rows of an event are
+        # written before it goes out, so before the change that caused it is acknowledged.
+        self.outbox: Outbox | None = None
 
     async def start(self) -> None:
         if self._redis.configured:
@@ -70,8 +76,11 @@ class Broadcaster:
             return False
         return True
 
-    async def broadcast(self, account_id: object, event: str, data: Any) -> None:
+    async def broadcast(self, account_id: object, event: str, data: Any, *, recorded: bool = False) -> None:
+        """``recorded``: the caller already wrote the webhook outbox rows in its own transaction."""
         account = str(account_id)
+        if self.outbox is not None and not recorded:
+            await self.outbox.record(account, [(event, data)])
         payload = envelope(account, event, data)
         if self._on_change is not None and event not in EPHEMERAL_EVENTS:
             await self._on_change(account)
@@ -87,6 +96,8 @@ class Broadcaster:
         """Several events of one account, delivered in order: one Redis message per chunk instead of one
         per event (bursts of inbound messages). Without Redis they go to this process's sockets."""
         account = str(account_id)
+        if self.outbox is not None:
+            await self.outbox.record(account, events)
         payloads = [envelope(account, event, data) for event, data in events]
         if self._on_change is not None and any(event not in EPHEMERAL_EVENTS for event, _ in events):
             await self._on_change(account)

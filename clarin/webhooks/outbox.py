@@ -1,0 +1,175 @@
+"""The durable outbox: one ``webhook_deliveries`` row per (event, matching enabled subscription).
+
+Every data-change event passes through ``Broadcaster.broadcast``/``broadcast_many``; for an account with at
+least one enabled subscription the broadcaster awaits :meth:`Outbox.record` first, so the rows are written
+before the request that made the change is answered (and before background work — ingestion, campaigns,
+Kommo — moves on). Writers that can do better write the rows inside their own transaction with
+:meth:`Outbox.record_in` (``POST /api/leads``) and broadcast with ``recorded=True``. docs/WEBHOOKS.md,
+"Durability", lists which path is which and what a crash between commit and outbox write means.
+
+Which accounts have subscriptions is cached per process (``ttl`` seconds) and dropped at once on every worker
+through Redis (``<prefix>:webhooks``) when a subscription changes; accounts without subscriptions cost no
+query at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from clarin.cache.redis_client import CONNECTION_ERRORS, RedisHandle
+from clarin.db.errors import DatabaseError
+from clarin.db.pool import Database, Transaction
+from clarin.db.queries import query
+from clarin.http.json import encode
+from clarin.webhooks.events import WEBHOOK_EVENTS
+
+log = logging.getLogger("clarin.webhooks.outbox")
+
+Q_ENABLED = query("webhooks_account_enabled")
+Q_INSERT = query("webhook_outbox_insert")
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+MAX_HELD = 100_000  # rows of events held in memory while PostgreSQL is unreachable
+
+
+def _rows(events: Iterable[tuple[str, Any]]) -> tuple[list[uuid.UUID], list[str], list[str]]:
+    ids: list[uuid.UUID] = []
+    names: list[str] = []
+    datas: list[str] = []
+    for event, data in events:
+        if event in WEBHOOK_EVENTS:
+            ids.append(uuid.uuid4())
+            names.append(event)
+            datas.append(encode(data).decode())
+    return ids, names, datas
+
+
+class Outbox:
+    def __init__(self, db: Database, redis: RedisHandle, channel: str, ttl: float = 2.0) -> None:
+        self._db = db
+        self._redis = redis
+        self.channel = channel
+        self.ttl = ttl
+        self._enabled: dict[str, tuple[bool, float]] = {}
+        self._held: list[tuple[str, list[uuid.UUID], list[str], list[str]]] = []
+        self._retry: asyncio.Task[None] | None = None
+        self._listen: asyncio.Task[None] | None = None
+        self.on_written: Callable[[], None] | None = None  # wakes this process's delivery worker
+
+    async def start(self) -> None:
+        if self._redis.configured:
+            self._listen = asyncio.create_task(self._subscribe_loop(), name="webhook-cache-invalidation")
+
+    async def stop(self) -> None:
+        for task in (self._listen, self._retry):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self._held:
+            log.error("webhook outbox: %d event batches could not be written before shutdown", len(self._held))
+
+    # -- the per-account "has subscriptions" cache ----------------------------------------------------------
+    async def wanted(self, account: str) -> bool:
+        hit = self._enabled.get(account)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        enabled = bool(await self._db.fetch_val(Q_ENABLED, [uuid.UUID(account)]))
+        if len(self._enabled) > 50_000:
+            self._enabled.clear()
+        self._enabled[account] = (enabled, now + self.ttl)
+        return enabled
+
+    async def invalidate(self, account: str) -> None:
+        """A subscription of ``account`` changed: forget it here and on every other worker."""
+        self._enabled.pop(account, None)
+        await self._redis.guard(lambda r: r.publish(self.channel, account), None)
+
+    # -- writes ---------------------------------------------------------------------------------------------
+    async def record(self, account: str, events: list[tuple[str, Any]]) -> None:
+        """Write the rows of ``events`` (outside any transaction). PostgreSQL unreachable: the rows are held
+        and written when it is back (lost only if this process dies meanwhile; docs/WEBHOOKS.md)."""
+        if not any(event in WEBHOOK_EVENTS for event, _ in events):
+            return
+        try:
+            if not await self.wanted(account):
+                return
+        except DatabaseError as exc:
+            log.warning("webhook outbox: cannot tell whether account %s has subscriptions (%s); holding", account,
+                        exc)
+        ids, names, datas = _rows(events)
+        try:
+            await self._db.fetch_val(Q_INSERT, [uuid.UUID(account), ids, names, datas])
+        except DatabaseError as exc:
+            self._hold(account, ids, names, datas, exc)
+            return
+        if self.on_written is not None:
+            self.on_written()
+
+    async def record_in(self, tx: Transaction, account: str, event: str, data: Any) -> None:
+        """Write one event's rows inside the caller's transaction (committed with the change itself)."""
+        if event not in WEBHOOK_EVENTS or not await self.wanted(account):
+            return
+        ids, names, datas = _rows([(event, data)])
+        await tx.fetch_val(Q_INSERT, [uuid.UUID(account), ids, names, datas])
+        if self.on_written is not None:
+            self.on_written()
+
+    def _hold(self, account: str, ids: list[uuid.UUID], names: list[str], datas: list[str], exc: Exception) -> None:
+        if sum(len(h[1]) for h in self._held) + len(ids) > MAX_HELD:
+            log.error("webhook outbox: %d events of account %s dropped (held queue full)", len(ids), account)
+            return
+        log.warning("webhook outbox: write failed (%s); holding %d events until PostgreSQL answers", exc, len(ids))
+        self._held.append((account, ids, names, datas))
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.create_task(self._flush_held(), name="webhook-outbox-retry")
+
+    async def _flush_held(self) -> None:
+        attempt = 0
+        while self._held:
+            account, ids, names, datas = self._held[0]
+            try:
+                # Same event ids on every retry: if a lost answer hid a commit, the rows exist twice with one event
+                # id, which receivers de-duplicate on (X-Clarin-Delivery).
+                await self._db.fetch_val(Q_INSERT, [uuid.UUID(account), ids, names, datas])
+            except DatabaseError:
+                await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+                attempt += 1
+                continue
+            self._held.pop(0)
+            attempt = 0
+            if self.on_written is not None:
+                self.on_written()
+
+    async def _subscribe_loop(self) -> None:
+        while True:
+            if not self._redis.up:
+                await asyncio.sleep(0.5)
+                continue
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                self._enabled.clear()  # whatever changed while we were not listening is unknown
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        raw = message["data"]
+                        self._enabled.pop(raw.decode() if isinstance(raw, bytes) else str(raw), None)
+            except asyncio.CancelledError:
+                await _close_quietly(pubsub)
+                raise
+            except Exception as exc:
+                if isinstance(exc, CONNECTION_ERRORS):
+                    self._redis.report_failure(exc)
+                await _close_quietly(pubsub)
+                await asyncio.sleep(0.5)
+
+
+async def _close_quietly(pubsub: Any) -> None:
+    try:
+        await pubsub.aclose()
+    except Exception:
+        pass
