@@ -36,7 +36,7 @@ $(BIN)/python:
 # Re-install when the project definition or a Cython source changes. The editable install builds no
 # extension (CLARIN_NO_CYTHON=1); build_ext compiles them once, in place, both at a time.
 $(RUN_STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard clarin/_speedups/*.pyx)
-	$(call say,"installing the runtime dependencies (about 15 s the first time)")
+	$(call say,"installing the runtime dependencies (about 20 s the first time)")
 	$(Q)CLARIN_NO_CYTHON=1 $(PIP) --no-build-isolation -e .
 	$(call say,"compiling the Cython speed-ups")
 	$(Q)$(BIN)/python setup.py $(if $(Q),--quiet) build_ext --inplace --parallel 2
