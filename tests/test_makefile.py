@@ -18,8 +18,11 @@ INSTALL_MARKERS = ("pip install", "-m pip", "setup.py")
 
 
 def _make(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # The caller's CLARIN_DATA_DIR must never reach `make clean/distclean` here: it names real data.
+    # No terminal on stdin: distclean must not wait for an answer.
     env = {k: v for k, v in os.environ.items() if k not in ("LOG_LEVEL", "CLARIN_DATA_DIR", "MAKEFLAGS")}
-    return subprocess.run(["make", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(["make", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=60)
 
 
 def _scratch(tmp_path: Path) -> Path:
@@ -81,8 +84,7 @@ def test_clean_keeps_the_data_and_distclean_deletes_it_only_when_confirmed(tmp_p
     assert "kept .clarin-data" in clean.stdout and "make distclean" in clean.stdout
     assert data.is_dir() and not (work / ".venv").exists()
 
-    refused = subprocess.run(["make", "distclean"], cwd=work, stdin=subprocess.DEVNULL, capture_output=True,
-                             text=True, timeout=60)
+    refused = _make(work, "distclean")
     assert refused.returncode != 0 and data.is_dir(), refused.stdout + refused.stderr
     assert "CONFIRM=yes" in refused.stdout
 
