@@ -29,14 +29,15 @@ say = @printf '==> %s\n' $(1)
 $(BIN)/python:
 	$(call say,"creating the virtualenv $(VENV)")
 	$(Q)$(PYTHON) -m venv $(VENV)
-	@# The build tools live in the venv: the project is installed without build isolation (which would
-	@# download and install them into a throw-away environment on every install).
-	$(Q)$(PIP) 'setuptools>=68' wheel 'Cython>=3.0'
 
-# Re-install when the project definition or a Cython source changes. The editable install builds no
-# extension (CLARIN_NO_CYTHON=1); build_ext compiles them once, in place, both at a time.
+# Re-install when the project definition or a Cython source changes. The build tools live in the venv
+# (here, not at venv creation, so a venv made by hand or by an older Makefile gets them too): the project
+# is installed without build isolation, which would install them into a throw-away environment on every
+# install. The editable install builds no extension (CLARIN_NO_CYTHON=1); build_ext compiles them once,
+# in place, both at a time.
 $(RUN_STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard clarin/_speedups/*.pyx)
 	$(call say,"installing the runtime dependencies (about 20 s the first time)")
+	$(Q)$(PIP) 'setuptools>=68' wheel 'Cython>=3.0'
 	$(Q)CLARIN_NO_CYTHON=1 $(PIP) --no-build-isolation -e .
 	$(call say,"compiling the Cython speed-ups")
 	$(Q)$(BIN)/python setup.py $(if $(Q),--quiet) build_ext --inplace --parallel 2
