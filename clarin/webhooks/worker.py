@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -112,9 +113,14 @@ class DeliveryWorker:
         self._wake.set()
 
     async def start(self) -> None:
+        limits = httpx.Limits(max_connections=MAX_ACTIVE * 2, max_keepalive_connections=MAX_ACTIVE)
+        # TCP_NODELAY: a request is written as head + body; with Nagle the body waits for the receiver's delayed
+        # ACK of the head (40 ms per delivery on Linux).
+        transport = httpx.AsyncHTTPTransport(
+            limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
         self._client = httpx.AsyncClient(
-            timeout=self._timeout, follow_redirects=False, trust_env=False,
-            limits=httpx.Limits(max_connections=MAX_ACTIVE * 2, max_keepalive_connections=MAX_ACTIVE),
+            timeout=self._timeout, follow_redirects=False, trust_env=False, transport=transport,
             headers={"user-agent": USER_AGENT, "content-type": "application/json"},
         )
         self._task = asyncio.create_task(self._run(), name="webhook-delivery")
