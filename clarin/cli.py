@@ -102,6 +102,12 @@ def _stop_or_keep_embedded(settings: Settings) -> None:
         log.error("could not stop the embedded PostgreSQL: %s (try `make stop`)", exc)
 
 
+def _embedded_running(settings: Settings) -> bool:
+    from clarin.db.embedded import pgdata_dir, running_postmaster
+
+    return not settings.database_url and running_postmaster(pgdata_dir(settings.data_dir)) is not None
+
+
 def _serve(settings: Settings) -> int:
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
@@ -242,7 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return cmd_serve(settings)
-    code = cmd_migrate(settings) if args.command == "migrate" else cmd_create_admin(settings, args)
+    # A one-shot command leaves the embedded PostgreSQL as it found it: still up if a server (or
+    # CLARIN_KEEP_DB) had it running, stopped if this command had to start it.
+    found_running = _embedded_running(settings)
+    try:
+        code = cmd_migrate(settings) if args.command == "migrate" else cmd_create_admin(settings, args)
+    finally:
+        if not settings.database_url and not found_running:
+            _stop_or_keep_embedded(settings)
     _exit_without_finalizing(code)
 
 

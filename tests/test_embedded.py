@@ -157,3 +157,22 @@ def test_ctrl_c_stops_embedded_postgres_and_the_first_start_is_short(data_dir: P
                  "log in as admin / clarin123", "embedded PostgreSQL stopped"):
         assert step in text, f"{step!r} missing:\n{text}"
     assert "Traceback" not in text, text
+
+
+def test_one_shot_commands_leave_the_embedded_postgres_as_they_found_it(data_dir: Path) -> None:
+    env = support.base_env(None, REDIS_URL="off", CLARIN_DATA_DIR=str(data_dir))
+    migrated = support.clarin_cli("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert (data_dir / "pg" / "PG_VERSION").exists()
+    started = _postmaster_pid(data_dir / "pg")
+    assert started is None or not _alive(started), "`clarin migrate` left the embedded postgres it started running"
+
+    # Kept running (as a running server would have it): a one-shot command does not take it down.
+    kept = support.clarin_cli("migrate", env={**env, "CLARIN_KEEP_DB": "1"})
+    assert kept.returncode == 0, kept.stderr
+    pid = _postmaster_pid(data_dir / "pg")
+    assert pid is not None and _alive(pid)
+    again = support.clarin_cli("create-admin", "--username", "second", "--email", "second@example.com",
+                               "--password", "second-pass-123", env=env)
+    assert again.returncode == 0, again.stderr
+    assert _alive(pid), "a one-shot command stopped an embedded postgres it found running"
