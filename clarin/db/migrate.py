@@ -8,9 +8,11 @@ lock second finds the work done and applies nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from clarin.db.queries import SQL_ROOT, query
 log = logging.getLogger("clarin.migrate")
 
 MIGRATION_LOCK_KEY = 0x434C4152494E  # "CLARIN"
+# A migration that rewrites a big table can run for minutes: a line this often says it is still going.
+HEARTBEAT_SECONDS = 10.0
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 Q_CREATE_TABLE = query("create_schema_migrations")
@@ -57,8 +61,12 @@ def discover(directory: Path = SQL_ROOT / "migrations") -> list[Migration]:
     return migrations
 
 
-async def migrate(db: Database, migrations: list[Migration] | None = None) -> list[str]:
-    """Apply pending migrations; return the versions applied by this call."""
+async def migrate(db: Database, migrations: list[Migration] | None = None, *,
+                  heartbeat: float = HEARTBEAT_SECONDS) -> list[str]:
+    """Apply pending migrations; return the versions applied by this call.
+
+    Logs one line per migration applied, with its position and duration, and a line every ``heartbeat``
+    seconds while one is still running (a long one on a big database must not look like a hang)."""
     pending_source = discover() if migrations is None else migrations
     applied_now: list[str] = []
     async with db.connection() as conn:
@@ -68,18 +76,30 @@ async def migrate(db: Database, migrations: list[Migration] | None = None) -> li
             applied = {row["version"]: row for row in await conn.fetch(Q_APPLIED)}
             for migration in pending_source:
                 done = applied.get(migration.version)
-                if done is not None:
-                    if done["checksum"] != migration.checksum:
-                        raise MigrationError(
-                            f"migration {migration.version}_{migration.name} changed after it was applied; "
-                            "add a new migration instead of editing an applied one"
-                        )
-                    continue
-                log.info("applying migration %s_%s", migration.version, migration.name)
-                async with conn.transaction() as tx:
-                    await tx.execute_script(migration.sql)
-                    await tx.execute(Q_RECORD, [migration.version, migration.name, migration.checksum])
+                if done is not None and done["checksum"] != migration.checksum:
+                    raise MigrationError(
+                        f"migration {migration.version}_{migration.name} changed after it was applied; "
+                        "add a new migration instead of editing an applied one"
+                    )
+            pending = [m for m in pending_source if m.version not in applied]
+            for position, migration in enumerate(pending, 1):
+                label = f"{migration.version}_{migration.name} ({position}/{len(pending)})"
+                started = time.monotonic()
+                ticker = asyncio.create_task(_heartbeat(label, started, heartbeat))
+                try:
+                    async with conn.transaction() as tx:
+                        await tx.execute_script(migration.sql)
+                        await tx.execute(Q_RECORD, [migration.version, migration.name, migration.checksum])
+                finally:
+                    ticker.cancel()
+                log.info("applied migration %s in %.2f s", label, time.monotonic() - started)
                 applied_now.append(migration.version)
         finally:
             await conn.fetch(Q_UNLOCK, [MIGRATION_LOCK_KEY])
     return applied_now
+
+
+async def _heartbeat(label: str, started: float, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        log.info("migration %s still running after %.0f s", label, time.monotonic() - started)
