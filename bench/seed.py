@@ -21,12 +21,13 @@ import sys
 import time
 from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 if __package__ in (None, ""):  # ``python bench/seed.py``
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import BENCH_PASSWORD, DEFAULT_SEED, LARGE_USER, SUPER_ADMIN, Timer, bench_dsn, load_sql
+from clarin.progress import Progress
 
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)  # "now" of the data set: every timestamp hangs off it
 ACCOUNTS = 50
@@ -70,7 +71,8 @@ def _log(msg: str) -> None:
 
 
 async def seed(dsn: str, *, seed_value: int = DEFAULT_SEED, scale: float = 1.0, accounts: int = ACCOUNTS,
-               force: bool = False, vacuum: bool = True, log: Any = _log) -> dict[str, int]:
+               force: bool = False, vacuum: bool = True, log: Any = _log,
+               progress_stream: TextIO | None = None) -> dict[str, int]:
     """Seed ``dsn`` (already migrated). Returns the row counts of the seed's accounts."""
     import psqlpy
 
@@ -91,6 +93,9 @@ async def seed(dsn: str, *, seed_value: int = DEFAULT_SEED, scale: float = 1.0, 
             gone = (await conn.execute(sql["bench_delete_accounts"], [seed_value, accounts])).result()[0]["n"]
             log(f"bench-seed: removed {gone} accounts of seed {seed_value} (--force)")
         password_hash = hash_password_sync(BENCH_PASSWORD)
+        # One step per statement; on a terminal a redrawn bar, in logs a line per step with its duration.
+        steps = len(STEPS) + (2 if accounts > 1 else 1) + 1 + len(STEPS_AFTER) + 1 + (1 if vacuum else 0)
+        progress = Progress("bench-seed", steps, unit="steps", stream=progress_stream, every_percent=0)
         tx = conn.transaction()
         await tx.begin()
         try:
@@ -99,36 +104,35 @@ async def seed(dsn: str, *, seed_value: int = DEFAULT_SEED, scale: float = 1.0, 
             await tx.execute_batch(sql["bench_helpers"])
             await tx.execute(sql["bench_plan_create"],
                              [seed_value, accounts, ANCHOR, *astuple(large), *astuple(small)])
-            timings: dict[str, float] = {}
             step = Timer()
             for name in STEPS:
                 params = [password_hash] if name == "users" else None
                 await tx.execute(sql[f"bench_{name}"], params)
-                timings[name] = step.lap()
-                log(f"  {name:<14} {timings[name]:6.1f} s")
-            # Messages: the large account alone, then the small ones (progress you can watch).
+                progress.advance(1, f"{name} {step.lap():.1f} s")
+            # Messages: the large account alone, then the small ones (80 % of the rows: progress you can watch).
             for lo, hi in ((0, 0), (1, accounts - 1)):
                 if lo > hi:
                     continue
                 await tx.execute(sql["bench_messages"], [lo, hi])
                 label = "messages[0]" if lo == 0 else f"messages[{lo}-{hi}]"
-                timings[label] = step.lap()
-                log(f"  {label:<14} {timings[label]:6.1f} s")
+                progress.advance(1, f"{label} {step.lap():.1f} s")
             await tx.execute(sql["bench_chat_last_message"])
-            log(f"  {'chat_last_msg':<14} {step.lap():6.1f} s")
+            progress.advance(1, f"chat_last_msg {step.lap():.1f} s")
             for name in STEPS_AFTER:
                 await tx.execute(sql[f"bench_{name}"])
-                log(f"  {name:<14} {step.lap():6.1f} s")
+                progress.advance(1, f"{name} {step.lap():.1f} s")
             counts = (await tx.execute(sql["bench_counts"])).result()[0]
             await tx.commit()
         except BaseException:
             await tx.rollback()
+            progress.close("failed")
             raise
-        log(f"  {'commit':<14} {step.lap():6.1f} s")
+        progress.advance(1, f"commit {step.lap():.1f} s")
         if vacuum:
             # VACUUM sets the visibility map (index-only scans for counts), ANALYZE the planner statistics.
             await conn.execute_batch("VACUUM (ANALYZE) " + ", ".join(VACUUM_TABLES))
-            log(f"  {'vacuum+analyze':<14} {step.lap():6.1f} s")
+            progress.advance(1, f"vacuum+analyze {step.lap():.1f} s")
+        progress.close()
         counts = {k: int(v) for k, v in counts.items()}
         log(f"bench-seed: seed {seed_value}, scale {scale}: "
             + ", ".join(f"{v:,} {k}" for k, v in counts.items())
