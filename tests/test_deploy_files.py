@@ -14,9 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 
+from clarin.config import Settings
 from tests.support import ROOT
+
+DASHBOARD_KNOBS = {"DASHBOARD_SRC", "DASHBOARD_PUBLIC_URL", "PROXY_PORT"}
 
 
 def _compose() -> dict[str, Any]:
@@ -128,9 +132,15 @@ def test_every_app_variable_is_a_setting_clarin_reads() -> None:
     app = _compose()["services"]["app"]
     unknown = set(app["environment"]) - read
     assert not unknown, f"docker-compose.yml sets variables clarin never reads: {sorted(unknown)}"
-    # ${VAR:-default} substitutions come from the operator's shell: also settings, not typos.
-    substituted = set(re.findall(r"\$\{([A-Z0-9_]+)", (ROOT / "docker-compose.yml").read_text()))
+    # ${VAR:-default} substitutions come from the operator's shell: the app's are settings, not typos; the
+    # dashboard profile's few are compose-level knobs, each documented in docs/DASHBOARD.md.
+    substituted = set(re.findall(r"\$\{([A-Z0-9_]+)", yaml.safe_dump(app)))
     assert substituted <= read, sorted(substituted - read)
+    everywhere = set(re.findall(r"\$\{([A-Z0-9_]+)", (ROOT / "docker-compose.yml").read_text()))
+    dashboard_knobs = everywhere - read
+    assert dashboard_knobs == DASHBOARD_KNOBS, sorted(dashboard_knobs ^ DASHBOARD_KNOBS)
+    guide = (ROOT / "docs" / "DASHBOARD.md").read_text()
+    assert all(f"`{knob}`" in guide for knob in dashboard_knobs), "a compose knob docs/DASHBOARD.md does not explain"
 
 
 def test_dockerfile_installs_what_clarin_serve_needs_and_listens_on_all_interfaces() -> None:
@@ -182,3 +192,49 @@ def test_build_context_holds_every_file_the_image_build_reads(tmp_path: Path) ->
                            capture_output=True, text=True, timeout=120)
     assert built.returncode == 0, built.stderr[-3000:]
     assert built.stdout.strip().splitlines()[-1].startswith("clarin-")
+
+
+def _nginx_directives(block: str) -> dict[str, str]:
+    """`name value;` lines of one nginx block body (nested blocks not descended into)."""
+    return {m[0]: m[1] for m in re.findall(r"^\s*([a-z_]+)\s+([^;{]*);", block, re.M)}
+
+
+def test_dashboard_profile_and_proxy_fit_together() -> None:
+    services = _compose()["services"]
+    dashboard, proxy = services["dashboard"], services["proxy"]
+    # Opt-in: a plain `docker compose up` still starts only what needs no other repository.
+    for service in (dashboard, proxy):
+        assert service["profiles"] == ["dashboard"]
+        assert service.get("restart") == "unless-stopped"
+        assert service["healthcheck"]["test"][0] == "CMD"
+    for name in ("postgres", "redis", "app"):
+        assert "profiles" not in services[name], name
+    # Built with the dashboard repository's own Dockerfile, which sits next to its frontend/ folder.
+    assert dashboard["build"]["context"].endswith("/frontend")
+    assert dashboard["build"]["dockerfile"] == "../deploy/Dockerfile.frontend"
+    assert "NEXT_PUBLIC_API_URL" in dashboard["build"]["args"]
+    assert proxy["depends_on"] == {"app": {"condition": "service_healthy"},
+                                   "dashboard": {"condition": "service_healthy"}}
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in proxy["volumes"]
+    assert proxy["healthcheck"]["test"][-1] == "http://127.0.0.1/health"
+
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    # The upstreams are the compose services on the ports they listen on; the proxy publishes what it listens on.
+    assert re.search(r"upstream clarin_api \{\s*server app:8080;", conf)
+    assert re.search(r"upstream clarin_dashboard \{\s*server dashboard:3000;", conf)
+    assert "8080:8080" in services["app"]["ports"]
+    assert any(str(p).endswith(":80") for p in proxy["ports"])
+    server = conf[conf.index("server {"):]
+    top = _nginx_directives(server.split("location", 1)[0])
+    assert top["listen"] == "80"
+    # The proxy refuses exactly what Clarin would: client_max_body_size is Clarin's default BODY_LIMIT.
+    body_limit = next(f.default for f in msgspec.structs.fields(Settings) if f.name == "body_limit")
+    assert top["client_max_body_size"] == f"{body_limit // (1024 * 1024)}m"
+    assert top["proxy_http_version"] == "1.1"
+    assert top["proxy_set_header"]  # Host, X-Forwarded-For ($remote_addr: overwritten), Upgrade, Connection
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
+    assert "proxy_set_header Upgrade $http_upgrade;" in conf
+    assert "proxy_set_header Connection $connection_upgrade;" in conf
+    ws = _nginx_directives(re.search(r"location ~ \^/ws/\?\$ \{([^}]*)\}", conf)[1])
+    assert ws["proxy_pass"] == "http://clarin_api"
+    assert ws["proxy_read_timeout"] == "1h" and ws["access_log"] == "off"
