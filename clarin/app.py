@@ -22,6 +22,7 @@ from clarin.crm import (
     stats_routes,
     tags_routes,
 )
+from clarin.http.docs import routes as api_docs_routes
 from clarin.http.routes import RouteGroup
 from clarin.http.server import ClarinApp
 from clarin.kommo.routes import routes as kommo_routes
@@ -39,6 +40,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     health_routes,
     ops_routes,
     metrics_routes,
+    api_docs_routes,
     auth_routes,
     admin_routes,
     leads_routes.routes,

@@ -54,6 +54,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # With neither a token nor METRICS_PUBLIC, production answers /metrics with 404: scrapes are opt-in there.
     metrics_public: bool = True  # METRICS_PUBLIC; default true in development, false in production
     metrics_per_account: bool = False  # METRICS_PER_ACCOUNT: account ids as labels (tenant identifiers)
+    # API_DOCS_PUBLIC: GET /api/docs (Swagger UI); off (404) by default in production, like /metrics.
+    api_docs_public: bool = True
     # Media storage (clarin.storage): "local" = CLARIN_DATA_DIR/media; "s3" = S3/MinIO. Unlike the original,
     # an unset MINIO_ENDPOINT means local storage (the original defaulted to localhost:9000).
     storage_backend: str = "local"
@@ -282,4 +284,5 @@ def _security_settings(env: Mapping[str, str], app_env: str) -> dict[str, object
         "metrics_token": _get(env, "METRICS_TOKEN") or "",
         "metrics_public": _bool(env, "METRICS_PUBLIC", app_env != "production"),
         "metrics_per_account": _bool(env, "METRICS_PER_ACCOUNT", False),
+        "api_docs_public": _bool(env, "API_DOCS_PUBLIC", app_env != "production"),
     }

@@ -59,12 +59,15 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
     }
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
+        # A handler whose path parameter is not a UUID nor one of PATH_PARAM_SCHEMAS names its schema.
+        path_schemas: dict[str, Any] = getattr(route.handler, "path_schemas", {})
         operation: dict[str, Any] = {
             "operationId": ids[route],
             "summary": route.summary or (route.handler.__doc__ or route.name).strip().splitlines()[0],
             "tags": list(route.tags),
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": PATH_PARAM_SCHEMAS.get(name, UUID_PARAM)}
+                {"name": name, "in": "path", "required": True,
+                 "schema": path_schemas.get(name) or PATH_PARAM_SCHEMAS.get(name, UUID_PARAM)}
                 for name in _PARAM_RE.findall(route.path)
             ] + query_parameters.get(route.query, [])
             # Request headers a handler reads (e.g. Idempotency-Key, clarin.messaging.idempotency) it names itself.
@@ -74,8 +77,9 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
                     "description": "Success",
                     "content": {"application/json": {"schema": ref_of[route.response]}}
                     if route.response is not None
-                    # A handler answering another media type names it (e.g. /metrics: text/plain).
-                    else {route.handler.content_type: {"schema": {"type": "string"}}}
+                    # A handler answering another media type names it (e.g. /metrics: text/plain), or the
+                    # several it may answer (the API docs' assets: JavaScript, CSS, PNG).
+                    else {kind: {"schema": {"type": "string"}} for kind in _media_types(route.handler)}
                     if getattr(route.handler, "content_type", None)
                     else {"application/json": {"schema": {"type": "object"}}},
                 },
@@ -111,6 +115,11 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Clarin CRM API", ver
             },
         },
     }
+
+
+def _media_types(handler: Any) -> tuple[str, ...]:
+    kinds = handler.content_type
+    return (kinds,) if isinstance(kinds, str) else tuple(kinds)
 
 
 def _query_parameters(types: list[Any]) -> dict[Any, list[dict[str, Any]]]:
