@@ -24,4 +24,12 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   command -v update-rc.d >/dev/null 2>&1 && update-rc.d nginx disable >/dev/null 2>&1 || true
   command -v systemctl >/dev/null 2>&1 && systemctl disable --now nginx >/dev/null 2>&1 || true
 fi
+# tests/test_api_docs_browser.py drives Debian's Chromium (Playwright with executable_path: no browser
+# download). Installed once, quietly, bounded; the test fails on CI if this did not work, skips elsewhere.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium"
+  { timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq \
+      --no-install-recommends chromium chromium-driver >/dev/null; } \
+    || echo "chromium install failed (tests/test_api_docs_browser.py needs it)"
+fi
 pg_isready -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 -p 6379 ping
