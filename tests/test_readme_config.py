@@ -104,10 +104,18 @@ LINK_RE = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
 def test_readme_and_docs_stand_alone() -> None:
-    """No reference leaves the repository (the API contract is GET /api/openapi.json, not a sibling folder)."""
+    """No reference leaves the repository (the API contract is GET /api/openapi.json, not a sibling folder):
+    no `../<folder>` path (a sibling of the checkout) and no link whose target resolves outside it.
+    Traversal examples such as `../../etc/passwd` (rejected inputs) are text, not references."""
+    root = support.ROOT.resolve()
     for path in [README, *sorted((support.ROOT / "docs").glob("*.md"))]:
         text = path.read_text(encoding="utf-8")
-        assert not re.search(r"(?<!\.)\.\./", text) and "shared/spec" not in text, path.name
+        assert "shared/spec" not in text, path.name
+        sibling = re.findall(r"`\.\./(?!\.\./)[^`]*`", text)
+        assert not sibling, (path.name, sibling)
+        for target in LINK_RE.findall(text):
+            if not target.startswith(("http://", "https://", "mailto:")):
+                assert (path.parent / target).resolve().is_relative_to(root), (path.name, target)
 
 
 def test_readme_contents_links_every_document_and_every_link_resolves() -> None:
