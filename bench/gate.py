@@ -6,7 +6,10 @@ Steps (each can be skipped with a flag):
   2. ``bench/explain.py`` — no Seq Scan on leads/messages/contacts/chats in the hot queries' plans.
   3. ``bench/load.py`` — the hot endpoints under load → bench/results/latest.json (the bench database is
      created, migrated and seeded first when missing).
-  4. Gate, against bench/baseline.json:
+  4. ``bench/webhooks.py`` — POST /api/leads p99 with and without one enabled webhook subscription (target:
+     ≤ 10 % added) and events delivered per second to a local receiver → bench/results/webhooks.json; fails
+     when an acknowledged lead's event never arrived.
+  5. Gate, against bench/baseline.json:
        * every read's p99  <= 50 ms   (issue target 25 ms)
        * every write's p99 <= 200 ms  (issue target 100 ms)
        * WebSocket broadcast p99 <= 100 ms (issue target 50 ms)
@@ -94,6 +97,12 @@ def run_load() -> bool:
     return done.returncode == 0 and LATEST.is_file()
 
 
+def run_webhooks() -> bool:
+    step("webhooks: bench/webhooks.py")
+    done = subprocess.run([sys.executable, "-m", "bench.webhooks"], cwd=ROOT, check=False)
+    return done.returncode == 0
+
+
 def gate(latest: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
     """The list of failures (empty = pass); prints one verdict line per endpoint."""
     failures: list[str] = []
@@ -143,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-micro", action="store_true")
     parser.add_argument("--skip-explain", action="store_true")
     parser.add_argument("--skip-load", action="store_true", help="gate the existing bench/results/latest.json")
+    parser.add_argument("--skip-webhooks", action="store_true")
     parser.add_argument("--update-baseline", action="store_true", help="store the results as the new baseline")
     parser.add_argument("--force", action="store_true", help="with --update-baseline: even when the gate fails")
     args = parser.parse_args(argv)
@@ -155,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         # The load step seeds the database when needed; explain runs after it so it has data to plan on.
         if not run_load():
             failures.append("load test did not complete")
+    if not args.skip_webhooks and not run_webhooks():
+        failures.append("webhooks: an acknowledged change's event never arrived (bench/results/webhooks.json)")
     if not args.skip_explain and not run_explain():
         failures.append("EXPLAIN check: sequential scan on a hot table (see above)")
     if LATEST.is_file():

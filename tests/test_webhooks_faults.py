@@ -80,6 +80,10 @@ def test_two_server_processes_deliver_each_event_once(services: None, log_dir: P
         with receiver() as rx, support.running_server(env, log_dir, "hooks-a") as a, \
                 support.running_server(env, log_dir, "hooks-b") as b:
             t = support.new_tenant(a.url, PASSWORD, "TwoProc")
+            # B learns "no subscription" first: creating one through A must reach B's cache at once (Redis).
+            import httpx
+
+            assert httpx.post(b.url + "/api/leads", json={"phone": "+51911111111"}, headers=t.headers).is_success
             subscribe(a.url, t.headers, rx.url("/two"))
             stop = threading.Event()
             acked: list[str] = []

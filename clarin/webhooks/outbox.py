@@ -55,6 +55,9 @@ class Outbox:
         self.channel = channel
         self.ttl = ttl
         self._enabled: dict[str, tuple[bool, float]] = {}
+        # Bumped by every invalidation: a lookup that was in flight while a subscription changed must not store
+        # what it read before the change (it would hide the new subscription for a whole TTL).
+        self._version = 0
         self._held: list[tuple[str, list[uuid.UUID], list[str], list[str]]] = []
         self._retry: asyncio.Task[None] | None = None
         self._listen: asyncio.Task[None] | None = None
@@ -78,15 +81,26 @@ class Outbox:
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
+        version = self._version
         enabled = bool(await self._db.fetch_val(Q_ENABLED, [uuid.UUID(account)]))
+        if version != self._version:
+            return enabled  # a subscription changed meanwhile: use the answer once, do not keep it
         if len(self._enabled) > 50_000:
             self._enabled.clear()
         self._enabled[account] = (enabled, now + self.ttl)
         return enabled
 
+    def forget(self, account: str | None = None) -> None:
+        """Drop one account's entry (None: all of them)."""
+        self._version += 1
+        if account is None:
+            self._enabled.clear()
+        else:
+            self._enabled.pop(account, None)
+
     async def invalidate(self, account: str) -> None:
         """A subscription of ``account`` changed: forget it here and on every other worker."""
-        self._enabled.pop(account, None)
+        self.forget(account)
         await self._redis.guard(lambda r: r.publish(self.channel, account), None)
 
     # -- writes ---------------------------------------------------------------------------------------------
@@ -153,11 +167,11 @@ class Outbox:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
-                self._enabled.clear()  # whatever changed while we were not listening is unknown
+                self.forget()  # whatever changed while we were not listening is unknown
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         raw = message["data"]
-                        self._enabled.pop(raw.decode() if isinstance(raw, bytes) else str(raw), None)
+                        self.forget(raw.decode() if isinstance(raw, bytes) else str(raw))
             except asyncio.CancelledError:
                 await _close_quietly(pubsub)
                 raise
