@@ -58,6 +58,7 @@ GIVE_UP_AFTER = 24 * 3600.0
 MAX_RESPONSE_BYTES = 64 * 1024
 DUE_BATCH = 500  # subscriptions looked at per tick
 HEAD_BATCH = 50  # deliveries of one subscription fetched at once
+FLUSH_SECONDS = 0.25  # successes are recorded in batches: at the end of each head batch, or after this long
 MAX_ACTIVE = 64  # subscriptions delivering at once in this process
 STANDBY_RETRY = 1.0
 STATS_EVERY = 5.0
@@ -222,7 +223,10 @@ class DeliveryWorker:
 
     # -- one subscription ---------------------------------------------------------------------------------------
     async def _drain(self, sub: dict[str, Any]) -> None:
+        """Deliver the subscription's due head rows in order. Successes are recorded in batches (one statement
+        per head batch or ``FLUSH_SECONDS``): a crash before the record re-sends them (at-least-once)."""
         sub_id, account = _uuid(sub["id"]), _uuid(sub["account_id"])
+        done = _Done()
         try:
             while self._leader:
                 rows = await self._db.fetch(Q_HEAD, [sub_id, account, HEAD_BATCH])
@@ -231,14 +235,28 @@ class DeliveryWorker:
                 for row in rows:
                     if not self._leader or row["next_attempt_at"] > datetime.now(UTC):
                         return
-                    if not await self._deliver(sub, account, row):
+                    if not await self._deliver(sub, account, row, done):
                         return  # order: the rest waits behind the failed one
+                    if done.due():
+                        await self._flush(account, done)
+                await self._flush(account, done)  # before the next head batch is read
                 if len(rows) < HEAD_BATCH:
                     return
         except (DatabaseError, AdvisoryUnavailable) as exc:
             log.info("webhook delivery for %s paused: %s", sub_id, exc)
+        finally:
+            try:
+                await self._flush(account, done)
+            except (DatabaseError, AdvisoryUnavailable):
+                pass  # not recorded: sent again later, receivers de-duplicate
 
-    async def _deliver(self, sub: dict[str, Any], account: uuid.UUID, row: dict[str, Any]) -> bool:
+    async def _flush(self, account: uuid.UUID, done: _Done) -> None:
+        if done.ids:
+            ids, codes, ms = done.ids, done.codes, done.ms
+            done.clear()
+            await self._db.execute(Q_DELIVERED, [account, ids, codes, ms])
+
+    async def _deliver(self, sub: dict[str, Any], account: uuid.UUID, row: dict[str, Any], done: _Done) -> bool:
         occurred = row["occurred_at"].astimezone(UTC).isoformat().replace("+00:00", "Z")
         body = signing.body(str(row["event_id"]), row["event"], str(account), occurred, row["data"])
         headers = {
@@ -251,8 +269,9 @@ class DeliveryWorker:
         delivery_id = _uuid(row["id"])
         duration_ms = round(attempt.seconds * 1000, 3)
         if attempt.ok:
-            await self._db.execute(Q_DELIVERED, [delivery_id, account, attempt.status, duration_ms])
+            done.add(delivery_id, attempt.status or 200, duration_ms)
         else:
+            await self._flush(account, done)
             first = row["first_attempt_at"] or datetime.now(UTC)
             give_up = (datetime.now(UTC) - first).total_seconds() >= GIVE_UP_AFTER * self._scale
             delay = retry_delay(int(row["attempts"]) + 1, self._scale)
@@ -299,6 +318,31 @@ class DeliveryWorker:
         seconds = time.perf_counter() - started
         error = "" if 200 <= status < 300 else f"HTTP {status}"
         return Attempt(status, error, seconds)
+
+
+class _Done:
+    """Successes not recorded yet (one subscription)."""
+
+    __slots__ = ("codes", "ids", "ms", "since")
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.ids: list[uuid.UUID] = []
+        self.codes: list[int] = []
+        self.ms: list[float] = []
+        self.since = 0.0
+
+    def add(self, delivery_id: uuid.UUID, code: int, ms: float) -> None:
+        if not self.ids:
+            self.since = time.monotonic()
+        self.ids.append(delivery_id)
+        self.codes.append(code)
+        self.ms.append(ms)
+
+    def due(self) -> bool:
+        return bool(self.ids) and time.monotonic() - self.since >= FLUSH_SECONDS
 
 
 def _uuid(value: Any) -> uuid.UUID:

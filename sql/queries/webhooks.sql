@@ -86,11 +86,14 @@ ORDER BY seq
 LIMIT $3
 
 -- name: webhook_mark_delivered
--- $1 delivery, $2 account, $3 status code, $4 duration ms.
-UPDATE webhook_deliveries
-SET status = 'delivered', attempts = attempts + 1, status_code = $3, last_error = '', duration_ms = $4,
-    first_attempt_at = COALESCE(first_attempt_at, now()), last_attempt_at = now(), delivered_at = now()
-WHERE id = $1 AND account_id = $2 AND status = 'pending'
+-- A batch of consecutive successes of one subscription. $1 account; parallel arrays: $2 delivery ids,
+-- $3 status codes, $4 durations (ms).
+UPDATE webhook_deliveries d
+SET status = 'delivered', attempts = d.attempts + 1, status_code = u.status_code, last_error = '',
+    duration_ms = u.duration_ms, first_attempt_at = COALESCE(d.first_attempt_at, now()), last_attempt_at = now(),
+    delivered_at = now()
+FROM unnest($2::uuid[], $3::int[], $4::float8[]) AS u(id, status_code, duration_ms)
+WHERE d.id = u.id AND d.account_id = $1 AND d.status = 'pending'
 
 -- name: webhook_mark_failed
 -- $1 delivery, $2 account, $3 status code (NULL: no response), $4 error, $5 duration ms, $6 seconds until the
