@@ -26,6 +26,7 @@ from tests import support
 HEADER_TIMEOUT = 20  # seconds; long enough that the loaded measurement ends well before the first close
 IDLE, SLOW, KEEPALIVE = 9_000, 1_000, 100
 SAMPLES = 200
+ROUNDS = 3
 SLOW_HEAD = b"GET /api/me HTTP/1.1\r\nHost: clarin.test\r\nX-Slow: " + b"a" * 200  # never completed
 BASELINE_FLOOR = 0.010  # seconds: below this, 2x of a near-zero p99 is scheduler noise, not a signal
 
@@ -188,12 +189,19 @@ def p99_of_me(server: support.ServerProcess, token: str) -> float:
     return latencies[int(len(latencies) * 0.99) - 1]
 
 
+def steady_p99_of_me(server: support.ServerProcess, token: str) -> float:
+    """The best p99 of ``ROUNDS`` rounds. Other jobs on this 2-core machine spike a single round now and then
+    (a 16 ms baseline next to a 35 ms loaded round was seen while a build ran); the idle sockets, if they
+    hurt, hurt every round. Baseline and loaded are measured the same way."""
+    return min(p99_of_me(server, token) for _ in range(ROUNDS))
+
+
 def test_ten_thousand_idle_and_slow_connections(database: str, log_dir: Path) -> None:
     env = support.base_env(database, WORKERS="2", HTTP_HEADER_TIMEOUT=str(HEADER_TIMEOUT))
     with support.running_server(env, log_dir, "idle-swarm") as srv:
         token = support.new_tenant(srv.url, "admin-pass-123", "Idle").token
         p99_of_me(srv, token)  # warm-up: caches, first connections to the pool
-        baseline = p99_of_me(srv, token)
+        baseline = steady_p99_of_me(srv, token)
 
         swarm = Swarm(srv.port)
         try:
@@ -203,7 +211,7 @@ def test_ten_thousand_idle_and_slow_connections(database: str, log_dir: Path) ->
             swarm.open(KEEPALIVE, "keepalive")
             opened_in = time.monotonic() - started
             with Dripper(swarm) as dripper:
-                loaded = p99_of_me(srv, token)
+                loaded = steady_p99_of_me(srv, token)
                 with dripper.lock:
                     measured_at = time.monotonic()
                     open_during = swarm.open_count()
@@ -218,7 +226,7 @@ def test_ten_thousand_idle_and_slow_connections(database: str, log_dir: Path) ->
                          for kind in ("idle", "slow", "keepalive")}
             still_open = {kind: sum(1 for fd in swarm.socks if swarm.kind[fd] == kind and fd not in swarm.closed)
                           for kind in ("idle", "slow", "keepalive")}
-            print(f"\nnormal client p99 (GET /api/me, {SAMPLES} sequential, new connection each): "
+            print(f"\nnormal client p99 (GET /api/me, best of {ROUNDS} rounds of {SAMPLES} sequential, new connection each): "
                   f"{baseline * 1000:.1f} ms with 0 idle sockets, {loaded * 1000:.1f} ms with {open_during} open "
                   f"({IDLE} idle + {SLOW} slowloris + {KEEPALIVE} idle keep-alive, opened in {opened_in:.1f} s, "
                   f"{swarm.failed_connects} connects failed)")
