@@ -11,6 +11,7 @@ X-Clarin-Delivery), then:
    rest, in order), then the URL set back: events delivered per second while the queue drains (one
    subscription: deliveries go out in order, one at a time).
 
+``BENCH_WEBHOOK_HOLD=1`` keeps deliveries from running during step 2 (the write path's own cost).
 Writes ``bench/results/webhooks.json``; exit 1 when an acknowledged lead's event never arrived.
 """
 
@@ -157,11 +158,18 @@ def main() -> int:
         print(f"bench webhooks: server workers={cfg.workers} c={cfg.concurrency} d={cfg.duration}s", flush=True)
         _measure(cfg, server.url, token, _leads("01"), max(1.0, cfg.warmup))
         none = _measure(cfg, server.url, token, _leads("02"), cfg.duration)
-        hook = api.post("/api/webhooks", json={"url": f"http://127.0.0.1:{receiver.port}/hook",
-                                                "events": ["lead_update"]}).json()["webhook"]
+        # BENCH_WEBHOOK_HOLD=1: the subscription's first event fails (closed port) and holds the rest, so step 2
+        # measures the write path alone (outbox rows in the lead's transaction), without deliveries running.
+        hold = os.environ.get("BENCH_WEBHOOK_HOLD", "") == "1"
+        target = f"http://127.0.0.1:{free_port() if hold else receiver.port}/hook"
+        hook = api.post("/api/webhooks", json={"url": target, "events": ["lead_update"]}).json()["webhook"]
+        row["deliveries_during_load"] = not hold
         time.sleep(0.5)
         _measure(cfg, server.url, token, _leads("03"), max(1.0, cfg.warmup))
         with_hook = _measure(cfg, server.url, token, _leads("04"), cfg.duration)
+        if hold:
+            assert api.put(f"/api/webhooks/{hook['id']}",
+                           json={"url": f"http://127.0.0.1:{receiver.port}/hook"}).status_code == 200
         arrived = _settled(dsn, receiver, account, hook["created_at"])
         # Pure delivery rate: the subscription points at a closed port while a backlog is written (its first
         # event fails and holds the rest in order), then back at the receiver; the retry (~10 s) drains it.
