@@ -28,6 +28,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +68,18 @@ PRUNE_BATCH = 1000
 USER_AGENT = "Clarin-Webhooks/1"
 
 Broadcast = Callable[[object, str, Any], Awaitable[None]]
+
+# httpx logs every request at INFO: hundreds of lines a second from deliveries. Its lines are dropped while a
+# delivery runs (the context variable is per task), other httpx users (media, Kommo) keep theirs.
+_DELIVERING: ContextVar[bool] = ContextVar("clarin_webhook_delivering", default=False)
+
+
+class _QuietDeliveries(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _DELIVERING.get()
+
+
+_QUIET = _QuietDeliveries()
 
 
 def retry_delay(failures: int, scale: float) -> float:
@@ -114,6 +127,7 @@ class DeliveryWorker:
         self._wake.set()
 
     async def start(self) -> None:
+        logging.getLogger("httpx").addFilter(_QUIET)
         limits = httpx.Limits(max_connections=MAX_ACTIVE * 2, max_keepalive_connections=MAX_ACTIVE)
         # TCP_NODELAY: a request is written as head + body; with Nagle the body waits for the receiver's delayed
         # ACK of the head (40 ms per delivery on Linux).
@@ -296,6 +310,7 @@ class DeliveryWorker:
         """One attempt: address rule, signed POST, at most 64 KiB of the answer read, no redirects."""
         assert self._client is not None
         started = time.perf_counter()
+        _DELIVERING.set(True)  # this task's context only (each subscription drains in its own task)
         try:
             if not self._allow_private:
                 await check_host(url, allow_private=False)
