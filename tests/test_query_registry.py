@@ -108,3 +108,13 @@ def test_loaded_registry_matches_the_sql_files() -> None:
             expected[name] = path.name
     assert expected, "no shipped queries found"
     assert {name: q.source for name, q in queries.REGISTRY.items()} == expected
+
+
+def test_every_named_query_is_used() -> None:
+    """A statement nothing runs is dead weight that still looks authoritative (one outlived the send path it
+    served); each name must appear, quoted, in the service code or the bench scripts."""
+    root = Path(__file__).resolve().parent.parent
+    sources = [path.read_text() for folder in ("clarin", "bench") for path in (root / folder).rglob("*.py")]
+    text = "\n".join(sources)
+    unused = sorted(name for name in load_registry() if f'"{name}"' not in text and f"'{name}'" not in text)
+    assert unused == []
