@@ -70,6 +70,11 @@ def receiver() -> Iterator[Receiver]:
             rec = state["r"]
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
+            if len(body) < length:
+                # The sender died mid-request (the crash test kills the delivering worker): like any HTTP server,
+                # drop a request whose body never fully arrived rather than record a truncated delivery.
+                self.close_connection = True
+                return
             with rec.lock:
                 rec.hits.append(Hit(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
                                     time.monotonic()))
