@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from clarin.whatsapp.driver import (
     jid_to_str,
     jid_user,
 )
+from clarin.whatsapp.drivers import make_driver
 from clarin.whatsapp.held import HeldWrites
 from clarin.whatsapp.inbox import (
     DeviceInboxes,
@@ -584,18 +584,6 @@ class DevicePool:
             await self.broadcaster.broadcast(live.account_id, event, payload)
         except Exception as exc:
             log.warning("broadcast of %s failed: %s", event, exc)
-
-
-def make_driver(settings: Settings, dsn: str) -> WhatsAppDriver:
-    """``WHATSAPP_DRIVER``: ``neonize`` (default, production) or ``simulated`` (tests, demos)."""
-    if settings.whatsapp_driver == "simulated":
-        from clarin.whatsapp.simulated_driver import SimulatedDriver
-
-        # Test knob: seconds each simulated send takes (fault tests need sends in flight when a fault hits).
-        return SimulatedDriver(send_delay=float(os.environ.get("WHATSAPP_SIMULATED_SEND_DELAY") or 0))
-    from clarin.whatsapp.neonize_driver import NeonizeDriver
-
-    return NeonizeDriver(dsn)
 
 
 def _describe(event: Any) -> str:
