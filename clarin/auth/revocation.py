@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from clarin.cache.redis_client import CONNECTION_ERRORS
+from clarin.cache.subscription import subscribe_forever
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 
@@ -229,33 +229,15 @@ class TokenGuard:
             log.debug("ignoring malformed auth invalidation %r", text)
 
     async def _subscribe_loop(self) -> None:
-        while True:
-            if not self._redis.up:
-                self._subscribed.clear()
-                await asyncio.sleep(0.5)
-                continue
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self.channel)
-                # Whatever changed while we were not listening is unknown: start from the database.
-                self.clear()
-                self._subscribed.set()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._on_message(message["data"])
-            except asyncio.CancelledError:
-                self._subscribed.clear()
-                await _close_quietly(pubsub)
-                raise
-            except Exception as exc:
-                self._subscribed.clear()
-                if isinstance(exc, CONNECTION_ERRORS):
-                    self._redis.report_failure(exc)  # once per outage; the probe brings Redis back
-                else:
-                    log.warning("auth invalidation channel lost (%s); cache entries now expire after %.1fs",
-                                exc, self.ttl)
-                await _close_quietly(pubsub)
-                await asyncio.sleep(0.5)
+        def subscribed() -> None:
+            # Whatever changed while we were not listening is unknown: start from the database.
+            self.clear()
+            self._subscribed.set()
+
+        await subscribe_forever(
+            self._redis, self.channel, self._on_message, on_subscribed=subscribed, on_lost=self._subscribed.clear,
+            lost_warning=f"auth invalidation channel lost (%s); cache entries now expire after {self.ttl:.1f}s",
+        )
 
 
 def _judge(auth: AuthContext, user: UserEntry | None, account: AccountEntry | None) -> None:
@@ -286,9 +268,3 @@ def _expiry(entry: Any) -> float:
 def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
-
-async def _close_quietly(pubsub: Any) -> None:
-    try:
-        await pubsub.aclose()
-    except Exception:
-        pass

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from clarin.cache.redis_client import CONNECTION_ERRORS, RedisHandle
+from clarin.cache.redis_client import RedisHandle
+from clarin.cache.subscription import subscribe_forever
 from clarin.http.json import encode
 from clarin.realtime.hub import Hub
 
@@ -118,40 +119,16 @@ class Broadcaster:
                 self.hub.deliver(account, payload)
 
     async def _subscribe_loop(self) -> None:
-        while True:
-            if not self._redis.up:
-                await asyncio.sleep(0.5)
-                continue
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                self._subscribed.set()
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    raw = message["data"]
-                    text = raw.decode() if isinstance(raw, bytes) else raw
-                    account, _, payload = text.partition(_SEPARATOR)
-                    if payload.startswith(_MANY):
-                        await self._deliver_all(account, payload[1:].split(_MANY))
-                    else:
-                        self.hub.deliver(account, payload)
-            except asyncio.CancelledError:
-                self._subscribed.clear()
-                await _close_quietly(pubsub)
-                raise
-            except Exception as exc:
-                self._subscribed.clear()
-                if isinstance(exc, CONNECTION_ERRORS):
-                    self._redis.report_failure(exc)  # once per outage; the probe brings Redis back
-                else:
-                    log.warning("Redis subscription lost (%s); delivering in-process until it is back", exc)
-                await _close_quietly(pubsub)
-                await asyncio.sleep(0.5)
+        await subscribe_forever(
+            self._redis, self._channel, self._on_message, on_subscribed=self._subscribed.set,
+            on_lost=self._subscribed.clear,
+            lost_warning="Redis subscription lost (%s); delivering in-process until it is back",
+        )
 
+    async def _on_message(self, text: str) -> None:
+        account, _, payload = text.partition(_SEPARATOR)
+        if payload.startswith(_MANY):
+            await self._deliver_all(account, payload[1:].split(_MANY))
+        else:
+            self.hub.deliver(account, payload)
 
-async def _close_quietly(pubsub: Any) -> None:
-    try:
-        await pubsub.aclose()
-    except Exception:
-        pass

@@ -21,7 +21,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from clarin.cache.redis_client import CONNECTION_ERRORS, RedisHandle
+from clarin.cache.redis_client import RedisHandle
+from clarin.cache.subscription import subscribe_forever
 from clarin.db.errors import DatabaseError
 from clarin.db.pool import Database, Transaction
 from clarin.db.queries import query
@@ -160,30 +161,7 @@ class Outbox:
                 self.on_written()
 
     async def _subscribe_loop(self) -> None:
-        while True:
-            if not self._redis.up:
-                await asyncio.sleep(0.5)
-                continue
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self.channel)
-                self.forget()  # whatever changed while we were not listening is unknown
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        raw = message["data"]
-                        self.forget(raw.decode() if isinstance(raw, bytes) else str(raw))
-            except asyncio.CancelledError:
-                await _close_quietly(pubsub)
-                raise
-            except Exception as exc:
-                if isinstance(exc, CONNECTION_ERRORS):
-                    self._redis.report_failure(exc)
-                await _close_quietly(pubsub)
-                await asyncio.sleep(0.5)
+        # On (re-)subscribing, forget everything: whatever changed while we were not listening is unknown.
+        await subscribe_forever(self._redis, self.channel, self.forget, on_subscribed=self.forget,
+                                lost_warning="webhook cache invalidation channel lost (%s)")
 
-
-async def _close_quietly(pubsub: Any) -> None:
-    try:
-        await pubsub.aclose()
-    except Exception:
-        pass
