@@ -89,6 +89,19 @@ def clarin_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subproc
     )
 
 
+@contextmanager
+def migrated_database() -> Iterator[str]:
+    """A fresh database with every migration applied and no server on it (in-process pool tests: a server's
+    take-over scan would otherwise race them for their devices); dropped afterwards."""
+    name, dsn = create_database()
+    try:
+        result = clarin_cli("migrate", env=base_env(dsn))
+        assert result.returncode == 0, result.stderr
+        yield dsn
+    finally:
+        drop_database(name)
+
+
 _DATA_ROOT = tempfile.mkdtemp(prefix="clarin-test-data-")
 atexit.register(shutil.rmtree, _DATA_ROOT, True)
 

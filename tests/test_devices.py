@@ -43,15 +43,8 @@ def wa_database(services: None) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def pool_database(services: None) -> Iterator[str]:
-    """A migrated database with no server on it, for the in-process pool tests (a server's take-over
-    scan would otherwise race them for their devices)."""
-    name, dsn = support.create_database()
-    try:
-        result = support.clarin_cli("migrate", env=support.base_env(dsn))
-        assert result.returncode == 0, result.stderr
+    with support.migrated_database() as dsn:
         yield dsn
-    finally:
-        support.drop_database(name)
 
 
 @pytest.fixture(scope="module")

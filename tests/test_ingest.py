@@ -551,14 +551,8 @@ def test_concurrent_dev_route_deliveries_share_transactions(
 
 @pytest.fixture(scope="module")
 def pool_database(services: None) -> Iterator[str]:
-    """A migrated database with no server on it, for the in-process pool tests."""
-    name, dsn = support.create_database()
-    try:
-        result = support.clarin_cli("migrate", env=support.base_env(dsn))
-        assert result.returncode == 0, result.stderr
+    with support.migrated_database() as dsn:
         yield dsn
-    finally:
-        support.drop_database(name)
 
 
 @contextmanager

@@ -271,13 +271,8 @@ def test_a_client_that_never_started_answers_not_connected() -> None:
 # -- through the device pool, the ingestor, PostgreSQL and the WebSocket hub ------------------------
 @pytest.fixture(scope="module")
 def pool_database(services: None) -> Iterator[str]:
-    name, dsn = support.create_database()
-    try:
-        result = support.clarin_cli("migrate", env=support.base_env(dsn))
-        assert result.returncode == 0, result.stderr
+    with support.migrated_database() as dsn:
         yield dsn
-    finally:
-        support.drop_database(name)
 
 
 class Socket:
