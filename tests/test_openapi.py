@@ -222,14 +222,14 @@ def test_documented_limit_defaults_are_the_handlers() -> None:
     from clarin.campaigns import recipients
     from clarin.crm import events_routes, interactions, quick_replies, tags
     from clarin.http.paging import MAX_LIMIT
-    from clarin.messaging import chats, chats_routes
+    from clarin.messaging import chats_routes, message_reads
     from clarin.webhooks import service as webhooks
     from clarin.whatsapp import service as devices
 
     expected = {
         "/api/admin/accounts": admin_service.MAX_PAGE, "/api/admin/users": admin_service.MAX_PAGE,
         "/api/contacts": contacts_routes.CONTACTS_DEFAULT_LIMIT, "/api/chats": chats_routes.CHATS_DEFAULT_LIMIT,
-        "/api/chats/{id}/messages": chats.MESSAGES_DEFAULT_LIMIT, "/api/leads": leads_routes.DEFAULT_PAGE,
+        "/api/chats/{id}/messages": message_reads.MESSAGES_DEFAULT_LIMIT, "/api/leads": leads_routes.DEFAULT_PAGE,
         "/api/events": events_routes.EVENTS_DEFAULT_LIMIT,
         "/api/events/upcoming-actions": events_routes.UPCOMING_DEFAULT_LIMIT,
         "/api/events/{id}/participants": MAX_LIMIT, "/api/interactions": interactions.DEFAULT_LIMIT,

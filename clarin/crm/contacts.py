@@ -17,7 +17,6 @@ from typing import Any
 import msgspec
 
 from clarin._speedups import group_rows
-from clarin.crm.filtering import Window, like_pattern
 from clarin.crm.leads_cache import invalidate_leads
 from clarin.crm.phones import checked_phone
 from clarin.db.errors import UniqueViolation
@@ -26,8 +25,6 @@ from clarin.http.errors import HTTPError
 from clarin.state import AppState
 from clarin.wire.contacts import Contact, ContactUpdateBody
 
-Q_PAGE = query("contacts_page")
-Q_PAGE_SEARCH = query("contacts_page_search")
 Q_TAGS_FOR = query("contacts_tags_for_contacts")
 Q_DUPLICATES = query("contacts_duplicates")
 Q_GET = query("contacts_get")
@@ -75,23 +72,6 @@ class WriteResult:
 
 
 # -- reads --------------------------------------------------------------------------------------------------
-async def list_contacts(state: AppState, account_id: uuid.UUID, flt: ContactFilter, window: Window) -> tuple[
-    list[Contact], int
-]:
-    params: list[Any] = [
-        account_id, flt.is_group, flt.device_id, flt.has_phone, flt.tags or None, flt.tag_ids or None,
-        window.limit, window.offset,
-    ]
-    pattern = like_pattern(flt.search)
-    if pattern:
-        rows = await state.db.fetch(Q_PAGE_SEARCH, [*params, pattern])
-    else:
-        rows = await state.db.fetch(Q_PAGE, params)
-    total = int(rows[0]["total"]) if rows else 0
-    page = [row for row in rows if row["id"] is not None]
-    return await _with_tags(state, account_id, page), total
-
-
 async def duplicates(state: AppState, account_id: uuid.UUID) -> list[list[Contact]]:
     rows = await state.db.fetch(Q_DUPLICATES, [account_id, DUPLICATE_GROUPS_CAP])
     groups = group_rows(rows, "phone")
@@ -165,18 +145,6 @@ async def delete_contacts(state: AppState, account_id: uuid.UUID, ids: list[uuid
 def _name(value: str | None) -> str | None:
     """Absent stays None (column kept); a sent value is trimmed ('' clears the column)."""
     return value.strip() if value is not None else None
-
-
-async def _with_tags(state: AppState, account_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Contact]:
-    if not rows:
-        return []
-    tag_rows = await state.db.fetch(Q_TAGS_FOR, [account_id, [uuid.UUID(str(row["id"])) for row in rows]])
-    tags = group_rows(tag_rows, "contact_id", TAG_FIELDS)
-    out = []
-    for row in rows:
-        own = tags.get(row["id"])
-        out.append(msgspec.convert({**row, "structured_tags": own} if own else row, Contact))
-    return out
 
 
 async def _detailed(state: AppState, account_id: uuid.UUID, row: dict[str, Any]) -> Contact:

@@ -17,7 +17,7 @@ that does not parse, ``404 contact not found`` for an unknown or foreign contact
 
 from __future__ import annotations
 
-from clarin.crm import contact_merge, contacts, events, interactions
+from clarin.crm import contact_merge, contact_reads, contacts, events, interactions
 from clarin.crm.contacts import ContactFilter, WriteResult
 from clarin.crm.filtering import lenient_uuid, list_window, uuid_list
 from clarin.http.cached import cached_read
@@ -59,7 +59,7 @@ async def list_contacts(req: Request) -> ContactsPage:
         tag_ids=uuid_list(req.query_list("tag_ids"), "Invalid tag ID") or None,
     )
     window = list_window(req, CONTACTS_DEFAULT_LIMIT, non_positive_means_all=True)
-    page, total = await contacts.list_contacts(req.app, req.account_id, flt, window)
+    page, total = await contact_reads.list_contacts(req.app, req.account_id, flt, window)
     return ContactsPage(contacts=page, total=total, limit=window.limit, offset=window.offset)
 
 

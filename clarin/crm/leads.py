@@ -9,47 +9,24 @@ After every committed write the ``leads:<account>`` cache is dropped and ``lead_
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from clarin._speedups import group_rows
-from clarin.crm.leads_cache import (
-    get_cached_leads,
-    get_cached_total,
-    invalidate_leads,
-    store_cached_leads,
-    store_cached_total,
-)
-from clarin.crm.phones import checked_phone, phone_jid
+from clarin.crm.lead_reads import LEAD_NOT_FOUND, get_lead
+from clarin.crm.leads_cache import invalidate_leads
+from clarin.crm.phones import checked_phone
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.http.json import encode
 from clarin.state import AppState
-from clarin.wire.leads import (
-    Lead,
-    LeadBatchDeleteBody,
-    LeadCreateBody,
-    LeadsResponse,
-    LeadUpdateBody,
-    LeadUpdateEvent,
-)
+from clarin.wire.leads import Lead, LeadBatchDeleteBody, LeadUpdateBody, LeadUpdateEvent
 
-Q_LIST_ALL = query("leads_list_all")
-Q_PAGE = query("leads_page")
-Q_COUNT = query("leads_count")
-Q_PAGE_SEARCH = query("leads_page_search")
-Q_COUNT_SEARCH = query("leads_count_search")
-Q_TAGS_FOR_LEADS = query("leads_tags_for_leads")
-Q_GET = query("leads_get")
 Q_GET_FOR_UPDATE = query("leads_get_for_update")
 Q_STAGE_OF_ACCOUNT = query("leads_stage_of_account")
 Q_PIPELINE_OF_ACCOUNT = query("leads_pipeline_of_account")
 Q_USER_OF_ACCOUNT = query("leads_user_of_account")
-Q_CREATE = query("leads_create")
 Q_UPDATE_ALL = query("leads_update_all")
 Q_SYNC_CONTACT = query("leads_sync_contact")
 Q_SET_STATUS = query("leads_set_status")
@@ -59,14 +36,11 @@ Q_DELETE = query("leads_delete")
 Q_DELETE_IDS = query("leads_delete_ids")
 Q_DELETE_ALL = query("leads_delete_all")
 
-COMPAT_CAP = 10_000  # the unpaged dashboard board never returns more rows than this
 EVENT = "lead_update"
-LEAD_NOT_FOUND = "Lead not found"
 STAGE_NOT_FOUND = "Stage not found"
 PIPELINE_NOT_FOUND = "Pipeline not found"
 USER_NOT_FOUND = "User not found"
 MAX_AGE = 2_147_483_647
-TAG_FIELDS = ("id", "account_id", "name", "color", "created_at", "updated_at")
 
 # Column widths (0001_schema.sql): longer values are a 400, never a database error.
 TEXT_LIMITS: dict[str, int | None] = {
@@ -82,14 +56,6 @@ TEXT_LIMITS: dict[str, int | None] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class LeadFilter:
-    search: str = ""
-    pipeline_id: uuid.UUID | None = None
-    stage_id: uuid.UUID | None = None
-    tag_ids: list[uuid.UUID] | None = None
-
-
 # -- validation helpers -----------------------------------------------------------------------------
 def check_text(field: str, value: str) -> str:
     # NUL needs no check here: the body decoder refuses it in every JSON string.
@@ -99,100 +65,11 @@ def check_text(field: str, value: str) -> str:
     return value
 
 
-def escape_like(term: str) -> str:
-    """ILIKE pattern matching ``term`` literally anywhere (``\\`` is ILIKE's default escape)."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _uuid_or_400(raw: str, message: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except (ValueError, TypeError, AttributeError):
         raise HTTPError(400, message) from None
-
-
-# -- reads ------------------------------------------------------------------------------------------
-async def hydrate(executor: Any, account_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Lead]:
-    """Attach ``structured_tags`` to a page of lead rows with ONE query, then convert to ``Lead``."""
-    by_lead: dict[Any, list[Any]] = {}
-    if rows:
-        ids = [uuid.UUID(str(row["id"])) for row in rows]
-        tag_rows = await executor.fetch(Q_TAGS_FOR_LEADS, [ids, account_id])
-        by_lead = group_rows(tag_rows, "lead_id", TAG_FIELDS)
-    for row in rows:
-        _finish_row(row, by_lead.get(row["id"]))
-    return msgspec.convert(rows, list[Lead])
-
-
-def _finish_row(row: dict[str, Any], structured_tags: list[Any] | None) -> None:
-    row["structured_tags"] = structured_tags
-    if not row["tags"]:
-        row["tags"] = None
-    custom = row["custom_fields"]
-    row["custom_fields"] = custom if isinstance(custom, dict) and custom else None
-
-
-_building: dict[uuid.UUID, asyncio.Future[bytes]] = {}
-
-
-async def board_body(state: AppState, account_id: uuid.UUID) -> bytes:
-    """R37 without parameters: the cached body when there is one, else built and cached (30 s).
-
-    Single-flight per process: concurrent misses of one account wait for the one build in progress
-    instead of each rebuilding the 10k-lead board (a cache stampede)."""
-    cached = await get_cached_leads(state, account_id)
-    if cached is not None:
-        return cached
-    pending = _building.get(account_id)
-    if pending is not None:
-        return await asyncio.shield(pending)
-    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-    _building[account_id] = future
-    try:
-        rows = await state.db.fetch(Q_LIST_ALL, [account_id, COMPAT_CAP])
-        body = encode(LeadsResponse(leads=await hydrate(state.db, account_id, rows)))
-        await store_cached_leads(state, account_id, body)
-        future.set_result(body)
-        return body
-    except BaseException as exc:
-        future.set_exception(exc)
-        future.exception()  # retrieved: no "never retrieved" warning when nobody waited
-        raise
-    finally:
-        _building.pop(account_id, None)
-
-
-async def list_page(
-    state: AppState, account_id: uuid.UUID, flt: LeadFilter, limit: int, offset: int
-) -> LeadsResponse:
-    filters = [account_id, flt.pipeline_id, flt.stage_id, flt.tag_ids or None]
-    pattern = escape_like(flt.search) if flt.search else None
-    if pattern is not None:
-        rows = await state.db.fetch(Q_PAGE_SEARCH, [*filters, pattern, limit, offset])
-    else:
-        rows = await state.db.fetch(Q_PAGE, [*filters, limit, offset])
-    if (rows and len(rows) < limit) or (not rows and offset == 0):
-        total = offset + len(rows)  # the last page: the total is known without counting
-    else:
-        signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
-                              ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search))
-        total = await get_cached_total(state, account_id, signature)
-        if total is None:
-            if pattern is not None:
-                total = int(await state.db.fetch_val(Q_COUNT_SEARCH, [*filters, pattern]) or 0)
-            else:
-                total = int(await state.db.fetch_val(Q_COUNT, filters) or 0)
-            await store_cached_total(state, account_id, signature, total)
-    leads = await hydrate(state.db, account_id, rows)
-    return LeadsResponse(leads=leads, total=int(total or 0), limit=limit, offset=offset)
-
-
-async def get_lead(executor: Any, account_id: uuid.UUID, lead_id: uuid.UUID) -> Lead:
-    row = await executor.fetch_row(Q_GET, [lead_id, account_id])
-    if row is None:
-        raise HTTPError(404, LEAD_NOT_FOUND)
-    return (await hydrate(executor, account_id, [row]))[0]
 
 
 # -- writes -----------------------------------------------------------------------------------------
@@ -201,48 +78,6 @@ async def announce(state: AppState, account_id: uuid.UUID, event: LeadUpdateEven
     webhook outbox rows were written in the write's own transaction)."""
     await invalidate_leads(state, account_id)
     await state.broadcaster.broadcast(account_id, EVENT, event, recorded=recorded)
-
-
-async def create_lead(state: AppState, account_id: uuid.UUID, body: LeadCreateBody) -> Lead:
-    phone = check_text("phone", (body.phone or "").strip())
-    if not phone:
-        raise HTTPError(400, "phone is required")
-    jid = phone_jid(phone)  # the stored phone keeps the raw input (A.13), the JID is the normalised one
-    name = check_text("name", body.name or "")
-    email = check_text("email", body.email or "")
-    source = check_text("source", body.source or "")
-    notes = check_text("notes", body.notes or "")
-    params = [account_id, jid, name, phone, email, source, notes]
-    # Webhooks: with an enabled subscription the outbox rows commit with the lead itself (docs/WEBHOOKS.md).
-    outbox = state.webhook_outbox
-    recorded = outbox is not None and await outbox.wanted(str(account_id))
-    event: LeadUpdateEvent | None = None
-    if body.stage_id is None and not recorded:  # the default stage is chosen inside the statement: one round trip
-        created = await state.db.fetch_row(Q_CREATE, [*params, None, None])
-    else:
-        async with state.db.transaction() as tx:  # the stage must still be the account's when the row lands
-            stage_ids: list[Any] = [None, None]
-            if body.stage_id is not None:
-                stage = await tx.fetch_row(Q_STAGE_OF_ACCOUNT, [body.stage_id, account_id])
-                if stage is None:
-                    raise HTTPError(404, STAGE_NOT_FOUND)
-                stage_ids = [_as_uuid(stage["pipeline_id"]), _as_uuid(stage["id"])]
-            created = await tx.fetch_row(Q_CREATE, [*params, *stage_ids])
-            if recorded and outbox is not None and created is not None:
-                event = LeadUpdateEvent(action="created" if created["inserted"] else "updated",
-                                        lead_id=str(created["id"]))
-                await outbox.record_in(tx, str(account_id), EVENT, event)
-    assert created is not None
-    inserted = created.pop("inserted")
-    if inserted:  # a new lead has no tag links yet: no tag query
-        _finish_row(created, None)
-        lead = msgspec.convert(created, Lead)
-    else:
-        lead = (await hydrate(state.db, account_id, [created]))[0]
-    action = "created" if inserted else "updated"
-    await announce(state, account_id, event or LeadUpdateEvent(action=action, lead_id=lead.id),
-                   recorded=event is not None)
-    return lead
 
 
 _CLEAR = object()  # "" on a reference field: set the column to NULL
@@ -317,8 +152,8 @@ async def update_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID
             [
                 lead_id, account_id, new["name"], new["last_name"], new["short_name"], new["phone"],
                 new["email"], new["company"], new["age"], new["status"], new["source"], new["notes"],
-                new["tags"], _json_text(new["custom_fields"]), _as_uuid(new["assigned_to"]),
-                _as_uuid(new["pipeline_id"]), _as_uuid(new["stage_id"]),
+                new["tags"], _json_text(new["custom_fields"]), as_uuid(new["assigned_to"]),
+                as_uuid(new["pipeline_id"]), as_uuid(new["stage_id"]),
             ],
         )
         await tx.execute(Q_SYNC_CONTACT, [lead_id, account_id])
@@ -379,7 +214,7 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else encode(value).decode()
 
 
-def _as_uuid(value: Any) -> uuid.UUID | None:
+def as_uuid(value: Any) -> uuid.UUID | None:
     if value is None or isinstance(value, uuid.UUID):
         return value
     return uuid.UUID(str(value))

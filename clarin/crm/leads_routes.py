@@ -19,6 +19,7 @@ capped at 1000) and filtered, and ``total``/``limit``/``offset`` are added; it i
 
 from __future__ import annotations
 
+from clarin.crm import lead_create, lead_reads
 from clarin.crm import leads as service
 from clarin.http.cached import cached_read
 from clarin.http.paging import page_params
@@ -49,22 +50,22 @@ DEFAULT_PAGE = 50
 @cached_read
 async def list_leads(req: Request) -> LeadsResponse | RawJSONResponse:
     if not any(name in req.query for name in PAGED_PARAMS):
-        return RawJSONResponse(await service.board_body(req.app, req.account_id))
+        return RawJSONResponse(await lead_reads.board_body(req.app, req.account_id))
     page = page_params(req, DEFAULT_PAGE)
     pipeline = req.query_str("pipeline_id").strip()
     stage = req.query_str("stage_id").strip()
-    flt = service.LeadFilter(
+    flt = lead_reads.LeadFilter(
         search=service.check_text("search", req.query_str("search").strip()),
         pipeline_id=parse_uuid(pipeline, "Invalid pipeline_id") if pipeline else None,
         stage_id=parse_uuid(stage, "Invalid stage_id") if stage else None,
         tag_ids=[parse_uuid(raw, "Invalid tag_ids") for raw in req.query_list("tag_ids")] or None,
     )
-    return await service.list_page(req.app, req.account_id, flt, page.limit, page.offset)
+    return await lead_reads.list_page(req.app, req.account_id, flt, page.limit, page.offset)
 
 
 @routes.post("/api/leads", body=LeadCreateBody, response=LeadResponse, status=201)
 async def create_lead(req: Request, body: LeadCreateBody) -> LeadResponse:
-    return LeadResponse(lead=await service.create_lead(req.app, req.account_id, body))
+    return LeadResponse(lead=await lead_create.create_lead(req.app, req.account_id, body))
 
 
 @routes.delete("/api/leads/batch", body=LeadBatchDeleteBody, response=MessageResponse)
@@ -76,7 +77,7 @@ async def batch_delete(req: Request, body: LeadBatchDeleteBody) -> MessageRespon
 @cached_read
 async def get_lead(req: Request) -> LeadResponse:
     lead_id = req.path_uuid("id", INVALID_LEAD_ID)
-    return LeadResponse(lead=await service.get_lead(req.app.db, req.account_id, lead_id))
+    return LeadResponse(lead=await lead_reads.get_lead(req.app.db, req.account_id, lead_id))
 
 
 @routes.put("/api/leads/:id", body=LeadUpdateBody, response=LeadResponse)

@@ -21,12 +21,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from clarin._speedups import group_rows
 from clarin.crm.filtering import Window, like_pattern
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
@@ -35,7 +33,6 @@ from clarin.state import AppState
 from clarin.wire.chats import Chat, ChatDetailResponse
 from clarin.wire.contacts import Contact
 from clarin.wire.leads import Lead
-from clarin.wire.messages import Message
 
 log = logging.getLogger("clarin.messaging.chats")
 
@@ -48,21 +45,9 @@ Q_LEAD = query("chats_lead_of_jid")
 Q_MARK_READ = query("chats_mark_read")
 Q_DELETE = query("chats_delete")
 Q_DELETE_ALL = query("chats_delete_all")
-Q_MESSAGES = query("messages_page")
-Q_MESSAGES_BEFORE = query("messages_page_before")
-Q_CURSOR = query("messages_cursor")
-Q_REACTIONS = query("messages_page_reactions")
-Q_POLL_OPTIONS = query("messages_page_poll_options")
-Q_POLL_VOTES = query("messages_page_poll_votes")
 
 CHAT_NOT_FOUND = "Chat not found"
-MESSAGES_DEFAULT_LIMIT = 50
-MESSAGES_MAX_LIMIT = 500
 INITIAL_MESSAGE_FAILED = "Chat created but initial message failed to send"
-NIL_UUID = uuid.UUID(int=0)
-BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
-OPTION_FIELDS = ("id", "message_id", "name", "vote_count")
-VOTE_FIELDS = ("id", "message_id", "voter_jid", "selected_names", "timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +57,6 @@ class ChatFilter:
     unread_only: bool = False
     device_ids: list[uuid.UUID] | None = None
     tag_ids: list[uuid.UUID] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageCursor:
-    """R24 keyset position: ``before`` (a time) or ``before_id`` (a message of the chat)."""
-
-    before: datetime | None = None
-    before_id: uuid.UUID | None = None
 
 
 # -- R20 ------------------------------------------------------------------------------------------------
@@ -161,40 +138,3 @@ async def chat_details(state: AppState, account_id: uuid.UUID, chat_id: uuid.UUI
         lead_row["custom_fields"] = custom if isinstance(custom, dict) and custom else None
         lead = msgspec.convert(lead_row, Lead)
     return ChatDetailResponse(chat=chat, contact=contact, lead=lead)
-
-
-# -- R24 ------------------------------------------------------------------------------------------------
-async def chat_messages(
-    state: AppState, account_id: uuid.UUID, chat_id: uuid.UUID, limit: int, offset: int, cursor: MessageCursor
-) -> list[Message]:
-    if cursor.before_id is not None:
-        found = await state.db.fetch_row(Q_CURSOR, [account_id, chat_id, cursor.before_id])
-        position = (found["timestamp"], uuid.UUID(str(found["id"]))) if found else (BEGINNING, NIL_UUID)
-        rows = await state.db.fetch(Q_MESSAGES_BEFORE, [account_id, chat_id, limit, offset, *position])
-    elif cursor.before is not None:
-        rows = await state.db.fetch(Q_MESSAGES_BEFORE, [account_id, chat_id, limit, offset, cursor.before, NIL_UUID])
-    else:
-        rows = await state.db.fetch(Q_MESSAGES, [account_id, chat_id, limit, offset])
-    if not rows:
-        raise HTTPError(404, CHAT_NOT_FOUND)
-    page = [row for row in rows if row["id"] is not None]
-    if not page:
-        return []
-    stanza_ids = list(dict.fromkeys(str(row["message_id"]) for row in page))
-    reactions = group_rows(await state.db.fetch(Q_REACTIONS, [account_id, chat_id, stanza_ids]), "target_message_id")
-    polls = [uuid.UUID(str(row["id"])) for row in page if row["message_type"] == "poll"]
-    options: dict[Any, list[Any]] = {}
-    votes: dict[Any, list[Any]] = {}
-    if polls:
-        options = group_rows(await state.db.fetch(Q_POLL_OPTIONS, [account_id, polls]), "message_id", OPTION_FIELDS)
-        votes = group_rows(await state.db.fetch(Q_POLL_VOTES, [account_id, polls]), "message_id", VOTE_FIELDS)
-    out = []
-    for row in page:
-        own = reactions.get(row["message_id"])
-        if own:
-            row["reactions"] = own
-        if row["message_type"] == "poll":
-            row["poll_options"] = options.get(row["id"])
-            row["poll_votes"] = votes.get(row["id"])
-        out.append(msgspec.convert(row, Message))
-    return out

@@ -25,9 +25,9 @@ from clarin.http.errors import HTTPError
 from clarin.http.paging import page_params
 from clarin.http.request import Request, parse_uuid
 from clarin.http.routes import RouteGroup
-from clarin.messaging import chats, outbound
-from clarin.messaging.chats import MessageCursor
+from clarin.messaging import message_reads, outbound
 from clarin.messaging.idempotency import IdemClaim, idempotent
+from clarin.messaging.message_reads import MessageCursor
 from clarin.whatsapp.driver import QuotedMessage
 from clarin.wire.common import Ok
 from clarin.wire.messages import (
@@ -68,13 +68,13 @@ def _before(raw: str) -> datetime | None:
 @cached_read
 async def chat_messages(req: Request) -> ChatMessagesResponse:
     chat_id = req.path_uuid("id", INVALID_CHAT_ID)
-    page = page_params(req, chats.MESSAGES_DEFAULT_LIMIT, chats.MESSAGES_MAX_LIMIT)
+    page = page_params(req, message_reads.MESSAGES_DEFAULT_LIMIT, message_reads.MESSAGES_MAX_LIMIT)
     before_id_raw = req.query_str("before_id").strip()
     cursor = MessageCursor(
         before=_before(req.query_str("before")),
         before_id=parse_uuid(before_id_raw, "Invalid before_id") if before_id_raw else None,
     )
-    messages = await chats.chat_messages(req.app, req.account_id, chat_id, page.limit, page.offset, cursor)
+    messages = await message_reads.chat_messages(req.app, req.account_id, chat_id, page.limit, page.offset, cursor)
     return ChatMessagesResponse(messages=messages)
 
 
