@@ -93,11 +93,12 @@ class Broadcaster:
                 return
         self.hub.deliver(account, payload)
 
-    async def broadcast_many(self, account_id: object, events: list[tuple[str, Any]]) -> None:
+    async def broadcast_many(self, account_id: object, events: list[tuple[str, Any]], *,
+                             recorded: bool = False) -> None:
         """Several events of one account, delivered in order: one Redis message per chunk instead of one
         per event (bursts of inbound messages). Without Redis they go to this process's sockets."""
         account = str(account_id)
-        if self.outbox is not None:
+        if self.outbox is not None and not recorded:
             await self.outbox.record(account, events)
         payloads = [envelope(account, event, data) for event, data in events]
         if self._on_change is not None and any(event not in EPHEMERAL_EVENTS for event, _ in events):
