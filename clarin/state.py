@@ -34,7 +34,7 @@ class AppState:
     hub: Hub
     broadcaster: Broadcaster
     storage: MediaStorage
-    pages: PageCache  # cached bodies of hot reads, retired by every change to the account
+    pages: PageCache  # cached bodies of hot reads, retired per scope by the changes that affect them
     started_at: float = field(default_factory=time.time)
     routes: list[Any] = field(default_factory=list)  # the mounted route table (for OpenAPI)
     whatsapp: DevicePool | None = None  # WhatsApp device pool (WHATSAPP_DRIVER)
@@ -67,7 +67,7 @@ class AppState:
             redis=redis,
             cache=Cache(redis),
             hub=hub,
-            broadcaster=Broadcaster(hub, redis, channel=f"{settings.redis_prefix}:ws", on_change=pages.invalidate),
+            broadcaster=Broadcaster(hub, redis, channel=f"{settings.redis_prefix}:ws", retire=pages.retirement),
             storage=build_storage(settings),
             pages=pages,
         )

@@ -93,7 +93,7 @@ async def kommo_service(
     pages = PageCache(handle, settings.redis_prefix, ttl=settings.page_cache_ttl)
     state = SimpleNamespace(settings=settings, db=db, redis=handle, cache=Cache(handle), hub=hub, pages=pages,
                             broadcaster=Broadcaster(hub, handle, channel=f"{settings.redis_prefix}:ws",
-                                                    on_change=pages.invalidate))
+                                                    retire=pages.retirement))
     service = KommoService(settings, dsn, state)
     try:
         yield service

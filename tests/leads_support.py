@@ -47,7 +47,7 @@ def forget_cached_reads(account_id: str, *, board: bool = True) -> None:
     """After writing behind the API's back: drop the board (unless ``board=False``) and retire the
     account's page cache (a new generation is made on the next read, so nothing cached before matches)."""
     r = redis_client()
-    keys = [*r.scan_iter(match=f"*:pc:gen:{account_id}"), *([f"leads:{account_id}"] if board else [])]
+    keys = [*r.scan_iter(match=f"*:pc:gen:{account_id}:*"), *([f"leads:{account_id}"] if board else [])]
     if keys:
         r.delete(*keys)
 

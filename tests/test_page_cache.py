@@ -44,8 +44,8 @@ def test_any_broadcast_change_retires_every_cached_list(client: httpx.Client, te
         [uuid.UUID(tenant.account_id)],
     )
     assert _page(client, tenant, "/api/contacts?limit=10").json()["contacts"] == []  # still the cached body
-    # A tag creation (tag_update event) has nothing to do with contacts, yet it moves the account to a new
-    # generation: the next contacts page is rebuilt and shows the row as stored.
+    # A tag creation (tag_update event) retires the contacts pages too (clarin.cache.scopes: a tag change can
+    # cascade to contact links): the next contacts page is rebuilt and shows the row as stored.
     assert client.post("/api/tags", json={"name": f"t-{uuid.uuid4().hex[:6]}"}, headers=tenant.headers).status_code == 201
     assert [c["name"] for c in _page(client, tenant, "/api/contacts?limit=10").json()["contacts"]] == ["X"]
 

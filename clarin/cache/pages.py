@@ -1,21 +1,28 @@
-"""Encoded response bodies of hot account-scoped reads, invalidated by any change to the account.
+"""Encoded response bodies of hot account-scoped reads, retired by the changes that can affect them.
 
-Why a generation per account, not a key per page: a write cannot know every page, filter and search
-that shows the row it changed. Every committed change already broadcasts a WebSocket event to the
-account (docs/EVENTS.md), so the broadcaster moves the account to a new generation before it
-publishes, and every cached body of the older generation stops matching at once.
+Why generations, not a key per page: a write cannot know every page, filter and search that shows the row
+it changed. Every committed change already broadcasts a WebSocket event to the account (docs/EVENTS.md), so
+the broadcaster moves the *scopes* that event may have changed (clarin.cache.scopes: leads, contacts, tags,
+chats, messages, devices) to new generations before it publishes, and every cached body built from an older
+generation of one of those scopes stops matching at once. A read is keyed by the generations of every scope
+its body depends on (a chat page: chats, contacts, devices), so an inbound message retires the chat and
+message pages but not the leads pages. An unknown event, and a direct ``invalidate`` without scopes, retire
+every scope of the account.
 
 Layers, fastest first:
   * L1 — this process's LRU: ``(account, key) → entry`` holding the generation it was built under;
   * L2 — one Redis hash per account and generation, shared by the workers (TTL ``ttl``);
   * the builder (the route handler), single-flight per process so a miss is built once.
 
-Each read costs one Redis round trip (``MGET epoch gen``) to learn the current generation, which is
-what keeps a worker from serving a body another worker's write made stale (read-your-writes across
-workers). Generations are random tokens, never counters: a gen key lost in a Redis restart or
-eviction comes back as a new token that no old entry matches. While Redis is down nothing is cached
-(writes could not announce themselves), and when it comes back the process moves everyone to a new
+Each read costs one Redis round trip (``MGET epoch gen:<scope>…`` for its scopes) to learn the current
+generation, which is what keeps a worker from serving a body another worker's write made stale
+(read-your-writes across workers). Generations are random tokens, never counters: a gen key lost in a Redis
+restart or eviction comes back as a new token that no old entry matches. While Redis is down nothing is
+cached (writes could not announce themselves), and when it comes back the process moves everyone to a new
 *epoch*, which retires every entry built before the outage, including other processes' L1 entries.
+
+Keys (``<p>`` = ``REDIS_PREFIX``): ``<p>:pc:epoch``, ``<p>:pc:gen:<account>:<scope>``, ``<p>:pc:<account>:<generation>``
+(the L2 hash; field = request path and query).
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from clarin.cache.redis_client import RedisHandle
+from clarin.cache.scopes import ALL, changed_scopes, read_scopes
 
 log = logging.getLogger("clarin.cache.pages")
 
@@ -93,65 +101,82 @@ class PageCache:
         self._new_epoch_pending = False
 
     # -- keys -------------------------------------------------------------------------------------
-    def _gen_key(self, account: str) -> str:
-        return f"{self._prefix}:gen:{account}"
+    def _gen_key(self, account: str, scope: str) -> str:
+        return f"{self._prefix}:gen:{account}:{scope}"
 
     def _hash_key(self, account: str, generation: str) -> str:
         return f"{self._prefix}:{account}:{generation}"
 
     # -- generation -------------------------------------------------------------------------------
-    async def generation(self, account: str) -> str | None:
-        """The account's current ``epoch/gen`` token; ``None`` when the cache must be bypassed."""
+    async def generation(self, account: str, scopes: tuple[str, ...] = ALL) -> str | None:
+        """The ``epoch/gen/gen…`` token of the account's ``scopes`` (in this order); ``None`` when the cache
+        must be bypassed."""
         if not self.enabled:
             return None
         if self._new_epoch_pending:
             await self._start_new_epoch()
-        gen_key = self._gen_key(account)
-        found = await self._redis.guard(lambda r: r.mget(self._epoch_key, gen_key), _DOWN)
+        keys = [self._epoch_key, *(self._gen_key(account, scope) for scope in scopes)]
+        found = await self._redis.guard(lambda r: r.mget(keys), _DOWN)
         if found is _DOWN or not self._redis.up:
             return None
-        epoch, gen = found  # type: ignore[misc]
-        if epoch is None or gen is None:
+        if None in found:  # type: ignore[operator]
             # First use (or lost in a Redis restart): create them; SET NX keeps a concurrent creator's.
             async def _create(r: Any) -> list[Any]:
                 async with r.pipeline(transaction=False) as pipe:
-                    pipe.set(self._epoch_key, _token(), nx=True)
-                    pipe.set(gen_key, _token(), nx=True)
-                    pipe.mget(self._epoch_key, gen_key)
+                    for key in keys:
+                        pipe.set(key, _token(), nx=True)
+                    pipe.mget(keys)
                     return await pipe.execute()
 
             created = await self._redis.guard(_create, _DOWN)
             if created is _DOWN:
                 return None
-            epoch, gen = created[-1]  # type: ignore[index]
-            if epoch is None or gen is None:
+            found = created[-1]  # type: ignore[index]
+            if None in found:  # type: ignore[operator]
                 return None
-        return _text(epoch) + "/" + _text(gen)
+        return "/".join(_text(value) for value in found)  # type: ignore[union-attr]
 
-    async def invalidate(self, account_id: object, *also_delete: str) -> None:
-        """Retire every cached body of the account (call after the change committed); ``also_delete``
-        names other keys of the same change, dropped in the same round trip."""
-        gen_key = self._gen_key(str(account_id))
+    def retirement(self, account: str, events: Iterable[str]) -> dict[str, str] | None:
+        """The gen keys (→ new tokens) that retire what ``events`` may have changed, for the caller to write
+        (the broadcaster sends them with its publish: one round trip); ``None`` when there is nothing to do."""
         if not self.enabled:
+            return None
+        return self._retire_keys(account, changed_scopes(events)) or None
+
+    def _retire_keys(self, account: str, scopes: Iterable[str]) -> dict[str, str]:
+        token = _token()  # one new token for all: each key only needs a value it never had
+        return {self._gen_key(account, scope): token for scope in sorted(set(scopes))}
+
+    async def invalidate(self, account_id: object, *also_delete: str, scopes: Iterable[str] = ALL) -> None:
+        """Retire the account's cached bodies that depend on ``scopes`` (default: all; call after the change
+        committed); ``also_delete`` names other keys of the same change, dropped in the same round trip."""
+        retire = self._retire_keys(str(account_id), scopes) if self.enabled else None
+        if not retire:
             if also_delete:
                 await self._redis.guard(lambda r: r.unlink(*also_delete), None)
+            return
+        if not also_delete:
+            await self._redis.guard(lambda r: r.mset(retire), None)
             return
 
         async def _run(r: Any) -> None:
             async with r.pipeline(transaction=False) as pipe:
-                pipe.set(gen_key, _token())
-                if also_delete:
-                    pipe.unlink(*also_delete)
+                pipe.mset(retire)
+                pipe.unlink(*also_delete)
                 await pipe.execute()
 
         await self._redis.guard(_run, None)
 
     # -- read through -----------------------------------------------------------------------------
-    async def fetch(self, account_id: object, key: str, build: Callable[[], Awaitable[bytes]]) -> CachedBody | None:
-        """The cached body for ``key`` of the account, built by ``build`` on a miss. ``None`` means
-        "not cacheable right now" (Redis absent or down): the caller answers uncached."""
+    async def fetch(
+        self, account_id: object, key: str, build: Callable[[], Awaitable[bytes]],
+        scopes: tuple[str, ...] | None = None,
+    ) -> CachedBody | None:
+        """The cached body for ``key`` of the account, built by ``build`` on a miss. ``scopes``: what the body
+        depends on, sorted (default: ``clarin.cache.scopes.read_scopes(key)``, every scope for an unlisted
+        key). ``None`` means "not cacheable right now" (Redis absent or down): the caller answers uncached."""
         account = str(account_id)
-        generation = await self.generation(account)
+        generation = await self.generation(account, read_scopes(key) if scopes is None else scopes)
         if generation is None:
             self.lookups["bypass"] += 1
             return None

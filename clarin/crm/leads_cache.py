@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clarin.cache import leads_key
+from clarin.cache.scopes import LEADS, TAGS
 
 if TYPE_CHECKING:
     from clarin.state import AppState
@@ -40,6 +41,7 @@ async def store_cached_total(state: AppState, account_id: object, signature: str
 
 
 async def invalidate_leads(state: AppState, account_id: object) -> None:
-    # The board, its totals and every cached page of the account (even for a change that broadcasts
-    # nothing), in one round trip.
-    await state.pages.invalidate(account_id, leads_key(account_id), totals_key(account_id))
+    # The board, its totals and the cached pages that show leads (leads, stages, tag names), even for a change
+    # that broadcasts nothing (a Kommo connect rewriting stages and tags), in one round trip. What else the
+    # caller changed is retired by the event it broadcasts (clarin.cache.scopes.EVENT_SCOPES).
+    await state.pages.invalidate(account_id, leads_key(account_id), totals_key(account_id), scopes=(LEADS, TAGS))

@@ -1,10 +1,11 @@
 """``@cached_read``: serve a GET handler's 200 body from the account's page cache (clarin.cache.pages).
 
 The handler stays as it is; on a miss it runs once (single-flight) and its encoded body is kept until
-the account changes. Every answer carries a strong ETag (``If-None-Match`` → 304) and, when the client
-accepts it, the gzip twin of the body (compressed once per cached body, not per request).
-``Cache-Control: private, no-cache``: browsers may keep the body but must revalidate, and shared caches
-must not keep one tenant's data at all.
+a change to one of the scopes it reads (``clarin.cache.scopes.READ_SCOPES``, keyed by the handler's
+``module.qualname``; a handler not listed there depends on every scope). Every answer carries a strong
+ETag (``If-None-Match`` → 304) and, when the client accepts it, the gzip twin of the body (compressed once
+per cached body, not per request). ``Cache-Control: private, no-cache``: browsers may keep the body but
+must revalidate, and shared caches must not keep one tenant's data at all.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clarin.cache.pages import CachedBody
+from clarin.cache.scopes import read_scopes
 from clarin.http.json import encode
 from clarin.http.request import Request
 from clarin.http.response import JSON_TYPE, Response
@@ -32,6 +34,8 @@ class _NotCacheable(Exception):
 
 
 def cached_read(handler: Handler) -> Handler:
+    scopes = read_scopes(f"{handler.__module__}.{handler.__qualname__}")
+
     @functools.wraps(handler)
     async def serve(req: Request) -> Any:
         pages = req.app.pages
@@ -46,7 +50,7 @@ def cached_read(handler: Handler) -> Handler:
 
         key = req.path + "?" + req.query_string
         try:
-            entry = await pages.fetch(req.account_id, key, build)
+            entry = await pages.fetch(req.account_id, key, build, scopes)
         except _NotCacheable as exc:
             return exc.response
         if entry is None:  # cache unavailable: answer straight from the handler

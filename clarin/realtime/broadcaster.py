@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from clarin.cache.redis_client import RedisHandle
@@ -29,8 +29,10 @@ _SEPARATOR = "|"
 _MANY = "\x1e"
 MANY_CHUNK = 256  # envelopes per Redis message
 DELIVER_SLICE = 64  # envelopes handed to the hub before yielding to the socket senders
-# Events that report no stored change: they do not retire the account's cached reads.
+# Events that report no stored change (clarin.cache.scopes maps them to no scope: nothing is retired).
 EPHEMERAL_EVENTS = frozenset({"typing", "presence", "qr_code", "pong"})
+# (account, event names) → page-cache gen keys to move to new tokens before the events go out (PageCache.retirement)
+Retirement = Callable[[str, Iterable[str]], "dict[str, str] | None"]
 
 
 def envelope(account_id: str, event: str, data: Any) -> str:
@@ -40,12 +42,13 @@ def envelope(account_id: str, event: str, data: Any) -> str:
 class Broadcaster:
     def __init__(
         self, hub: Hub, redis: RedisHandle, channel: str = CHANNEL,
-        on_change: Callable[[str], Awaitable[None]] | None = None,
+        retire: Retirement | None = None,
     ) -> None:
         self.hub = hub
-        # Called (and awaited) before an account's data-change event goes out, so a client that
-        # re-fetches on the event never gets a cached body from before the change (clarin.cache.pages).
-        self._on_change = on_change
+        # The page-cache scopes an event may have changed are retired before (and in the same Redis round
+        # trip as) the publish, so a client that re-fetches on the event never gets a cached body from before
+        # the change (clarin.cache.pages, clarin.cache.scopes).
+        self._retire = retire
         self._redis = redis
         self._channel = channel
         self._subscribed = asyncio.Event()
@@ -83,15 +86,9 @@ class Broadcaster:
         if self.outbox is not None and not recorded:
             await self.outbox.record(account, [(event, data)])
         payload = envelope(account, event, data)
-        if self._on_change is not None and event not in EPHEMERAL_EVENTS:
-            await self._on_change(account)
-        if self.cross_process:
-            published = await self._redis.guard(
-                lambda r: r.publish(self._channel, account + _SEPARATOR + payload), None
-            )
-            if published is not None:
-                return
-        self.hub.deliver(account, payload)
+        retire = self._retire(account, (event,)) if self._retire is not None else None
+        if not await self._publish(account + _SEPARATOR + payload, retire):
+            self.hub.deliver(account, payload)
 
     async def broadcast_many(self, account_id: object, events: list[tuple[str, Any]], *,
                              recorded: bool = False) -> None:
@@ -101,16 +98,29 @@ class Broadcaster:
         if self.outbox is not None and not recorded:
             await self.outbox.record(account, events)
         payloads = [envelope(account, event, data) for event, data in events]
-        if self._on_change is not None and any(event not in EPHEMERAL_EVENTS for event, _ in events):
-            await self._on_change(account)
+        retire = self._retire(account, [event for event, _ in events]) if self._retire is not None else None
         for start in range(0, len(payloads), MANY_CHUNK):
             chunk = payloads[start : start + MANY_CHUNK]
-            if self.cross_process:
-                message = account + _SEPARATOR + _MANY + _MANY.join(chunk)
-                published = await self._redis.guard(lambda r, m=message: r.publish(self._channel, m), None)
-                if published is not None:
-                    continue
-            await self._deliver_all(account, chunk)
+            if not await self._publish(account + _SEPARATOR + _MANY + _MANY.join(chunk), retire):
+                await self._deliver_all(account, chunk)
+            retire = None  # with the first chunk
+
+    async def _publish(self, message: str, retire: dict[str, str] | None) -> bool:
+        """Retire the page-cache keys, then publish, in one round trip; False: deliver in this process."""
+        if not self.cross_process:
+            if retire:
+                await self._redis.guard(lambda r: r.mset(retire), None)
+            return False
+        if not retire:
+            return await self._redis.guard(lambda r: r.publish(self._channel, message), None) is not None
+
+        async def _run(r: Any) -> Any:
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.mset(retire)
+                pipe.publish(self._channel, message)
+                return (await pipe.execute())[-1]
+
+        return await self._redis.guard(_run, None) is not None
 
     async def _deliver_all(self, account: str, payloads: list[str]) -> None:
         for start in range(0, len(payloads), DELIVER_SLICE):
