@@ -17,9 +17,8 @@ from clarin._speedups import group_rows
 from clarin.crm.leads_cache import get_cached_leads, get_cached_total, store_cached_leads, store_cached_total
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
-from clarin.http.json import encode
 from clarin.state import AppState
-from clarin.wire.leads import Lead, LeadsResponse
+from clarin.wire.leads import Lead
 
 Q_LIST_ALL = query("leads_list_all")
 Q_PAGE = query("leads_page")
@@ -28,6 +27,7 @@ Q_PAGE_SEARCH = query("leads_page_search")
 Q_COUNT_SEARCH = query("leads_count_search")
 Q_TAGS_FOR_LEADS = query("leads_tags_for_leads")
 Q_GET = query("leads_get")
+Q_GET_JSON = query("leads_get_json")
 
 COMPAT_CAP = 10_000  # the unpaged dashboard board never returns more rows than this
 LEAD_NOT_FOUND = "Lead not found"
@@ -85,8 +85,8 @@ async def board_body(state: AppState, account_id: uuid.UUID) -> bytes:
     future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
     _building[account_id] = future
     try:
-        rows = await state.db.fetch(Q_LIST_ALL, [account_id, COMPAT_CAP])
-        body = encode(LeadsResponse(leads=await hydrate(state.db, account_id, rows)))
+        leads = await state.db.fetch_val(Q_LIST_ALL, [account_id, COMPAT_CAP])
+        body = b'{"leads":' + leads.encode() + b',"success":true}'
         await store_cached_leads(state, account_id, body)
         future.set_result(body)
         return body
@@ -98,17 +98,16 @@ async def board_body(state: AppState, account_id: uuid.UUID) -> bytes:
         _building.pop(account_id, None)
 
 
-async def list_page(
-    state: AppState, account_id: uuid.UUID, flt: LeadFilter, limit: int, offset: int
-) -> LeadsResponse:
+async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, limit: int, offset: int) -> bytes:
+    """The paged R37 body (``LeadsResponse`` with total/limit/offset): PostgreSQL builds the leads' JSON."""
     filters = [account_id, flt.pipeline_id, flt.stage_id, flt.tag_ids or None]
     pattern = escape_like(flt.search) if flt.search else None
     if pattern is not None:
-        rows = await state.db.fetch(Q_PAGE_SEARCH, [*filters, pattern, limit, offset])
+        found, leads = await state.db.fetch_tuple(Q_PAGE_SEARCH, [*filters, pattern, limit, offset])
     else:
-        rows = await state.db.fetch(Q_PAGE, [*filters, limit, offset])
-    if (rows and len(rows) < limit) or (not rows and offset == 0):
-        total = offset + len(rows)  # the last page: the total is known without counting
+        found, leads = await state.db.fetch_tuple(Q_PAGE, [*filters, limit, offset])
+    if (found and found < limit) or (not found and offset == 0):
+        total = offset + found  # the last page: the total is known without counting
     else:
         signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
                               ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search))
@@ -119,11 +118,20 @@ async def list_page(
             else:
                 total = int(await state.db.fetch_val(Q_COUNT, filters) or 0)
             await store_cached_total(state, account_id, signature, total)
-    leads = await hydrate(state.db, account_id, rows)
-    return LeadsResponse(leads=leads, total=int(total or 0), limit=limit, offset=offset)
+    return b'{"leads":%s,"total":%d,"limit":%d,"offset":%d,"success":true}' % (
+        leads.encode(), int(total or 0), limit, offset)
+
+
+async def lead_body(executor: Any, account_id: uuid.UUID, lead_id: uuid.UUID) -> bytes:
+    """R40: one lead's JSON object, built by PostgreSQL (the same bytes as encoding :func:`get_lead`)."""
+    body = await executor.fetch_val(Q_GET_JSON, [lead_id, account_id])
+    if body is None:
+        raise HTTPError(404, LEAD_NOT_FOUND)
+    return body.encode()
 
 
 async def get_lead(executor: Any, account_id: uuid.UUID, lead_id: uuid.UUID) -> Lead:
+    """One lead as a struct, for writes that answer with the lead and announce it (R41)."""
     row = await executor.fetch_row(Q_GET, [lead_id, account_id])
     if row is None:
         raise HTTPError(404, LEAD_NOT_FOUND)

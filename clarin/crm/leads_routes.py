@@ -48,7 +48,7 @@ DEFAULT_PAGE = 50
 
 @routes.get("/api/leads", query=LeadsQuery, response=LeadsResponse)
 @cached_read
-async def list_leads(req: Request) -> LeadsResponse | RawJSONResponse:
+async def list_leads(req: Request) -> RawJSONResponse:
     if not any(name in req.query for name in PAGED_PARAMS):
         return RawJSONResponse(await lead_reads.board_body(req.app, req.account_id))
     page = page_params(req, DEFAULT_PAGE)
@@ -60,12 +60,13 @@ async def list_leads(req: Request) -> LeadsResponse | RawJSONResponse:
         stage_id=parse_uuid(stage, "Invalid stage_id") if stage else None,
         tag_ids=[parse_uuid(raw, "Invalid tag_ids") for raw in req.query_list("tag_ids")] or None,
     )
-    return await lead_reads.list_page(req.app, req.account_id, flt, page.limit, page.offset)
+    return RawJSONResponse(await lead_reads.list_page(req.app, req.account_id, flt, page.limit, page.offset))
 
 
 @routes.post("/api/leads", body=LeadCreateBody, response=LeadResponse, status=201)
-async def create_lead(req: Request, body: LeadCreateBody) -> LeadResponse:
-    return LeadResponse(lead=await lead_create.create_lead(req.app, req.account_id, body))
+async def create_lead(req: Request, body: LeadCreateBody) -> RawJSONResponse:
+    lead = await lead_create.create_lead(req.app, req.account_id, body)
+    return RawJSONResponse(b'{"lead":' + lead + b',"success":true}', 201)
 
 
 @routes.delete("/api/leads/batch", body=LeadBatchDeleteBody, response=MessageResponse)
@@ -75,9 +76,10 @@ async def batch_delete(req: Request, body: LeadBatchDeleteBody) -> MessageRespon
 
 @routes.get("/api/leads/:id", response=LeadResponse)
 @cached_read
-async def get_lead(req: Request) -> LeadResponse:
+async def get_lead(req: Request) -> RawJSONResponse:
     lead_id = req.path_uuid("id", INVALID_LEAD_ID)
-    return LeadResponse(lead=await lead_reads.get_lead(req.app.db, req.account_id, lead_id))
+    lead = await lead_reads.lead_body(req.app.db, req.account_id, lead_id)
+    return RawJSONResponse(b'{"lead":' + lead + b',"success":true}')
 
 
 @routes.put("/api/leads/:id", body=LeadUpdateBody, response=LeadResponse)

@@ -44,8 +44,13 @@ class _Executor:
         return rows[0] if rows else None
 
     async def fetch_val(self, q: Query, params: Params = None) -> Any:
-        row = await self.fetch_row(q, params)
-        return None if row is None else next(iter(row.values()))
+        row = await self.fetch_tuple(q, params)
+        return None if row is None else row[0]
+
+    async def fetch_tuple(self, q: Query, params: Params = None) -> tuple[Any, ...] | None:
+        """The first row as a tuple: no dict per row (hot paths that read one row of one or two values)."""
+        rows = (await self._timed(q, list(params) if params else None)).result(as_tuple=True)
+        return rows[0] if rows else None
 
     async def execute(self, q: Query, params: Params = None) -> None:
         await self._timed(q, list(params) if params else None)

@@ -4,35 +4,57 @@
 -- 0002_search_trigram.sql verbatim (with the l. alias) so idx_leads_search_trgm serves it.
 
 -- name: leads_list_all
--- R37 compatibility mode (no paging parameters): the whole board, newest first, capped by $2.
-SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
-       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
-       l.assigned_to, l.created_at, l.updated_at,
-       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
-FROM leads l
-LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
-WHERE l.account_id = $1
-ORDER BY l.created_at DESC, l.id DESC
-LIMIT $2
+-- R37 compatibility mode (no paging parameters): the whole board, newest first, capped by $2, as the JSON
+-- array of the dashboard's Lead objects (wire_lead, 0008_wire_json.sql): one text value passed through.
+WITH page AS (
+    SELECT l AS lead, l.id, l.stage_id, l.created_at
+    FROM leads l
+    WHERE l.account_id = $1
+    ORDER BY l.created_at DESC, l.id DESC
+    LIMIT $2
+), tg AS (
+    SELECT lt.lead_id, '[' || string_agg(wire_tag(t), ',' ORDER BY t.name, t.id) || ']' AS structured_tags
+    FROM lead_tags lt
+    JOIN tags t ON t.id = lt.tag_id
+    WHERE lt.lead_id IN (SELECT p.id FROM page p) AND t.account_id = $1
+    GROUP BY lt.lead_id
+)
+SELECT '[' || coalesce(string_agg(wire_lead(p.lead, ps, tg.structured_tags), ','
+                                  ORDER BY p.created_at DESC, p.id DESC), '') || ']' AS body
+FROM page p
+LEFT JOIN pipeline_stages ps ON ps.id = p.stage_id
+LEFT JOIN tg ON tg.lead_id = p.id
 
 -- name: leads_page
--- R37 paged mode without search. $2 pipeline, $3 stage, $4 tag ids (any-of); NULL = no filter.
+-- R37 paged mode without search. $2 pipeline, $3 stage, $4 tag ids (any-of); NULL = no filter; $5 limit,
+-- $6 offset. One row: ``n`` leads on the page and ``body``, their JSON array (wire_lead, 0008_wire_json.sql),
+-- tags included, built by PostgreSQL and passed through (issue 13: no per-row work in Python).
 -- The tag filter is an uncorrelated IN (a hashed SubPlan: the tag's lead ids are read once from
 -- idx_lead_tags_tag), not a correlated EXISTS: behind "$4 IS NULL OR" the EXISTS cannot become a semi-join
 -- and the prepared (generic) plan probed lead_tags once per lead of the account (bench: 300 ms → 15 ms).
-SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
-       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
-       l.assigned_to, l.created_at, l.updated_at,
-       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
-FROM leads l
-LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
-WHERE l.account_id = $1
-  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
-  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR l.id IN (
-        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
-ORDER BY l.created_at DESC, l.id DESC
-LIMIT $5 OFFSET $6
+WITH page AS (
+    SELECT l AS lead, l.id, l.stage_id, l.created_at
+    FROM leads l
+    WHERE l.account_id = $1
+      AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
+      AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
+      AND ($4::uuid[] IS NULL OR l.id IN (
+            SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
+    ORDER BY l.created_at DESC, l.id DESC
+    LIMIT $5 OFFSET $6
+), tg AS (
+    SELECT lt.lead_id, '[' || string_agg(wire_tag(t), ',' ORDER BY t.name, t.id) || ']' AS structured_tags
+    FROM lead_tags lt
+    JOIN tags t ON t.id = lt.tag_id
+    WHERE lt.lead_id IN (SELECT p.id FROM page p) AND t.account_id = $1
+    GROUP BY lt.lead_id
+)
+SELECT count(*) AS n,
+       '[' || coalesce(string_agg(wire_lead(p.lead, ps, tg.structured_tags), ','
+                                  ORDER BY p.created_at DESC, p.id DESC), '') || ']' AS body
+FROM page p
+LEFT JOIN pipeline_stages ps ON ps.id = p.stage_id
+LEFT JOIN tg ON tg.lead_id = p.id
 
 -- name: leads_count
 SELECT count(*) AS total
@@ -44,22 +66,32 @@ WHERE l.account_id = $1
         SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
 
 -- name: leads_page_search
--- R37 paged mode with search: $5 is an ILIKE pattern ('%' || escaped term || '%'). The expression
--- must stay identical to idx_leads_search_trgm's.
-SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
-       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
-       l.assigned_to, l.created_at, l.updated_at,
-       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
-FROM leads l
-LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
-WHERE l.account_id = $1
-  AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $5
-  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
-  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR l.id IN (
-        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
-ORDER BY l.created_at DESC, l.id DESC
-LIMIT $6 OFFSET $7
+-- R37 paged mode with search: $5 is an ILIKE pattern ('%' || escaped term || '%'), $6 limit, $7 offset; the
+-- answer as leads_page. The expression must stay identical to idx_leads_search_trgm's.
+WITH page AS (
+    SELECT l AS lead, l.id, l.stage_id, l.created_at
+    FROM leads l
+    WHERE l.account_id = $1
+      AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $5
+      AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
+      AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
+      AND ($4::uuid[] IS NULL OR l.id IN (
+            SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
+    ORDER BY l.created_at DESC, l.id DESC
+    LIMIT $6 OFFSET $7
+), tg AS (
+    SELECT lt.lead_id, '[' || string_agg(wire_tag(t), ',' ORDER BY t.name, t.id) || ']' AS structured_tags
+    FROM lead_tags lt
+    JOIN tags t ON t.id = lt.tag_id
+    WHERE lt.lead_id IN (SELECT p.id FROM page p) AND t.account_id = $1
+    GROUP BY lt.lead_id
+)
+SELECT count(*) AS n,
+       '[' || coalesce(string_agg(wire_lead(p.lead, ps, tg.structured_tags), ','
+                                  ORDER BY p.created_at DESC, p.id DESC), '') || ']' AS body
+FROM page p
+LEFT JOIN pipeline_stages ps ON ps.id = p.stage_id
+LEFT JOIN tg ON tg.lead_id = p.id
 
 -- name: leads_count_search
 SELECT count(*) AS total
@@ -84,6 +116,17 @@ SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_nam
        l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
        l.assigned_to, l.created_at, l.updated_at,
        ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM leads l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.id = $1 AND l.account_id = $2
+
+-- name: leads_get_json
+-- R40: one lead as the dashboard's JSON object (wire_lead), tags included; no row = unknown or foreign id.
+SELECT wire_lead(l, ps, (
+           SELECT '[' || string_agg(wire_tag(t), ',' ORDER BY t.name, t.id) || ']'
+           FROM lead_tags lt
+           JOIN tags t ON t.id = lt.tag_id
+           WHERE lt.lead_id = l.id AND t.account_id = $2)) AS body
 FROM leads l
 LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
 WHERE l.id = $1 AND l.account_id = $2
@@ -115,10 +158,15 @@ SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND account_id = $2)
 
 -- name: leads_create
 -- R38 upsert on (account_id, jid), in one statement. The contact with the same JID (if any) is linked and
--- fills the empty name/email and last_name/short_name/company/age (schema §5.4). Without a stage ($9 NULL)
--- the lead goes to the default pipeline's first stage. On conflict only name (when non-empty), phone,
--- updated_at change, and a missing contact link is filled in. Returns the lead as leads_get does, plus
--- ``inserted``. $1 account, $2 jid, $3 name, $4 phone, $5 email, $6 source, $7 notes, $8 pipeline, $9 stage.
+-- fills the empty name/email and last_name/short_name/company/age (schema §5.4). Without a stage ($8 NULL)
+-- the lead goes to the default pipeline's first stage; with one, only a stage of the account's pipelines is
+-- taken (no row at all otherwise: 404) and the lead goes to its pipeline. On conflict only name (when
+-- non-empty), phone, updated_at change, and a missing contact link is filled in.
+-- $9: the webhook event id when the account has an enabled subscription (else NULL): the lead_update outbox
+-- rows (webhook_outbox_insert's shape, one per matching subscription) are written by this same statement, so
+-- they commit with the lead or not at all (docs/WEBHOOKS.md).
+-- Returns ``id``, ``inserted``, ``body`` (the lead's JSON object as leads_get_json builds it) and ``recorded``
+-- (outbox rows written). $1 account, $2 jid, $3 name, $4 phone, $5 email, $6 source, $7 notes.
 WITH c AS (
     SELECT id,
            COALESCE(NULLIF(custom_name, ''), NULLIF(name, ''), NULLIF(push_name, ''), NULLIF(phone, ''), jid)
@@ -131,9 +179,14 @@ WITH c AS (
            (SELECT ps.id FROM pipeline_stages ps WHERE ps.pipeline_id = p.id
             ORDER BY ps.position, ps.created_at, ps.id LIMIT 1) AS stage_id
     FROM pipelines p
-    WHERE p.account_id = $1::uuid AND p.is_default AND $9::uuid IS NULL
+    WHERE p.account_id = $1::uuid AND p.is_default AND $8::uuid IS NULL
     ORDER BY p.created_at
     LIMIT 1
+), s AS (
+    SELECT ps.id AS stage_id, ps.pipeline_id
+    FROM pipeline_stages ps
+    JOIN pipelines p ON p.id = ps.pipeline_id
+    WHERE ps.id = $8::uuid AND p.account_id = $1::uuid
 ), up AS (
     INSERT INTO leads (account_id, jid, contact_id, name, phone, email, source, notes, status, pipeline_id,
                        stage_id, last_name, short_name, company, age)
@@ -142,26 +195,38 @@ WITH c AS (
            $4::text,
            CASE WHEN $5::text = '' THEN COALESCE(c.email, '') ELSE $5::text END,
            $6::text, $7::text, 'new',
-           CASE WHEN $9::uuid IS NULL THEN d.pipeline_id ELSE $8::uuid END,
-           CASE WHEN $9::uuid IS NULL THEN d.stage_id ELSE $9::uuid END,
+           CASE WHEN $8::uuid IS NULL THEN d.pipeline_id ELSE s.pipeline_id END,
+           CASE WHEN $8::uuid IS NULL THEN d.stage_id ELSE s.stage_id END,
            c.last_name, c.short_name, c.company, c.age
     FROM (SELECT 1) AS one
     LEFT JOIN c ON TRUE
     LEFT JOIN d ON TRUE
+    LEFT JOIN s ON TRUE
+    WHERE $8::uuid IS NULL OR s.stage_id IS NOT NULL
     ON CONFLICT (account_id, jid) DO UPDATE
     SET name = COALESCE(NULLIF(EXCLUDED.name, ''), leads.name),
         phone = EXCLUDED.phone,
         contact_id = COALESCE(leads.contact_id, EXCLUDED.contact_id),
         updated_at = now()
-    RETURNING leads.id, leads.account_id, leads.contact_id, leads.jid, leads.name, leads.last_name,
-              leads.short_name, leads.phone, leads.email, leads.company, leads.age, leads.status,
-              leads.pipeline_id, leads.stage_id, leads.source, leads.notes, leads.tags, leads.custom_fields,
-              leads.assigned_to, leads.created_at, leads.updated_at, (xmax = 0) AS inserted
+    RETURNING leads AS lead, leads.id, leads.stage_id, (xmax = 0) AS inserted
+), outbox AS (
+    INSERT INTO webhook_deliveries (account_id, webhook_id, event_id, event, data)
+    SELECT $1::uuid, w.id, $9::uuid, 'lead_update',
+           '{"action":"' || CASE WHEN up.inserted THEN 'created' ELSE 'updated' END || '","lead_id":"' || up.id || '"}'
+    FROM up
+    JOIN webhooks w ON w.account_id = $1::uuid AND w.enabled
+                   AND ('lead_update' = ANY (w.events) OR '*' = ANY (w.events))
+    WHERE $9::uuid IS NOT NULL
+    ORDER BY w.id
+    RETURNING 1
 )
-SELECT up.id, up.account_id, up.contact_id, up.jid, up.name, up.last_name, up.short_name, up.phone, up.email,
-       up.company, up.age, up.status, up.pipeline_id, up.stage_id, up.source, up.notes, up.tags,
-       up.custom_fields, up.assigned_to, up.created_at, up.updated_at, up.inserted,
-       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+SELECT up.id, up.inserted,
+       wire_lead(up.lead, ps, (
+           SELECT '[' || string_agg(wire_tag(t), ',' ORDER BY t.name, t.id) || ']'
+           FROM lead_tags lt
+           JOIN tags t ON t.id = lt.tag_id
+           WHERE lt.lead_id = up.id AND t.account_id = $1::uuid)) AS body,
+       (SELECT count(*) FROM outbox) AS recorded
 FROM up
 LEFT JOIN pipeline_stages ps ON ps.id = up.stage_id
 

@@ -1,0 +1,75 @@
+-- The dashboard's JSON shapes of the hot reads, built by PostgreSQL (issue 13: the raw-SQL path).
+--
+-- A page of 50 leads used to travel as 50 rows of 25 columns that the driver turned into 50 dicts, UUID objects
+-- and datetimes, that Python turned into structs and encoded again. Now the page is one text value that the
+-- service passes through unchanged (as PostgREST does). The output is byte-for-byte what msgspec encoded from
+-- the wire structs of clarin/wire/ (tests/test_wire_json.py compares both on every field shape):
+--
+--   * keys in the struct's field order; a key whose struct default is null/empty is omitted when so
+--     (omit_defaults), required keys are always written;
+--   * compact separators (no spaces), strings escaped by to_json (same escapes as msgspec for valid text);
+--   * timestamps as msgspec writes an aware UTC datetime: "YYYY-MM-DDTHH:MM:SS[.ffffff]Z", the fraction only
+--     when it is not zero;
+--   * jsonb values (custom_fields) compact when they hold no null member; with one, jsonb's own text (one space
+--     after ':' and ','), because json_strip_nulls, the only compacting function, would drop those members.
+--
+-- Plain SQL functions, all STABLE (an IMMUTABLE one whose body calls a STABLE function such as to_json is not
+-- inlined): the planner inlines them into the calling statement, so they cost what the
+-- expression costs. Each ``a || b`` with a NULL side is NULL, which is how optional keys disappear
+-- (coalesce(',"key":' || value, '')).
+
+CREATE OR REPLACE FUNCTION wire_ts(t timestamptz) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT replace(to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z')
+$$;
+
+-- A JSON string, or the JSON literal null for SQL NULL (required keys).
+CREATE OR REPLACE FUNCTION wire_str(v text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(to_json(v)::text, 'null')
+$$;
+
+-- A jsonb object the way msgspec writes the dict it decodes to (see the header).
+CREATE OR REPLACE FUNCTION wire_jsonb(v jsonb) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN jsonb_strip_nulls(v) = v THEN json_strip_nulls(v::json)::text ELSE v::text END
+$$;
+
+-- clarin.wire.tags.Tag
+CREATE OR REPLACE FUNCTION wire_tag(t tags) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT '{"id":"' || t.id || '","account_id":"' || t.account_id || '","name":' || wire_str(t.name)
+        || ',"color":' || wire_str(t.color) || ',"created_at":"' || wire_ts(t.created_at)
+        || '","updated_at":"' || wire_ts(t.updated_at) || '"}'
+$$;
+
+-- clarin.wire.leads.Lead. ``ps`` is the lead's stage (all NULL without one), ``structured_tags`` the JSON array
+-- of its tags or NULL (the caller's lateral join: a function with a subquery would not be inlined).
+CREATE OR REPLACE FUNCTION wire_lead(l leads, ps pipeline_stages, structured_tags text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT '{"id":"' || l.id || '","account_id":"' || l.account_id || '"'
+        || coalesce(',"contact_id":"' || l.contact_id || '"', '')
+        || ',"jid":' || wire_str(l.jid)
+        || coalesce(',"name":' || to_json(l.name), '')
+        || coalesce(',"last_name":' || to_json(l.last_name), '')
+        || coalesce(',"short_name":' || to_json(l.short_name), '')
+        || coalesce(',"phone":' || to_json(l.phone), '')
+        || coalesce(',"email":' || to_json(l.email), '')
+        || coalesce(',"company":' || to_json(l.company), '')
+        || coalesce(',"age":' || l.age, '')
+        || coalesce(',"status":' || to_json(l.status), '')
+        || coalesce(',"pipeline_id":"' || l.pipeline_id || '"', '')
+        || coalesce(',"stage_id":"' || l.stage_id || '"', '')
+        || coalesce(',"source":' || to_json(l.source), '')
+        || coalesce(',"notes":' || to_json(l.notes), '')
+        || CASE WHEN cardinality(l.tags) > 0 THEN ',"tags":' || array_to_json(l.tags) ELSE '' END
+        || CASE WHEN jsonb_typeof(l.custom_fields) = 'object' AND l.custom_fields <> '{}'::jsonb
+                THEN ',"custom_fields":' || wire_jsonb(l.custom_fields) ELSE '' END
+        || coalesce(',"assigned_to":"' || l.assigned_to || '"', '')
+        || ',"created_at":"' || wire_ts(l.created_at) || '","updated_at":"' || wire_ts(l.updated_at) || '"'
+        || coalesce(',"structured_tags":' || structured_tags, '')
+        || coalesce(',"stage_name":' || to_json(ps.name), '')
+        || coalesce(',"stage_color":' || to_json(ps.color), '')
+        || coalesce(',"stage_position":' || ps.position, '')
+        || '}'
+$$;

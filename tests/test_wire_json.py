@@ -1,0 +1,158 @@
+"""PostgreSQL-built JSON (sql/migrations/0008_wire_json.sql) is byte-for-byte what msgspec encodes from the wire
+structs, on every field shape a row can have.
+
+The hot reads (R37 pages and board, R40, R38's answer) pass PostgreSQL's text through unchanged (issue 13); the
+writes that answer with a lead (R41) still encode the ``Lead`` struct. Both must agree to the byte: the dashboard
+and the peers' comparison read either. Each case here goes through the real server and is compared with the
+struct path (``lead_reads.get_lead`` + ``msgspec``) on the same rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+import msgspec
+
+from clarin.crm import lead_reads
+from clarin.db.pool import Database
+from clarin.http.json import encode
+from clarin.wire.leads import LeadResponse, LeadsResponse
+from tests.leads_support import default_stages, forget_cached_reads, random_phone, sql
+
+NASTY = "quote\" back\\slash /slash \x01\x1f tab\t nl\n é ñ 😀 \u2028 <b>&amp;</b>"
+
+
+def struct_bodies(dsn: str, account_id: str, lead_ids: list[str]) -> list[bytes]:
+    """The leads as the struct path encodes them (one ``Lead`` each, tags included)."""
+
+    async def run() -> list[bytes]:
+        db = Database(dsn, 2)
+        try:
+            leads = [await lead_reads.get_lead(db, uuid.UUID(account_id), uuid.UUID(i)) for i in lead_ids]
+        finally:
+            db.close()
+        return [encode(lead) for lead in leads]
+
+    return asyncio.run(run())
+
+
+def same(found: bytes, expected: bytes) -> None:
+    """Equal bytes; on a difference, the assertion shows where (pytest truncates long byte strings)."""
+    if found != expected:
+        pairs = zip(found, expected, strict=False)
+        at = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(found), len(expected)))
+        assert found[max(0, at - 80):at + 80] == expected[max(0, at - 80):at + 80], f"first difference at {at}"
+
+
+def insert_lead(dsn: str, account_id: str, **columns: Any) -> str:
+    names = ["account_id", "jid", *columns]
+    values = [uuid.UUID(account_id), random_phone() + "@s.whatsapp.net", *columns.values()]
+    marks = ", ".join(f"${i + 1}" + ("::text::jsonb" if name == "custom_fields" else "") for i, name in enumerate(names))
+    row = sql(dsn, f"INSERT INTO leads ({', '.join(names)}) VALUES ({marks}) RETURNING id", *values)
+    return str(row[0]["id"])
+
+
+def shapes(dsn: str, account_id: str) -> list[str]:
+    """Leads covering every optional key absent and present, escapes, numbers, timestamps, tags and stages."""
+    stage = default_stages(dsn, account_id)[1]
+    ids = [
+        insert_lead(dsn, account_id),  # every optional column NULL (custom_fields '{}' by default)
+        insert_lead(dsn, account_id, name="", last_name="", short_name="", phone="", email="", company="",
+                    status="", source="", notes="", tags=[], custom_fields=json.dumps({})),  # empty strings
+    ]
+    ids.append(insert_lead(
+        dsn, account_id, name=NASTY, last_name="Pérez", short_name="Ana", phone="+51 987 654 321", email="a@b.test",
+        company="Ñandú S.A.C.", age=0, status="won", source="web", notes=NASTY, tags=["vip", NASTY, ""],
+        # keys whose jsonb order (length, then bytes) is also their sorted order: see test_jsonb_key_order
+        custom_fields=json.dumps({"a": "Lima", "bb": 4186, "ccc": 51999111222, "dddd": -3,
+                                  "eeeee": {"x": [1, "x", True, False, 0.5]}, "ffffff": NASTY}),
+        pipeline_id=uuid.UUID(stage["pipeline_id"]), stage_id=uuid.UUID(stage["id"]),
+    ))
+    ids.append(insert_lead(dsn, account_id, name="Micro", age=2_147_483_647, custom_fields=json.dumps([1, 2])))
+    # timestamps with and without a fraction, and one whose fraction ends in zeros
+    sql(dsn, "UPDATE leads SET created_at = '2024-02-29 23:59:59.5+00', updated_at = '2025-01-01 00:00:00+00' "
+             "WHERE id = $1", uuid.UUID(ids[-1]))
+    sql(dsn, "UPDATE leads SET created_at = '2024-03-01 05:06:07.000001-05', updated_at = now() WHERE id = $1",
+        uuid.UUID(ids[0]))
+    # tags: two on one lead (order by name), one with characters to escape
+    for lead_id in ids[-2:]:
+        for name in ("zeta", "Alfa \"1\"", NASTY[:40]):
+            tag = sql(dsn, "INSERT INTO tags (account_id, name, color) VALUES ($1, $2, '#123abc') "
+                           "ON CONFLICT (account_id, name) DO UPDATE SET color = EXCLUDED.color RETURNING id",
+                      uuid.UUID(account_id), name)[0]["id"]
+            sql(dsn, "INSERT INTO lead_tags (lead_id, tag_id) VALUES ($1, $2)", uuid.UUID(lead_id), uuid.UUID(str(tag)))
+    return ids
+
+
+def test_lead_get_is_the_struct_encoding(client: httpx.Client, tenant: Any, database: str) -> None:
+    ids = shapes(database, tenant.account_id)
+    expected = struct_bodies(database, tenant.account_id, ids)
+    forget_cached_reads(tenant.account_id)
+    for lead_id, lead in zip(ids, expected, strict=True):
+        response = client.get(f"/api/leads/{lead_id}", headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        same(response.content, b'{"lead":' + lead + b',"success":true}')
+        assert msgspec.json.decode(response.content, type=LeadResponse)  # and it is a valid Lead
+
+
+def test_leads_page_and_board_are_the_struct_encoding(client: httpx.Client, make_tenant: Any, database: str) -> None:
+    tenant = make_tenant()
+    ids = shapes(database, tenant.account_id)
+    order = [str(row["id"]) for row in sql(
+        database, "SELECT id FROM leads WHERE account_id = $1 ORDER BY created_at DESC, id DESC",
+        uuid.UUID(tenant.account_id))]
+    assert sorted(order) == sorted(ids)
+    expected = struct_bodies(database, tenant.account_id, order)
+    forget_cached_reads(tenant.account_id)
+    page = client.get("/api/leads", params={"limit": 2, "offset": 1}, headers=tenant.headers)
+    assert page.status_code == 200, page.text
+    same(page.content, b'{"leads":[' + b",".join(expected[1:3]) + b'],"total":%d,"limit":2,"offset":1,'
+                       b'"success":true}' % len(ids))
+    board = client.get("/api/leads", headers=tenant.headers)
+    assert board.status_code == 200, board.text
+    same(board.content, b'{"leads":[' + b",".join(expected) + b'],"success":true}')
+    assert len(msgspec.json.decode(board.content, type=LeadsResponse).leads) == len(ids)
+    empty = client.get("/api/leads", params={"limit": 5, "search": "no-such-lead-zzqx"}, headers=tenant.headers)
+    assert empty.content == b'{"leads":[],"total":0,"limit":5,"offset":0,"success":true}'
+
+
+def test_created_lead_is_the_struct_encoding(client: httpx.Client, tenant: Any, database: str) -> None:
+    third = default_stages(database, tenant.account_id)[2]
+    for fields in ({"name": NASTY, "notes": NASTY}, {"stage_id": third["id"], "email": "x@y.test"}, {}):
+        response = client.post("/api/leads", json={"phone": random_phone(), **fields}, headers=tenant.headers)
+        assert response.status_code == 201, response.text
+        lead_id = response.json()["lead"]["id"]
+        (expected,) = struct_bodies(database, tenant.account_id, [lead_id])
+        same(response.content, b'{"lead":' + expected + b',"success":true}')
+
+
+def test_jsonb_with_null_members_keeps_them(client: httpx.Client, tenant: Any, database: str) -> None:
+    """A null inside custom_fields is data: it is kept (jsonb's own spacing then; the same JSON value)."""
+    lead_id = insert_lead(database, tenant.account_id, custom_fields=json.dumps({"a": None, "b": {"c": None}}))
+    (expected,) = struct_bodies(database, tenant.account_id, [lead_id])
+    response = client.get(f"/api/leads/{lead_id}", headers=tenant.headers)
+    assert response.json()["lead"] == json.loads(expected)
+    assert response.json()["lead"]["custom_fields"] == {"a": None, "b": {"c": None}}
+
+
+def test_jsonb_key_order(client: httpx.Client, tenant: Any, database: str) -> None:
+    """custom_fields keys come in jsonb's order (shorter keys first), as the Go peer sends them; the struct path
+    sorted them (the driver decodes jsonb into a sorted map). JSON objects are unordered: same value."""
+    fields = {"ciudad": "Lima", "n": 4186, "big": 51999111222, "nested": {"zz": 1, "a": [1, 2]}}
+    lead_id = insert_lead(database, tenant.account_id, custom_fields=json.dumps(fields))
+    (expected,) = struct_bodies(database, tenant.account_id, [lead_id])
+    response = client.get(f"/api/leads/{lead_id}", headers=tenant.headers)
+    assert response.json()["lead"] == json.loads(expected)
+    assert list(response.json()["lead"]["custom_fields"]) == ["n", "big", "ciudad", "nested"]
+
+
+def test_unknown_and_foreign_leads_are_404(client: httpx.Client, make_tenant: Any, database: str) -> None:
+    tenant, other = make_tenant(), make_tenant()
+    foreign = insert_lead(database, other.account_id, name="not yours")
+    for lead_id in (foreign, str(uuid.uuid4())):
+        response = client.get(f"/api/leads/{lead_id}", headers=tenant.headers)
+        assert response.status_code == 404 and response.json() == {"success": False, "error": "Lead not found"}
