@@ -62,8 +62,10 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check clarin tests bench
 
 # Benchmark + regression gate (not part of `make test`): micro-benchmarks, EXPLAIN check of the hot queries,
-# load test on the seeded `clarin_bench` database (created and seeded on first use, ~2-3 min), then the gate
-# against bench/baseline.json. Knobs: BENCH_WORKERS, BENCH_DURATION, BENCH_CONCURRENCY, ... (bench/load.py).
+# three load profiles on the seeded `clarin_bench` database (created and seeded on first use, ~2-3 min) —
+# cached, uncached (PAGE_CACHE_TTL=0) and busy_account — then the gate against bench/baseline.json.
+# About 10 min on the 2-core project machine. Knobs: BENCH_WORKERS, BENCH_DURATION, BENCH_CONCURRENCY, ...
+# (bench/load.py); `python -m bench.gate --profiles cached,busy_account` runs a subset.
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.gate
 

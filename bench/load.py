@@ -121,7 +121,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, cfg: Config, dsn: str, log_dir: Path) -> None:
+    def __init__(self, cfg: Config, dsn: str, log_dir: Path, root: Path = ROOT) -> None:
+        """``root``: the source tree to serve (bench/profile.py --commit serves an exported commit)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / "server.log"
@@ -151,7 +152,7 @@ class Server:
             env[key.strip()] = value.strip()
         self.env = env
         self._log = open(self.log_path, "w")  # closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "clarin", "serve"], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "clarin", "serve"], cwd=root, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 90) -> None:
