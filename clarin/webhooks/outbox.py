@@ -3,9 +3,10 @@
 Every data-change event passes through ``Broadcaster.broadcast``/``broadcast_many``; for an account with at
 least one enabled subscription the broadcaster awaits :meth:`Outbox.record` first, so the rows are written
 before the request that made the change is answered (and before background work — ingestion, campaigns,
-Kommo — moves on). Writers that can do better write the rows inside their own transaction with
-:meth:`Outbox.record_in` (``POST /api/leads``) and broadcast with ``recorded=True``. docs/WEBHOOKS.md,
-"Durability", lists which path is which and what a crash between commit and outbox write means.
+Kommo — moves on). That is only the fallback: the write paths write the rows inside the transaction of the
+change itself (:mod:`clarin.webhooks.recording`, :meth:`Outbox.write_in`; ``POST /api/leads`` with
+:meth:`Outbox.record_in`) and broadcast with ``recorded=True``. docs/WEBHOOKS.md, "Durability", lists every
+path and its rule.
 
 Which accounts have subscriptions is cached per process (``ttl`` seconds) and dropped at once on every worker
 through Redis (``<prefix>:webhooks``) when a subscription changes; accounts without subscriptions cost no
@@ -131,6 +132,20 @@ class Outbox:
             return
         ids, names, datas = _rows([(event, data)])
         await tx.fetch_val(Q_INSERT, [uuid.UUID(account), ids, names, datas])
+        if self.on_written is not None:
+            self.on_written()
+
+    async def write_in(self, tx: Transaction, account: str, events: list[tuple[str, Any]]) -> bool:
+        """Write the rows of ``events`` inside the caller's transaction, without asking :meth:`wanted` (the caller
+        did, before opening it: clarin.webhooks.recording). False when none of them is a webhook event."""
+        ids, names, datas = _rows(events)
+        if not ids:
+            return False
+        await tx.fetch_val(Q_INSERT, [uuid.UUID(account), ids, names, datas])
+        return True
+
+    def written(self) -> None:
+        """Rows were committed by a writer of their own (a transaction or a statement's CTE): wake the worker."""
         if self.on_written is not None:
             self.on_written()
 
