@@ -24,6 +24,7 @@ from clarin.db.pool import Transaction
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.state import AppState
+from clarin.webhooks.recording import recording
 
 Q_LOCK = query("contacts_merge_lock")
 Q_CLAIM_CHAT = query("contacts_merge_claim_chat")
@@ -66,7 +67,7 @@ async def merge_contacts(
         raise HTTPError(400, "keep_id cannot be one of merge_ids")
     if len(sources) > MAX_MERGE:
         raise HTTPError(400, f"at most {MAX_MERGE} contacts can be merged at once")
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         rows = await tx.fetch(Q_LOCK, [account_id, [keep_id, *sources]])
         jids = {str(row["id"]): row["jid"] for row in rows}
         if len(jids) != len(sources) + 1:
@@ -82,9 +83,13 @@ async def merge_contacts(
         await tx.execute(Q_MOVE_PARTICIPANTS, moved)
         await tx.execute(Q_MOVE_RECIPIENTS, moved)
         await tx.execute(Q_DELETE_CONTACTS, [account_id, sources])
-    # Leads may have been re-keyed, relinked or deleted: the cached board is stale either way.
-    await invalidate_leads(state, account_id)
-    return MergeResult([str(source) for source in sources], lead_ids)
+        merged = [str(source) for source in sources]
+        # Leads may have been re-keyed, relinked or deleted: the cached board is stale either way.
+        rec.on_commit(lambda: invalidate_leads(state, account_id))
+        rec.emit("contact_update", {"action": "merged", "kept_id": str(keep_id), "ids": merged})
+        if lead_ids:
+            rec.emit("lead_update", {"action": "updated", "ids": lead_ids})
+    return MergeResult(merged, lead_ids)
 
 
 async def _merge_chats(

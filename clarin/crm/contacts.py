@@ -23,6 +23,7 @@ from clarin.db.errors import UniqueViolation
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.state import AppState
+from clarin.webhooks.recording import Recorder, recording
 from clarin.wire.contacts import Contact, ContactUpdateBody
 
 Q_TAGS_FOR = query("contacts_tags_for_contacts")
@@ -63,14 +64,6 @@ class ContactFilter:
     tag_ids: list[uuid.UUID] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    """What a contact write changed besides the contact, for the route's broadcasts."""
-
-    lead_ids: list[str]
-    participants: list[dict[str, Any]]
-
-
 # -- reads --------------------------------------------------------------------------------------------------
 async def duplicates(state: AppState, account_id: uuid.UUID) -> list[list[Contact]]:
     rows = await state.db.fetch(Q_DUPLICATES, [account_id, DUPLICATE_GROUPS_CAP])
@@ -93,7 +86,7 @@ async def ensure_contact(executor: Any, account_id: uuid.UUID, contact_id: uuid.
 # -- writes -------------------------------------------------------------------------------------------------
 async def update_contact(
     state: AppState, account_id: uuid.UUID, contact_id: uuid.UUID, body: ContactUpdateBody
-) -> tuple[Contact, WriteResult]:
+) -> Contact:
     phone = _name(body.phone)
     if phone:  # "" clears it; anything else must be a phone (the rule of clarin.crm.phones)
         checked_phone(phone)
@@ -104,41 +97,60 @@ async def update_contact(
         [tag.strip() for tag in body.tags if tag.strip()] if body.tags is not None else None,
     ]
     try:
-        async with state.db.transaction() as tx:
+        async with recording(state, account_id) as rec, rec.transaction() as tx:
             row = await tx.fetch_row(Q_UPDATE, params)
             if row is None:
                 raise HTTPError(404, CONTACT_NOT_FOUND)
             participants = await tx.fetch(Q_SYNC_PARTICIPANTS, [account_id, contact_id])
             leads = await tx.fetch(Q_SYNC_LEAD, [account_id, contact_id])
+            lead_ids = [str(lead["id"]) for lead in leads]
+            rec.emit("contact_update", {"action": "updated", "contact_id": str(row["id"])})
+            leads_changed(state, rec, account_id, lead_ids)
+            for participant in participants:
+                rec.emit("participant_update", {"action": "updated", "event_id": str(participant["event_id"]),
+                                                "participant_id": str(participant["id"])})
     except UniqueViolation as exc:
         # The new phone/email clashes with another participant of an event this contact attends.
         raise participant_conflict(exc) from None
-    lead_ids = [str(lead["id"]) for lead in leads]
-    if lead_ids:
-        await invalidate_leads(state, account_id)
-    contact = await _detailed(state, account_id, row)
-    return contact, WriteResult(lead_ids, participants)
+    return await _detailed(state, account_id, row)
 
 
 async def reset_contact(state: AppState, account_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         if await tx.fetch_row(Q_LOCK, [account_id, contact_id]) is None:
             raise HTTPError(404, CONTACT_NOT_FOUND)
         row = await tx.fetch_row(Q_RESET, [account_id, contact_id])
         if row is None:
             raise HTTPError(400, "no device names available to reset from")
+        rec.emit("contact_update", {"action": "reset", "contact_id": str(row["id"])})
     return await _detailed(state, account_id, row)
 
 
-async def delete_contacts(state: AppState, account_id: uuid.UUID, ids: list[uuid.UUID]) -> tuple[list[str], list[str]]:
-    """Delete the caller's contacts among ``ids``; returns (deleted ids, ids of leads that were linked)."""
-    row = await state.db.fetch_row(Q_DELETE, [account_id, list(dict.fromkeys(ids))])
-    assert row is not None
-    deleted = [str(value) for value in row["ids"]]
-    lead_ids = [str(value) for value in row["lead_ids"]]
-    if deleted:
-        await invalidate_leads(state, account_id)
-    return deleted, lead_ids
+async def delete_contacts(state: AppState, account_id: uuid.UUID, ids: list[uuid.UUID], *, one: bool = False
+                          ) -> list[str]:
+    """Delete the caller's contacts among ``ids`` and announce it (``one``: the single-contact route's event);
+    returns the deleted ids."""
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(Q_DELETE, [account_id, list(dict.fromkeys(ids))])
+        assert row is not None
+        deleted = [str(value) for value in row["ids"]]
+        if deleted:
+            rec.on_commit(lambda: invalidate_leads(state, account_id))
+            if one:
+                rec.emit("contact_update", {"action": "deleted", "contact_id": deleted[0]})
+            else:
+                rec.emit("contact_update", {"action": "batch_deleted", "ids": deleted})
+        lead_ids = [str(value) for value in row["lead_ids"]]
+        if lead_ids:  # only with deleted contacts: the cache drop above covers them
+            rec.emit("lead_update", {"action": "updated", "ids": lead_ids})
+    return deleted
+
+
+def leads_changed(state: AppState, rec: Recorder, account_id: uuid.UUID, lead_ids: list[str]) -> None:
+    """Leads synced from a contact write: ``lead_update {action: "updated", ids}`` after the board cache drop."""
+    if lead_ids:
+        rec.on_commit(lambda: invalidate_leads(state, account_id))
+        rec.emit("lead_update", {"action": "updated", "ids": lead_ids})
 
 
 # -- helpers ------------------------------------------------------------------------------------------------

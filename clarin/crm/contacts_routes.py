@@ -1,6 +1,7 @@
 """Contacts routes R75–R84 (spec api.md §4.12).
 
-WebSocket events (broadcast to the caller's account after the transaction commits):
+WebSocket events (emitted by the writes in clarin.crm.contacts / contact_merge, their webhook outbox rows in
+the same transaction; broadcast to the caller's account after the transaction commits):
 
 - ``contact_update`` ``{action: "updated", contact_id}`` — R80 (also when a participant edit synced into
   the contact, see events routes); ``{action: "reset", contact_id}`` — R81;
@@ -18,7 +19,7 @@ that does not parse, ``404 contact not found`` for an unknown or foreign contact
 from __future__ import annotations
 
 from clarin.crm import contact_merge, contact_reads, contacts, events, interactions
-from clarin.crm.contacts import ContactFilter, WriteResult
+from clarin.crm.contacts import ContactFilter
 from clarin.crm.filtering import lenient_uuid, list_window, uuid_list
 from clarin.http.cached import cached_read
 from clarin.http.errors import HTTPError
@@ -71,12 +72,6 @@ async def duplicates(req: Request) -> DuplicatesResponse:
 @routes.post("/api/contacts/merge", body=MergeBody, body_error=INVALID_BODY, response=MergeResponse)
 async def merge(req: Request, body: MergeBody) -> MergeResponse:
     result = await contact_merge.merge_contacts(req.app, req.account_id, body.keep_id, body.merge_ids)
-    broadcaster = req.app.broadcaster
-    await broadcaster.broadcast(
-        req.account_id, "contact_update", {"action": "merged", "kept_id": str(body.keep_id), "ids": result.merged_ids}
-    )
-    if result.lead_ids:
-        await broadcaster.broadcast(req.account_id, "lead_update", {"action": "updated", "ids": result.lead_ids})
     return MergeResponse(merged=len(result.merged_ids))
 
 
@@ -84,10 +79,7 @@ async def merge(req: Request, body: MergeBody) -> MergeResponse:
 async def batch_delete(req: Request, body: IdsBody) -> BatchDeleteResponse:
     if not body.ids:
         raise HTTPError(400, "provide ids array")
-    deleted, lead_ids = await contacts.delete_contacts(req.app, req.account_id, body.ids)
-    if deleted:
-        await req.app.broadcaster.broadcast(req.account_id, "contact_update", {"action": "batch_deleted", "ids": deleted})
-    await _announce_leads(req, lead_ids)
+    deleted = await contacts.delete_contacts(req.app, req.account_id, body.ids)
     return BatchDeleteResponse(deleted=len(deleted))
 
 
@@ -100,11 +92,7 @@ async def get_contact(req: Request) -> ContactResponse:
 @routes.put("/api/contacts/:id", body=ContactUpdateBody, body_error=INVALID_BODY, response=ContactResponse)
 async def update_contact(req: Request, body: ContactUpdateBody) -> ContactResponse:
     contact_id = req.path_uuid("id", INVALID_ID)
-    contact, changed = await contacts.update_contact(req.app, req.account_id, contact_id, body)
-    await req.app.broadcaster.broadcast(
-        req.account_id, "contact_update", {"action": "updated", "contact_id": contact.id}
-    )
-    await _announce_sync(req, changed)
+    contact = await contacts.update_contact(req.app, req.account_id, contact_id, body)
     return ContactResponse(contact=contact)
 
 
@@ -112,20 +100,14 @@ async def update_contact(req: Request, body: ContactUpdateBody) -> ContactRespon
 async def reset_contact(req: Request) -> ContactResponse:
     contact_id = req.path_uuid("id", INVALID_ID)
     contact = await contacts.reset_contact(req.app, req.account_id, contact_id)
-    await req.app.broadcaster.broadcast(req.account_id, "contact_update", {"action": "reset", "contact_id": contact.id})
     return ContactResponse(contact=contact)
 
 
 @routes.delete("/api/contacts/:id", response=Ok)
 async def delete_contact(req: Request) -> Ok:
     contact_id = req.path_uuid("id", INVALID_ID)
-    deleted, lead_ids = await contacts.delete_contacts(req.app, req.account_id, [contact_id])
-    if not deleted:
+    if not await contacts.delete_contacts(req.app, req.account_id, [contact_id], one=True):
         raise HTTPError(404, contacts.CONTACT_NOT_FOUND)
-    await req.app.broadcaster.broadcast(
-        req.account_id, "contact_update", {"action": "deleted", "contact_id": str(contact_id)}
-    )
-    await _announce_leads(req, lead_ids)
     return Ok()
 
 
@@ -142,17 +124,3 @@ async def contact_events(req: Request) -> EventsResponse:
     contact_id = req.path_uuid("id", INVALID_CONTACT_ID)
     return EventsResponse(events=await events.events_of_contact(req.app, req.account_id, contact_id))
 
-
-async def _announce_leads(req: Request, lead_ids: list[str]) -> None:
-    if lead_ids:
-        await req.app.broadcaster.broadcast(req.account_id, "lead_update", {"action": "updated", "ids": lead_ids})
-
-
-async def _announce_sync(req: Request, changed: WriteResult) -> None:
-    await _announce_leads(req, changed.lead_ids)
-    for participant in changed.participants:
-        await req.app.broadcaster.broadcast(
-            req.account_id,
-            "participant_update",
-            {"action": "updated", "event_id": str(participant["event_id"]), "participant_id": str(participant["id"])},
-        )

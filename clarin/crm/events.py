@@ -21,7 +21,10 @@ from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.http.paging import MAX_LIMIT
 from clarin.state import AppState
+from clarin.webhooks.recording import recording
 from clarin.wire.events import Event, EventCreateBody, EventUpdateBody
+
+EVENT = "event_update"
 
 Q_PAGE = query("events_page")
 Q_COUNTS = query("events_participant_counts")
@@ -69,22 +72,24 @@ async def create_event(state: AppState, account_id: uuid.UUID, user_id: uuid.UUI
     if not name:
         raise HTTPError(400, NAME_REQUIRED)
     _check_dates(body.event_date, body.event_end)
-    row = await state.db.fetch_row(
-        Q_CREATE,
-        [
-            account_id, name, blank_to_none(body.description), body.event_date, body.event_end,
-            blank_to_none(body.location), (body.status or "").strip() or DEFAULT_STATUS,
-            (body.color or "").strip() or DEFAULT_COLOR, user_id,
-        ],
-    )
-    assert row is not None
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(
+            Q_CREATE,
+            [
+                account_id, name, blank_to_none(body.description), body.event_date, body.event_end,
+                blank_to_none(body.location), (body.status or "").strip() or DEFAULT_STATUS,
+                (body.color or "").strip() or DEFAULT_COLOR, user_id,
+            ],
+        )
+        assert row is not None
+        rec.emit(EVENT, {"action": "created", "event_id": str(row["id"])})
     return msgspec.convert({**row, "total_participants": 0}, Event)
 
 
 async def update_event(state: AppState, account_id: uuid.UUID, event_id: uuid.UUID, body: EventUpdateBody) -> Event:
     if body.name is not None and not body.name.strip():
         raise HTTPError(400, NAME_REQUIRED)
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         current = await tx.fetch_row(Q_GET_FOR_UPDATE, [account_id, event_id])
         if current is None:
             raise HTTPError(404, EVENT_NOT_FOUND)
@@ -103,17 +108,19 @@ async def update_event(state: AppState, account_id: uuid.UUID, event_id: uuid.UU
             [account_id, event_id, merged["name"], merged["description"], merged["event_date"], merged["event_end"],
              merged["location"], merged["status"], merged["color"]],
         )
-    assert row is not None
+        assert row is not None
+        rec.emit(EVENT, {"action": "updated", "event_id": str(row["id"])})
     return (await with_counts(state, account_id, [row]))[0]
 
 
 async def delete_event(state: AppState, account_id: uuid.UUID, event_id: uuid.UUID) -> None:
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         if await tx.fetch_row(Q_GET_FOR_UPDATE, [account_id, event_id]) is None:
             raise HTTPError(404, EVENT_NOT_FOUND)
         await tx.execute(Q_DELETE_INTERACTIONS, [account_id, event_id])
         await tx.execute(Q_DELETE_PARTICIPANTS, [account_id, event_id])
         await tx.execute(Q_DELETE, [account_id, event_id])
+        rec.emit(EVENT, {"action": "deleted", "event_id": str(event_id)})
 
 
 async def with_counts(state: AppState, account_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Event]:

@@ -1,6 +1,7 @@
 """Events and participants routes R85–R96 (spec api.md §4.13; R97 campaign-from-event lives with campaigns).
 
-WebSocket events (broadcast to the caller's account after the transaction commits):
+WebSocket events (emitted by the writes in clarin.crm.events / participants, their webhook outbox rows in the
+same transaction; broadcast to the caller's account after the transaction commits):
 
 - ``event_update`` ``{action: "created"|"updated"|"deleted", event_id}`` — R86, R89, R90.
 - ``participant_update`` ``{action, event_id, participant_id?, count?}``: ``"created"`` (R92, with
@@ -55,16 +56,6 @@ def _participant_ids(req: Request) -> tuple[uuid.UUID, uuid.UUID]:
     return _event_id(req), req.path_uuid("pid", INVALID_PARTICIPANT_ID)
 
 
-async def _event_changed(req: Request, action: str, event_id: object) -> None:
-    await req.app.broadcaster.broadcast(req.account_id, "event_update", {"action": action, "event_id": str(event_id)})
-
-
-async def _participant_changed(req: Request, action: str, event_id: object, **extra: object) -> None:
-    payload: dict[str, object] = {"action": action, "event_id": str(event_id)}
-    payload.update(extra)
-    await req.app.broadcaster.broadcast(req.account_id, "participant_update", payload)
-
-
 # -- events -------------------------------------------------------------------------------------------------
 @routes.get("/api/events", query=EventsQuery, response=EventsPage)
 async def list_events(req: Request) -> EventsPage:
@@ -78,7 +69,6 @@ async def list_events(req: Request) -> EventsPage:
 @routes.post("/api/events", body=EventCreateBody, response=EventResponse, status=201)
 async def create_event(req: Request, body: EventCreateBody) -> EventResponse:
     event = await events.create_event(req.app, req.account_id, req.user_id, body)
-    await _event_changed(req, "created", event.id)
     return EventResponse(event=event)
 
 
@@ -96,15 +86,12 @@ async def get_event(req: Request) -> EventResponse:
 @routes.put("/api/events/:id", body=EventUpdateBody, response=EventResponse)
 async def update_event(req: Request, body: EventUpdateBody) -> EventResponse:
     event = await events.update_event(req.app, req.account_id, _event_id(req), body)
-    await _event_changed(req, "updated", event.id)
     return EventResponse(event=event)
 
 
 @routes.delete("/api/events/:id", response=Ok)
 async def delete_event(req: Request) -> Ok:
-    event_id = _event_id(req)
-    await events.delete_event(req.app, req.account_id, event_id)
-    await _event_changed(req, "deleted", event_id)
+    await events.delete_event(req.app, req.account_id, _event_id(req))
     return Ok()
 
 
@@ -128,7 +115,6 @@ async def list_participants(req: Request) -> ParticipantsPage:
 async def add_participant(req: Request, body: ParticipantInput) -> ParticipantResponse:
     event_id = _event_id(req)
     participant = await participants.add_participant(req.app, req.account_id, event_id, body)
-    await _participant_changed(req, "created", event_id, participant_id=participant.id)
     return ParticipantResponse(participant=participant)
 
 
@@ -136,22 +122,13 @@ async def add_participant(req: Request, body: ParticipantInput) -> ParticipantRe
 async def add_participants_bulk(req: Request, body: BulkParticipantsBody) -> BulkAddResponse:
     event_id = _event_id(req)
     result = await participants.add_participants_bulk(req.app, req.account_id, event_id, body.participants)
-    if result.added:
-        await _participant_changed(req, "bulk_created", event_id, count=result.added)
     return BulkAddResponse(count=result.submitted, added=result.added, skipped=result.submitted - result.added)
 
 
 @routes.put("/api/events/:id/participants/:pid", body=ParticipantUpdateBody, response=ParticipantResponse)
 async def update_participant(req: Request, body: ParticipantUpdateBody) -> ParticipantResponse:
     event_id, participant_id = _participant_ids(req)
-    participant, contact_id = await participants.update_participant(
-        req.app, req.account_id, event_id, participant_id, body
-    )
-    await _participant_changed(req, "updated", event_id, participant_id=participant.id)
-    if contact_id is not None:
-        await req.app.broadcaster.broadcast(
-            req.account_id, "contact_update", {"action": "updated", "contact_id": contact_id}
-        )
+    participant, _ = await participants.update_participant(req.app, req.account_id, event_id, participant_id, body)
     return ParticipantResponse(participant=participant)
 
 
@@ -159,7 +136,6 @@ async def update_participant(req: Request, body: ParticipantUpdateBody) -> Parti
 async def set_participant_status(req: Request, body: ParticipantStatusBody) -> Ok:
     event_id, participant_id = _participant_ids(req)
     await participants.set_status(req.app, req.account_id, event_id, participant_id, body.status)
-    await _participant_changed(req, "status_changed", event_id, participant_id=str(participant_id))
     return Ok()
 
 
@@ -167,6 +143,5 @@ async def set_participant_status(req: Request, body: ParticipantStatusBody) -> O
 async def delete_participant(req: Request) -> Ok:
     event_id, participant_id = _participant_ids(req)
     await participants.delete_participant(req.app, req.account_id, event_id, participant_id)
-    await _participant_changed(req, "deleted", event_id, participant_id=str(participant_id))
     return Ok()
 

@@ -7,8 +7,10 @@
 - Good rows are written in batches of at most 1000: one ``unnest`` upsert per table per batch, each
   batch in its own transaction. A failing batch is rolled back whole and each of its rows is reported.
 - Bad rows are skipped and reported as ``row <n>: <reason>`` (1-based physical line numbers).
-- At the end: the leads cache is dropped once, ``lead_update {"action":"imported","count"}`` and, when
-  contacts were written, ``contact_update {"action":"imported","count"}`` are broadcast.
+- After each committed batch: the leads cache is dropped, ``lead_update {"action":"imported","count"}``
+  (leads/both) and ``contact_update {"action":"imported","count"}`` (contacts/both) are broadcast, ``count`` =
+  the rows of that batch; their webhook outbox rows commit in the batch's transaction (an import is not one
+  transaction, so each committed batch carries its own events: none is lost if the import stops half-way).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from clarin.http.errors import HTTPError
 from clarin.http.multipart import MultipartStream, boundary_of
 from clarin.http.request import TOO_LARGE, Request
 from clarin.state import AppState
+from clarin.webhooks.recording import recording
 from clarin.wire.imports import ImportedEvent, ImportResponse
 
 log = logging.getLogger("clarin.import")
@@ -166,7 +169,6 @@ async def import_upload(state: AppState, account_id: uuid.UUID, upload: Upload, 
         progress.finished(report)
     finally:
         await asyncio.to_thread(sheet.close)
-        await _announce(state, account_id, import_type, report)
     return report.response()
 
 
@@ -241,7 +243,7 @@ async def _write_batch(
 ) -> None:
     unique = _merge_by_jid(rows)
     try:
-        async with state.db.transaction() as tx:
+        async with recording(state, account_id) as rec, rec.transaction() as tx:
             if import_type in ("contacts", "both"):
                 await tx.execute(
                     Q_UPSERT_CONTACTS,
@@ -259,6 +261,11 @@ async def _write_batch(
                      [r.company for r in unique], [r.last_name for r in unique], [r.age for r in unique],
                      [p for p, _ in placement], [s for _, s in placement]],
                 )
+            rec.on_commit(lambda: invalidate_leads(state, account_id))
+            if import_type in ("leads", "both"):
+                rec.emit("lead_update", ImportedEvent("imported", len(rows)))
+            if import_type in ("contacts", "both"):
+                rec.emit("contact_update", ImportedEvent("imported", len(rows)))
     except DatabaseUnavailable:
         raise
     except DatabaseError as exc:
@@ -270,14 +277,3 @@ async def _write_batch(
     if import_type in ("contacts", "both"):
         report.contacts_written += len(rows)
 
-
-async def _announce(state: AppState, account_id: uuid.UUID, import_type: str, report: ImportReport) -> None:
-    await invalidate_leads(state, account_id)
-    if not report.imported:
-        return
-    if import_type in ("leads", "both"):
-        await state.broadcaster.broadcast(account_id, "lead_update", ImportedEvent("imported", report.imported))
-    if report.contacts_written:
-        await state.broadcaster.broadcast(
-            account_id, "contact_update", ImportedEvent("imported", report.contacts_written)
-        )

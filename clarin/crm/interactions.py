@@ -23,6 +23,7 @@ from clarin.crm.participants import PARTICIPANT_NOT_FOUND
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.state import AppState
+from clarin.webhooks.recording import recording
 from clarin.wire.interactions import Interaction, InteractionCreateBody
 
 Q_REFS = query("interactions_refs")
@@ -37,6 +38,7 @@ Q_LEAD_EXISTS = query("interactions_lead_exists")
 Q_DELETE = query("interactions_delete")
 
 DEFAULT_LIMIT = 50
+EVENT = "interaction_update"
 LEAD_NOT_FOUND = "Lead not found"
 INTERACTION_NOT_FOUND = "Interaction not found"
 FILTER_REQUIRED = "Provide participant_id, event_id, contact_id, or lead_id query parameter"
@@ -60,7 +62,7 @@ async def create_interaction(
     participant_id = strict_uuid(body.participant_id, "Invalid participant ID")
     outcome = blank_to_none(body.outcome.strip() if body.outcome is not None else None)
     next_action = blank_to_none(body.next_action)
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         refs = await tx.fetch_row(Q_REFS, [account_id, contact_id, lead_id, event_id, participant_id])
         assert refs is not None
         if not refs["contact_ok"]:
@@ -90,6 +92,10 @@ async def create_interaction(
             touched = await tx.fetch_row(
                 Q_APPLY, [account_id, participant_id, outcome or "", copies_next, next_action, body.next_action_date]
             )
+        rec.emit(EVENT, payload("created", row["id"], row))
+        if touched is not None:
+            rec.emit("participant_update", {"action": "updated", "event_id": str(touched["event_id"]),
+                                            "participant_id": str(touched["id"])})
     return Created(msgspec.convert(row, Interaction), touched)
 
 
@@ -124,7 +130,19 @@ async def for_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID, w
 
 
 async def delete_interaction(state: AppState, account_id: uuid.UUID, interaction_id: uuid.UUID) -> dict[str, Any]:
-    row = await state.db.fetch_row(Q_DELETE, [account_id, interaction_id])
-    if row is None:
-        raise HTTPError(404, INTERACTION_NOT_FOUND)
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(Q_DELETE, [account_id, interaction_id])
+        if row is None:
+            raise HTTPError(404, INTERACTION_NOT_FOUND)
+        rec.emit(EVENT, payload("deleted", interaction_id, row))
     return row
+
+
+def payload(action: str, interaction_id: object, row: dict[str, Any]) -> dict[str, str]:
+    """``interaction_update``: the optional keys only when the interaction points at one."""
+    data = {"action": action, "interaction_id": str(interaction_id)}
+    for key in ("contact_id", "lead_id", "event_id"):
+        value = row.get(key)
+        if value is not None:
+            data[key] = str(value)
+    return data

@@ -1,7 +1,8 @@
 """Interaction routes R98–R100 and R45 ``GET /api/leads/:id/interactions`` (spec api.md §4.14, §4.7).
 R83 ``GET /api/contacts/:id/interactions`` is mounted with the contacts routes.
 
-WebSocket events (broadcast to the caller's account after the transaction commits):
+WebSocket events (emitted by the writes in clarin.crm.interactions, their webhook outbox rows in the same
+transaction; broadcast to the caller's account after the transaction commits):
 
 - ``interaction_update`` ``{action: "created"|"deleted", interaction_id, contact_id?, lead_id?, event_id?}``
   (the optional keys only when the interaction points at one) — R98, R100.
@@ -10,8 +11,6 @@ WebSocket events (broadcast to the caller's account after the transaction commit
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from clarin.crm import interactions
 from clarin.crm.filtering import lenient_uuid, list_window
@@ -25,29 +24,10 @@ from clarin.wire.queries import InteractionsPageQuery, InteractionsQuery
 routes = RouteGroup(tags=("interactions",))
 
 
-def _payload(action: str, interaction_id: object, row: Any) -> dict[str, str]:
-    payload = {"action": action, "interaction_id": str(interaction_id)}
-    for key in ("contact_id", "lead_id", "event_id"):
-        value = row.get(key) if isinstance(row, dict) else getattr(row, key)
-        if value is not None:
-            payload[key] = str(value)
-    return payload
-
-
 @routes.post("/api/interactions", body=InteractionCreateBody, response=InteractionResponse, status=201)
 async def create_interaction(req: Request, body: InteractionCreateBody) -> InteractionResponse:
     created = await interactions.create_interaction(req.app, req.account_id, req.user_id, body)
-    item = created.interaction
-    broadcaster = req.app.broadcaster
-    await broadcaster.broadcast(req.account_id, "interaction_update", _payload("created", item.id, item))
-    if created.participant is not None:
-        await broadcaster.broadcast(
-            req.account_id,
-            "participant_update",
-            {"action": "updated", "event_id": str(created.participant["event_id"]),
-             "participant_id": str(created.participant["id"])},
-        )
-    return InteractionResponse(interaction=item)
+    return InteractionResponse(interaction=created.interaction)
 
 
 @routes.get("/api/interactions", query=InteractionsQuery, response=InteractionsResponse)
@@ -71,8 +51,7 @@ async def list_interactions(req: Request) -> InteractionsResponse:
 @routes.delete("/api/interactions/:id", response=Ok)
 async def delete_interaction(req: Request) -> Ok:
     interaction_id = req.path_uuid("id", "Invalid interaction ID")
-    row = await interactions.delete_interaction(req.app, req.account_id, interaction_id)
-    await req.app.broadcaster.broadcast(req.account_id, "interaction_update", _payload("deleted", interaction_id, row))
+    await interactions.delete_interaction(req.app, req.account_id, interaction_id)
     return Ok()
 
 

@@ -4,7 +4,8 @@ Fixes: tenant checks on every ID (foreign = unknown = 404); stages, pipelines an
 belong to the caller's account; a phone is required to create a lead; batch deletes report what was
 really deleted; partial updates change only the keys sent and answer with the re-read lead (new
 stage fields); R44 moves the lead into the stage's pipeline; each multi-step write is one transaction.
-After every committed write the ``leads:<account>`` cache is dropped and ``lead_update`` is broadcast.
+After every committed write the ``leads:<account>`` cache is dropped and ``lead_update`` is broadcast; its
+webhook outbox rows commit with the write (clarin.webhooks.recording).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.http.json import encode
 from clarin.state import AppState
+from clarin.webhooks.recording import Recorder, recording
 from clarin.wire.leads import Lead, LeadBatchDeleteBody, LeadUpdateBody, LeadUpdateEvent
 
 Q_GET_FOR_UPDATE = query("leads_get_for_update")
@@ -80,6 +82,12 @@ async def announce(state: AppState, account_id: uuid.UUID, event: LeadUpdateEven
     await state.broadcaster.broadcast(account_id, EVENT, event, recorded=recorded)
 
 
+def changed(state: AppState, rec: Recorder, account_id: uuid.UUID, event: LeadUpdateEvent) -> None:
+    """Inside a recorded write: ``event`` goes out after the commit, once the board cache is dropped."""
+    rec.on_commit(lambda: invalidate_leads(state, account_id))
+    rec.emit(EVENT, event)
+
+
 _CLEAR = object()  # "" on a reference field: set the column to NULL
 
 
@@ -112,7 +120,7 @@ async def update_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID
     stage_ref = _reference(body.stage_id, "stage_id")
     pipeline_ref = _reference(body.pipeline_id, "pipeline_id")
 
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         current = await tx.fetch_row(Q_GET_FOR_UPDATE, [lead_id, account_id])
         if current is None:
             raise HTTPError(404, LEAD_NOT_FOUND)
@@ -158,20 +166,22 @@ async def update_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID
         )
         await tx.execute(Q_SYNC_CONTACT, [lead_id, account_id])
         lead = await get_lead(tx, account_id, lead_id)
-    await announce(state, account_id, LeadUpdateEvent(action="updated", lead_id=lead.id))
+        changed(state, rec, account_id, LeadUpdateEvent(action="updated", lead_id=lead.id))
     return lead
 
 
 async def delete_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID) -> None:
-    if await state.db.fetch_row(Q_DELETE, [lead_id, account_id]) is None:
-        raise HTTPError(404, LEAD_NOT_FOUND)
-    await announce(state, account_id, LeadUpdateEvent(action="deleted", lead_id=str(lead_id)))
+    async with recording(state, account_id) as rec:
+        if await rec.db.fetch_row(Q_DELETE, [lead_id, account_id]) is None:
+            raise HTTPError(404, LEAD_NOT_FOUND)
+        changed(state, rec, account_id, LeadUpdateEvent(action="deleted", lead_id=str(lead_id)))
 
 
 async def batch_delete(state: AppState, account_id: uuid.UUID, body: LeadBatchDeleteBody) -> str:
     if body.all or body.delete_all:
-        deleted = int(await state.db.fetch_val(Q_DELETE_ALL, [account_id]) or 0)
-        await announce(state, account_id, LeadUpdateEvent(action="batch_deleted", count=deleted))
+        async with recording(state, account_id) as rec:
+            deleted = int(await rec.db.fetch_val(Q_DELETE_ALL, [account_id]) or 0)
+            changed(state, rec, account_id, LeadUpdateEvent(action="batch_deleted", count=deleted))
         return "All leads deleted"
     if not body.ids:
         raise HTTPError(400, "No IDs provided")
@@ -183,10 +193,11 @@ async def batch_delete(state: AppState, account_id: uuid.UUID, body: LeadBatchDe
             continue
     if not valid:
         raise HTTPError(400, "No valid IDs provided")
-    rows = await state.db.fetch(Q_DELETE_IDS, [account_id, list(dict.fromkeys(valid))])
-    ids = [str(row["id"]) for row in rows]
-    if ids:
-        await announce(state, account_id, LeadUpdateEvent(action="batch_deleted", ids=ids, count=len(ids)))
+    async with recording(state, account_id) as rec:
+        rows = await rec.db.fetch(Q_DELETE_IDS, [account_id, list(dict.fromkeys(valid))])
+        ids = [str(row["id"]) for row in rows]
+        if ids:
+            changed(state, rec, account_id, LeadUpdateEvent(action="batch_deleted", ids=ids, count=len(ids)))
     return f"{len(ids)} leads deleted"
 
 
@@ -194,18 +205,20 @@ async def set_status(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID,
     value = check_text("status", (status or "").strip())
     if not value:
         raise HTTPError(400, "status is required")
-    if await state.db.fetch_row(Q_SET_STATUS, [lead_id, account_id, value]) is None:
-        raise HTTPError(404, LEAD_NOT_FOUND)
-    await announce(state, account_id, LeadUpdateEvent(action="status_changed", lead_id=str(lead_id)))
+    async with recording(state, account_id) as rec:
+        if await rec.db.fetch_row(Q_SET_STATUS, [lead_id, account_id, value]) is None:
+            raise HTTPError(404, LEAD_NOT_FOUND)
+        changed(state, rec, account_id, LeadUpdateEvent(action="status_changed", lead_id=str(lead_id)))
 
 
 async def set_stage(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID, raw_stage: str | None) -> None:
     stage_id = _uuid_or_400((raw_stage or "").strip(), "Invalid stage ID")
-    if await state.db.fetch_row(Q_SET_STAGE, [lead_id, account_id, stage_id]) is None:
-        if not await state.db.fetch_val(Q_EXISTS, [lead_id, account_id]):
-            raise HTTPError(404, LEAD_NOT_FOUND)
-        raise HTTPError(404, STAGE_NOT_FOUND)
-    await announce(state, account_id, LeadUpdateEvent(action="stage_changed", lead_id=str(lead_id)))
+    async with recording(state, account_id) as rec:
+        if await rec.db.fetch_row(Q_SET_STAGE, [lead_id, account_id, stage_id]) is None:
+            if not await rec.db.fetch_val(Q_EXISTS, [lead_id, account_id]):
+                raise HTTPError(404, LEAD_NOT_FOUND)
+            raise HTTPError(404, STAGE_NOT_FOUND)
+        changed(state, rec, account_id, LeadUpdateEvent(action="stage_changed", lead_id=str(lead_id)))
 
 
 def _json_text(value: Any) -> str | None:

@@ -25,6 +25,7 @@ from clarin.db.errors import UniqueViolation
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.state import AppState
+from clarin.webhooks.recording import Recorder, recording
 from clarin.wire.events import Participant, ParticipantInput, ParticipantUpdateBody
 
 Q_PAGE = query("participants_page")
@@ -41,6 +42,7 @@ Q_SYNC_CONTACT = query("participants_sync_contact")
 Q_SET_STATUS = query("participants_set_status")
 Q_DELETE_INTERACTIONS = query("participants_delete_interactions")
 Q_DELETE = query("participants_delete")
+EVENT = "participant_update"
 
 PARTICIPANT_NOT_FOUND = "Participant not found"
 INVALID_CONTACT_ID = "Invalid contact ID"
@@ -90,12 +92,14 @@ async def add_participant(
         raise HTTPError(400, NAME_REQUIRED)
     contact_id = strict_uuid(body.contact_id, INVALID_CONTACT_ID)
     try:
-        async with state.db.transaction() as tx:
+        async with recording(state, account_id) as rec, rec.transaction() as tx:
             if await tx.fetch_row(Q_EVENT_LOCK, [account_id, event_id]) is None:
                 raise HTTPError(404, EVENT_NOT_FOUND)
             if contact_id is not None and not await tx.fetch(Q_OWNED_CONTACTS, [account_id, [contact_id]]):
                 raise HTTPError(404, CONTACT_NOT_FOUND)
             row = await tx.fetch_row(Q_CREATE, [event_id, contact_id, name, *_optional_fields(body)])
+            assert row is not None
+            _changed(rec, "created", event_id, participant_id=str(row["id"]))
     except UniqueViolation as exc:
         raise participant_conflict(exc) from None
     assert row is not None
@@ -117,7 +121,7 @@ async def add_participants_bulk(
         contact_ids.append(strict_uuid(item.contact_id, f"{INVALID_CONTACT_ID} (participant {index})"))
     fields = [_optional_fields(item) for item in items]
     wanted = list({cid for cid in contact_ids if cid is not None})
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         if await tx.fetch_row(Q_EVENT_LOCK, [account_id, event_id]) is None:
             raise HTTPError(404, EVENT_NOT_FOUND)
         if not items:
@@ -130,6 +134,8 @@ async def add_participants_bulk(
             Q_BULK_CREATE,
             [event_id, contact_ids, names, *([f[i] for f in fields] for i in range(5))],
         )
+        if inserted:
+            _changed(rec, "bulk_created", event_id, count=len(inserted))
     return BulkResult(submitted=len(items), added=len(inserted))
 
 
@@ -146,11 +152,14 @@ async def update_participant(
         _strip(body.email), body.notes, body.next_action, body.age, body.next_action_date,
     ]
     try:
-        async with state.db.transaction() as tx:
+        async with recording(state, account_id) as rec, rec.transaction() as tx:
             row = await tx.fetch_row(Q_UPDATE, params)
             if row is None:
                 raise HTTPError(404, PARTICIPANT_NOT_FOUND)
             synced = await tx.fetch_val(Q_SYNC_CONTACT, [account_id, participant_id])
+            _changed(rec, "updated", event_id, participant_id=str(row["id"]))
+            if synced is not None:
+                rec.emit("contact_update", {"action": "updated", "contact_id": str(synced)})
     except UniqueViolation as exc:
         raise participant_conflict(exc) from None
     participant = (await with_tags(state, account_id, [row]))[0]
@@ -163,21 +172,30 @@ async def set_status(
     status = status.strip()
     if not status:
         raise HTTPError(400, "Status is required")
-    if await state.db.fetch_val(Q_SET_STATUS, [account_id, event_id, participant_id, status]) is None:
-        raise HTTPError(404, PARTICIPANT_NOT_FOUND)
+    async with recording(state, account_id) as rec:
+        if await rec.db.fetch_val(Q_SET_STATUS, [account_id, event_id, participant_id, status]) is None:
+            raise HTTPError(404, PARTICIPANT_NOT_FOUND)
+        _changed(rec, "status_changed", event_id, participant_id=str(participant_id))
 
 
 async def delete_participant(
     state: AppState, account_id: uuid.UUID, event_id: uuid.UUID, participant_id: uuid.UUID
 ) -> None:
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         if await tx.fetch_row(Q_LOCK, [account_id, event_id, participant_id]) is None:
             raise HTTPError(404, PARTICIPANT_NOT_FOUND)
         await tx.execute(Q_DELETE_INTERACTIONS, [account_id, participant_id])
         await tx.execute(Q_DELETE, [account_id, event_id, participant_id])
+        _changed(rec, "deleted", event_id, participant_id=str(participant_id))
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+def _changed(rec: Recorder, action: str, event_id: uuid.UUID, **extra: object) -> None:
+    payload: dict[str, object] = {"action": action, "event_id": str(event_id)}
+    payload.update(extra)
+    rec.emit(EVENT, payload)
+
+
 async def with_tags(state: AppState, account_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Participant]:
     """Attach ``tags`` (always a list) to participant rows with one query for all of them."""
     if not rows:

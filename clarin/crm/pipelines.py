@@ -22,6 +22,7 @@ from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.http.request import parse_uuid
 from clarin.state import AppState
+from clarin.webhooks.recording import Recorder, recording
 from clarin.wire.pipelines import (
     Pipeline,
     PipelineCreateBody,
@@ -74,9 +75,10 @@ async def list_pipelines(state: AppState, account_id: uuid.UUID) -> list[Pipelin
 async def create_pipeline(state: AppState, account_id: uuid.UUID, body: PipelineCreateBody) -> Pipeline:
     name = text_fields.required(body.name, NAME_REQUIRED, "Name", NAME_MAX)
     description = _description(body.description) or None
-    row = await state.db.fetch_row(Q_CREATE, [account_id, name, description])
-    pipeline = msgspec.convert(row, Pipeline)
-    await _pipeline_event(state, account_id, "created", pipeline.id)
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(Q_CREATE, [account_id, name, description])
+        pipeline = msgspec.convert(row, Pipeline)
+        _pipeline_event(rec, "created", pipeline.id)
     return pipeline
 
 
@@ -84,25 +86,26 @@ async def update_pipeline(
     state: AppState, account_id: uuid.UUID, pipeline_id: uuid.UUID, body: PipelineUpdateBody
 ) -> Pipeline:
     name = text_fields.optional(body.name, NAME_REQUIRED, "Name", NAME_MAX)
-    row = await state.db.fetch_row(Q_UPDATE, [pipeline_id, account_id, name, _description(body.description)])
-    if row is None:
-        raise HTTPError(404, PIPELINE_NOT_FOUND)
-    pipeline = msgspec.convert(row, Pipeline)
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(Q_UPDATE, [pipeline_id, account_id, name, _description(body.description)])
+        if row is None:
+            raise HTTPError(404, PIPELINE_NOT_FOUND)
+        pipeline = msgspec.convert(row, Pipeline)
+        rec.on_commit(lambda: invalidate_leads(state, account_id))
+        _pipeline_event(rec, "updated", pipeline.id)
     pipeline.stages = (await _stages_by_pipeline(state, account_id, [pipeline_id])).get(pipeline.id, [])
-    await invalidate_leads(state, account_id)
-    await _pipeline_event(state, account_id, "updated", pipeline.id)
     return pipeline
 
 
 async def delete_pipeline(state: AppState, account_id: uuid.UUID, pipeline_id: uuid.UUID) -> None:
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         if await tx.fetch_row(Q_LOCK, [pipeline_id, account_id]) is None:
             raise HTTPError(404, PIPELINE_NOT_FOUND)
         detached = await tx.fetch_row(Q_DETACH_PIPELINE_LEADS, [pipeline_id, account_id, MAX_EVENT_IDS + 1])
         await tx.execute(Q_DELETE, [pipeline_id, account_id])
-    await invalidate_leads(state, account_id)
-    await _pipeline_event(state, account_id, "deleted", str(pipeline_id))
-    await _leads_detached_event(state, account_id, detached)
+        rec.on_commit(lambda: invalidate_leads(state, account_id))
+        _pipeline_event(rec, "deleted", str(pipeline_id))
+        _leads_detached_event(rec, detached)
 
 
 # -- stages -------------------------------------------------------------------------------------------
@@ -111,12 +114,13 @@ async def create_stage(
 ) -> Stage:
     name = text_fields.required(body.name, NAME_REQUIRED, "Name", NAME_MAX)
     color = text_fields.checked(body.color.strip(), "Color", COLOR_MAX) or DEFAULT_COLOR
-    row = await state.db.fetch_row(Q_STAGE_CREATE, [pipeline_id, account_id, name, color])
-    if row is None:
-        raise HTTPError(404, PIPELINE_NOT_FOUND)
-    stage = msgspec.convert(row, Stage)
-    # A new stage holds no leads yet, so the leads cache stays valid.
-    await _pipeline_event(state, account_id, "stage_created", stage.pipeline_id, stage.id)
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(Q_STAGE_CREATE, [pipeline_id, account_id, name, color])
+        if row is None:
+            raise HTTPError(404, PIPELINE_NOT_FOUND)
+        stage = msgspec.convert(row, Stage)
+        # A new stage holds no leads yet, so the leads cache stays valid.
+        _pipeline_event(rec, "stage_created", stage.pipeline_id, stage.id)
     return stage
 
 
@@ -124,12 +128,13 @@ async def reorder_stages(
     state: AppState, account_id: uuid.UUID, pipeline_id: uuid.UUID, raw_ids: list[str]
 ) -> None:
     ids = _valid_unique_uuids(raw_ids)
-    result = await state.db.fetch_row(Q_STAGES_REORDER, [pipeline_id, account_id, ids])
-    if result is None or not result["found"]:
-        raise HTTPError(404, PIPELINE_NOT_FOUND)
-    if result["updated"]:
-        await invalidate_leads(state, account_id)  # leads embed stage_position
-        await _pipeline_event(state, account_id, "stages_reordered", str(pipeline_id))
+    async with recording(state, account_id) as rec:
+        result = await rec.db.fetch_row(Q_STAGES_REORDER, [pipeline_id, account_id, ids])
+        if result is None or not result["found"]:
+            raise HTTPError(404, PIPELINE_NOT_FOUND)
+        if result["updated"]:
+            rec.on_commit(lambda: invalidate_leads(state, account_id))  # leads embed stage_position
+            _pipeline_event(rec, "stages_reordered", str(pipeline_id))
 
 
 async def update_stage(
@@ -139,26 +144,27 @@ async def update_stage(
     color = text_fields.optional(body.color, "Color cannot be empty", "Color", COLOR_MAX)
     if body.position is not None and not 0 <= body.position <= MAX_POSITION:
         raise HTTPError(400, "Position must be a non-negative integer")
-    row = await state.db.fetch_row(Q_STAGE_UPDATE, [stage_id, pipeline_id, account_id, name, color, body.position])
-    if row is None:
-        raise HTTPError(404, STAGE_NOT_FOUND)
-    stage = msgspec.convert(row, Stage)
-    await invalidate_leads(state, account_id)  # leads embed stage_name / stage_color / stage_position
-    await _pipeline_event(state, account_id, "stage_updated", stage.pipeline_id, stage.id)
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(Q_STAGE_UPDATE, [stage_id, pipeline_id, account_id, name, color, body.position])
+        if row is None:
+            raise HTTPError(404, STAGE_NOT_FOUND)
+        stage = msgspec.convert(row, Stage)
+        rec.on_commit(lambda: invalidate_leads(state, account_id))  # leads embed stage_name / _color / _position
+        _pipeline_event(rec, "stage_updated", stage.pipeline_id, stage.id)
     return stage
 
 
 async def delete_stage(
     state: AppState, account_id: uuid.UUID, pipeline_id: uuid.UUID, stage_id: uuid.UUID
 ) -> None:
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         if await tx.fetch_row(Q_STAGE_LOCK, [stage_id, pipeline_id, account_id]) is None:
             raise HTTPError(404, STAGE_NOT_FOUND)
         detached = await tx.fetch_row(Q_DETACH_STAGE_LEADS, [stage_id, account_id, MAX_EVENT_IDS + 1])
         await tx.execute(Q_STAGE_DELETE, [stage_id, pipeline_id])
-    await invalidate_leads(state, account_id)
-    await _pipeline_event(state, account_id, "stage_deleted", str(pipeline_id), str(stage_id))
-    await _leads_detached_event(state, account_id, detached)
+        rec.on_commit(lambda: invalidate_leads(state, account_id))
+        _pipeline_event(rec, "stage_deleted", str(pipeline_id), str(stage_id))
+        _leads_detached_event(rec, detached)
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -188,20 +194,18 @@ def _valid_unique_uuids(raw_ids: list[str]) -> list[uuid.UUID]:
     return list(seen)
 
 
-async def _pipeline_event(
-    state: AppState, account_id: uuid.UUID, action: str, pipeline_id: str, stage_id: str | None = None
-) -> None:
+def _pipeline_event(rec: Recorder, action: str, pipeline_id: str, stage_id: str | None = None) -> None:
     payload: dict[str, Any] = {"action": action, "pipeline_id": pipeline_id}
     if stage_id is not None:
         payload["stage_id"] = stage_id
-    await state.broadcaster.broadcast(account_id, PIPELINE_EVENT, payload)
+    rec.emit(PIPELINE_EVENT, payload)
 
 
-async def _leads_detached_event(state: AppState, account_id: uuid.UUID, detached: dict[str, Any] | None) -> None:
+def _leads_detached_event(rec: Recorder, detached: dict[str, Any] | None) -> None:
     if detached is None or not detached["n"]:
         return
     ids = [str(i) for i in detached["ids"] or []]
     if detached["n"] <= MAX_EVENT_IDS and len(ids) == detached["n"]:
-        await state.broadcaster.broadcast(account_id, LEAD_EVENT, {"action": "stage_changed", "ids": ids})
+        rec.emit(LEAD_EVENT, {"action": "stage_changed", "ids": ids})
     else:
-        await state.broadcaster.broadcast(account_id, LEAD_EVENT, {"action": "bulk_changed"})
+        rec.emit(LEAD_EVENT, {"action": "bulk_changed"})

@@ -12,6 +12,7 @@ from clarin.crm import text_fields
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.state import AppState
+from clarin.webhooks.recording import recording
 from clarin.wire.quick_replies import QuickReply, QuickReplyCreateBody, QuickReplyUpdateBody
 
 Q_LIST = query("quick_replies_list")
@@ -37,9 +38,10 @@ async def create_quick_reply(state: AppState, account_id: uuid.UUID, body: Quick
     shortcut = text_fields.required(body.shortcut, REQUIRED, "Shortcut", SHORTCUT_MAX)
     text = text_fields.required(body.body, REQUIRED, "Body", None, strip=False)
     title = text_fields.required(body.title, TITLE_REQUIRED, "Title", TITLE_MAX)
-    row = await state.db.fetch_row(Q_CREATE, [account_id, shortcut, title, text])
-    reply = msgspec.convert(row, QuickReply)
-    await state.broadcaster.broadcast(account_id, EVENT, {"action": "created", "quick_reply_id": reply.id})
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(Q_CREATE, [account_id, shortcut, title, text])
+        reply = msgspec.convert(row, QuickReply)
+        rec.emit(EVENT, {"action": "created", "quick_reply_id": reply.id})
     return reply
 
 
@@ -49,15 +51,17 @@ async def update_quick_reply(
     shortcut = text_fields.optional(body.shortcut, "Shortcut cannot be empty", "Shortcut", SHORTCUT_MAX)
     title = text_fields.optional(body.title, "Title cannot be empty", "Title", TITLE_MAX)
     text = text_fields.optional(body.body, "Body cannot be empty", "Body", None, strip=False)
-    row = await state.db.fetch_row(Q_UPDATE, [reply_id, account_id, shortcut, title, text])
-    if row is None:
-        raise HTTPError(404, NOT_FOUND)
-    reply = msgspec.convert(row, QuickReply)
-    await state.broadcaster.broadcast(account_id, EVENT, {"action": "updated", "quick_reply_id": reply.id})
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(Q_UPDATE, [reply_id, account_id, shortcut, title, text])
+        if row is None:
+            raise HTTPError(404, NOT_FOUND)
+        reply = msgspec.convert(row, QuickReply)
+        rec.emit(EVENT, {"action": "updated", "quick_reply_id": reply.id})
     return reply
 
 
 async def delete_quick_reply(state: AppState, account_id: uuid.UUID, reply_id: uuid.UUID) -> None:
-    if await state.db.fetch_val(Q_DELETE, [reply_id, account_id]) is None:
-        raise HTTPError(404, NOT_FOUND)
-    await state.broadcaster.broadcast(account_id, EVENT, {"action": "deleted", "quick_reply_id": str(reply_id)})
+    async with recording(state, account_id) as rec:
+        if await rec.db.fetch_val(Q_DELETE, [reply_id, account_id]) is None:
+            raise HTTPError(404, NOT_FOUND)
+        rec.emit(EVENT, {"action": "deleted", "quick_reply_id": str(reply_id)})

@@ -23,6 +23,7 @@ from clarin.db.queries import Query, query
 from clarin.http.errors import HTTPError
 from clarin.http.request import parse_uuid
 from clarin.state import AppState
+from clarin.webhooks.recording import recording
 from clarin.wire.tags import Tag, TagAssignBody, TagCreateBody, TagUpdateBody
 
 Q_LIST = query("tags_list")
@@ -73,13 +74,14 @@ async def create_tag(state: AppState, account_id: uuid.UUID, body: TagCreateBody
     name = text_fields.required(body.name, NAME_REQUIRED, "Name", NAME_MAX)
     color = text_fields.checked(body.color.strip(), "Color", COLOR_MAX) or DEFAULT_COLOR
     try:
-        row = await state.db.fetch_row(Q_CREATE, [account_id, name, color])
+        async with recording(state, account_id) as rec:
+            row = await rec.db.fetch_row(Q_CREATE, [account_id, name, color])
+            if row is None:
+                raise HTTPError(409, DUPLICATE_NAME)
+            tag = msgspec.convert(row, Tag)
+            rec.emit(TAG_EVENT, {"action": "created", "tag_id": tag.id})
     except UniqueViolation:  # e.g. a future unique index; the name conflict itself returns no row
         raise HTTPError(409, DUPLICATE_NAME) from None
-    if row is None:
-        raise HTTPError(409, DUPLICATE_NAME)
-    tag = msgspec.convert(row, Tag)
-    await state.broadcaster.broadcast(account_id, TAG_EVENT, {"action": "created", "tag_id": tag.id})
     return tag
 
 
@@ -87,23 +89,25 @@ async def update_tag(state: AppState, account_id: uuid.UUID, tag_id: uuid.UUID, 
     name = text_fields.optional(body.name, NAME_REQUIRED, "Name", NAME_MAX)
     color = text_fields.optional(body.color, "Color cannot be empty", "Color", COLOR_MAX)
     try:
-        row = await state.db.fetch_row(Q_UPDATE, [tag_id, account_id, name, color])
+        async with recording(state, account_id) as rec:
+            row = await rec.db.fetch_row(Q_UPDATE, [tag_id, account_id, name, color])
+            if row is None:
+                raise HTTPError(404, TAG_NOT_FOUND)
+            tag = msgspec.convert(row, Tag)
+            rec.on_commit(lambda: invalidate_leads(state, account_id))  # leads embed tag name and color
+            rec.emit(TAG_EVENT, {"action": "updated", "tag_id": tag.id})
     except UniqueViolation:
         raise HTTPError(409, DUPLICATE_NAME) from None
-    if row is None:
-        raise HTTPError(404, TAG_NOT_FOUND)
-    tag = msgspec.convert(row, Tag)
-    await invalidate_leads(state, account_id)  # leads embed tag name and color
-    await state.broadcaster.broadcast(account_id, TAG_EVENT, {"action": "updated", "tag_id": tag.id})
     return tag
 
 
 async def delete_tag(state: AppState, account_id: uuid.UUID, tag_id: uuid.UUID) -> None:
     # All four junctions (contact/lead/chat/participant_tags) reference tags ON DELETE CASCADE: one statement.
-    if await state.db.fetch_val(Q_DELETE, [tag_id, account_id]) is None:
-        raise HTTPError(404, TAG_NOT_FOUND)
-    await invalidate_leads(state, account_id)
-    await state.broadcaster.broadcast(account_id, TAG_EVENT, {"action": "deleted", "tag_id": str(tag_id)})
+    async with recording(state, account_id) as rec:
+        if await rec.db.fetch_val(Q_DELETE, [tag_id, account_id]) is None:
+            raise HTTPError(404, TAG_NOT_FOUND)
+        rec.on_commit(lambda: invalidate_leads(state, account_id))
+        rec.emit(TAG_EVENT, {"action": "deleted", "tag_id": str(tag_id)})
 
 
 async def assign_tag(state: AppState, account_id: uuid.UUID, body: TagAssignBody) -> None:
@@ -134,19 +138,18 @@ async def _link(state: AppState, account_id: uuid.UUID, body: TagAssignBody, act
     tag_id = parse_uuid(body.tag_id, "Invalid tag ID")
     kind = entity_kind(body.entity_type)
     statement = kind.assign if action == "assigned" else kind.remove
-    result: dict[str, Any] | None = await state.db.fetch_row(statement, [entity_id, tag_id, account_id])
-    if result is None or not result["entity_found"]:
-        raise HTTPError(404, kind.not_found)
-    if not result["tag_found"]:
-        raise HTTPError(404, TAG_NOT_FOUND)
-    if not result["changed"]:
-        return  # idempotent: already linked / not linked, nothing to announce
-    is_lead = body.entity_type == "lead"
-    if is_lead:
-        await invalidate_leads(state, account_id)
-    await state.broadcaster.broadcast(
-        account_id, ASSIGNMENT_EVENT,
-        {"action": action, "entity_type": body.entity_type, "entity_id": str(entity_id), "tag_id": str(tag_id)},
-    )
-    if is_lead:
-        await state.broadcaster.broadcast(account_id, LEAD_EVENT, {"action": "tags_changed", "lead_id": str(entity_id)})
+    async with recording(state, account_id) as rec:
+        result: dict[str, Any] | None = await rec.db.fetch_row(statement, [entity_id, tag_id, account_id])
+        if result is None or not result["entity_found"]:
+            raise HTTPError(404, kind.not_found)
+        if not result["tag_found"]:
+            raise HTTPError(404, TAG_NOT_FOUND)
+        if not result["changed"]:
+            return  # idempotent: already linked / not linked, nothing to announce
+        is_lead = body.entity_type == "lead"
+        if is_lead:
+            rec.on_commit(lambda: invalidate_leads(state, account_id))
+        rec.emit(ASSIGNMENT_EVENT, {"action": action, "entity_type": body.entity_type, "entity_id": str(entity_id),
+                                    "tag_id": str(tag_id)})
+        if is_lead:
+            rec.emit(LEAD_EVENT, {"action": "tags_changed", "lead_id": str(entity_id)})
