@@ -697,9 +697,9 @@ def test_commit_lost_with_its_connection_is_retried_and_announced_once(pool_data
             if lost:  # committed, but the client never hears it
                 raise lost.pop()
 
-        async def broadcast_many(account_id: Any, events: list[tuple[str, Any]]) -> None:
+        async def broadcast_many(account_id: Any, events: list[tuple[str, Any]], *, recorded: bool = False) -> None:
             sent.extend(name for name, _ in events)
-            await real_broadcast(account_id, events)
+            await real_broadcast(account_id, events, recorded=recorded)
 
         state.db.transaction = commit_then_lose_the_answer
         state.broadcaster.broadcast_many = broadcast_many

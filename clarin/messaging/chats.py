@@ -30,6 +30,7 @@ from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.messaging import outbound
 from clarin.state import AppState
+from clarin.webhooks.recording import recording
 from clarin.wire.chats import Chat, ChatDetailResponse
 from clarin.wire.contacts import Contact
 from clarin.wire.leads import Lead
@@ -47,6 +48,7 @@ Q_DELETE = query("chats_delete")
 Q_DELETE_ALL = query("chats_delete_all")
 
 CHAT_NOT_FOUND = "Chat not found"
+EVENT = "chat_update"  # emitted by the writes below, its webhook outbox rows in the same transaction
 INITIAL_MESSAGE_FAILED = "Chat created but initial message failed to send"
 
 
@@ -84,8 +86,10 @@ async def open_chat(
         raise HTTPError(400, "Phone number is required")
     jid = outbound.resolve_recipient(phone)
     await outbound.ensure_device(state, account_id, device_id)
-    row = await state.db.fetch_row(outbound.Q_CHAT_UPSERT, [account_id, device_id, jid])
-    assert row is not None
+    async with recording(state, account_id) as rec:
+        row = await rec.db.fetch_row(outbound.Q_CHAT_UPSERT, [account_id, device_id, jid])
+        assert row is not None
+        rec.emit(EVENT, {"action": "created", "chat_id": str(row["id"])})
     chat_id = uuid.UUID(str(row["id"]))
     warning = None
     if initial_message.strip():
@@ -101,18 +105,31 @@ async def open_chat(
 
 
 # -- R22, R25, R26 --------------------------------------------------------------------------------------
-async def delete_chats(state: AppState, account_id: uuid.UUID, ids: list[uuid.UUID]) -> list[str]:
-    rows = await state.db.fetch(Q_DELETE, [account_id, list(dict.fromkeys(ids))])
-    return [str(row["id"]) for row in rows]
+async def delete_chats(state: AppState, account_id: uuid.UUID, ids: list[uuid.UUID], *, one: bool = False
+                       ) -> list[str]:
+    """The caller's chats among ``ids`` deleted (``one``: the single-chat route's event); returns their ids."""
+    async with recording(state, account_id) as rec:
+        rows = await rec.db.fetch(Q_DELETE, [account_id, list(dict.fromkeys(ids))])
+        deleted = [str(row["id"]) for row in rows]
+        if deleted and one:
+            rec.emit(EVENT, {"action": "deleted", "chat_id": deleted[0]})
+        elif deleted:
+            rec.emit(EVENT, {"action": "batch_deleted", "ids": deleted, "count": len(deleted)})
+    return deleted
 
 
 async def delete_all_chats(state: AppState, account_id: uuid.UUID) -> int:
-    return int(await state.db.fetch_val(Q_DELETE_ALL, [account_id]) or 0)
+    async with recording(state, account_id) as rec:
+        count = int(await rec.db.fetch_val(Q_DELETE_ALL, [account_id]) or 0)
+        rec.emit(EVENT, {"action": "all_deleted", "count": count})
+    return count
 
 
 async def mark_read(state: AppState, account_id: uuid.UUID, chat_id: uuid.UUID) -> None:
-    if await state.db.fetch_val(Q_MARK_READ, [account_id, chat_id]) is None:
-        raise HTTPError(404, CHAT_NOT_FOUND)
+    async with recording(state, account_id) as rec:
+        if await rec.db.fetch_val(Q_MARK_READ, [account_id, chat_id]) is None:
+            raise HTTPError(404, CHAT_NOT_FOUND)
+        rec.emit(EVENT, {"action": "read", "chat_id": str(chat_id), "unread_count": 0})
 
 
 # -- R23 ------------------------------------------------------------------------------------------------

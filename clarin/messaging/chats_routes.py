@@ -1,7 +1,8 @@
 """Chats R20–R23, R25, R26 (api.md §4.3); rules in :mod:`clarin.messaging.chats`.
 
-WebSocket (new — the original defined ``chat_update`` but never sent it), to the caller's account after
-the change committed:
+WebSocket (new — the original defined ``chat_update`` but never sent it), emitted by the writes in
+:mod:`clarin.messaging.chats` (webhook outbox rows in the same transaction), to the caller's account after the
+change committed:
 
 - ``chat_update`` ``{action: "created", chat_id}`` — R21 (the initial message also sends ``message_sent``);
 - ``chat_update`` ``{action: "read", chat_id, unread_count: 0}`` — R25, so every open dashboard clears the badge;
@@ -37,7 +38,6 @@ routes = RouteGroup(tags=("chats",))
 INVALID_CHAT_ID = "Invalid chat ID"
 INVALID_DEVICE_ID = "Invalid device ID"
 CHATS_DEFAULT_LIMIT = 50
-EVENT = "chat_update"
 
 
 def _lenient_ids(values: list[str]) -> list[uuid.UUID] | None:
@@ -64,7 +64,6 @@ async def list_chats(req: Request) -> ChatsPage:
 async def new_chat(req: Request, body: NewChatBody) -> NewChatResponse:
     device_id = parse_uuid(body.device_id.strip(), INVALID_DEVICE_ID)
     chat, warning = await chats.open_chat(req.app, req.account_id, device_id, body.phone, body.initial_message)
-    await req.app.broadcaster.broadcast(req.account_id, EVENT, {"action": "created", "chat_id": chat.id})
     if warning:
         return NewChatResponse(chat=chat, warning=warning)
     return NewChatResponse(chat=chat)
@@ -74,7 +73,6 @@ async def new_chat(req: Request, body: NewChatBody) -> NewChatResponse:
 async def batch_delete(req: Request, body: ChatBatchDeleteBody) -> ChatDeleteResponse:
     if body.delete_all:
         count = await chats.delete_all_chats(req.app, req.account_id)
-        await req.app.broadcaster.broadcast(req.account_id, EVENT, {"action": "all_deleted", "count": count})
         return ChatDeleteResponse(message="All chats deleted", deleted=count)
     if not body.ids:
         raise HTTPError(400, "No IDs provided")
@@ -82,10 +80,6 @@ async def batch_delete(req: Request, body: ChatBatchDeleteBody) -> ChatDeleteRes
     if not ids:
         raise HTTPError(400, "No valid IDs provided")
     deleted = await chats.delete_chats(req.app, req.account_id, ids)
-    if deleted:
-        await req.app.broadcaster.broadcast(
-            req.account_id, EVENT, {"action": "batch_deleted", "ids": deleted, "count": len(deleted)}
-        )
     return ChatDeleteResponse(message=f"{len(deleted)} chats deleted", deleted=len(deleted))
 
 
@@ -99,16 +93,12 @@ async def get_chat(req: Request) -> ChatDetailResponse:
 async def mark_read(req: Request) -> Ok:
     chat_id = req.path_uuid("id", INVALID_CHAT_ID)
     await chats.mark_read(req.app, req.account_id, chat_id)
-    await req.app.broadcaster.broadcast(
-        req.account_id, EVENT, {"action": "read", "chat_id": str(chat_id), "unread_count": 0}
-    )
     return Ok()
 
 
 @routes.delete("/api/chats/:id", response=ChatDeleteResponse)
 async def delete_chat(req: Request) -> ChatDeleteResponse:
     chat_id = req.path_uuid("id", INVALID_CHAT_ID)
-    if not await chats.delete_chats(req.app, req.account_id, [chat_id]):
+    if not await chats.delete_chats(req.app, req.account_id, [chat_id], one=True):
         raise HTTPError(404, chats.CHAT_NOT_FOUND)
-    await req.app.broadcaster.broadcast(req.account_id, EVENT, {"action": "deleted", "chat_id": str(chat_id)})
     return ChatDeleteResponse(message="Chat deleted", deleted=1)

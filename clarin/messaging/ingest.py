@@ -27,7 +27,9 @@ Per batch:
    per retry;
 6. after the commit: ``invalidate_leads`` once when leads were created, then the WebSocket events in this
    order: ``new_message`` (arrival order), ``message_update`` (edits/revokes, new), ``message_reaction``,
-   ``poll_update``, ``message_status``, ``presence``, and one ``lead_update {action: "created", ids}``;
+   ``poll_update``, ``message_status``, ``presence``, and one ``lead_update {action: "created", ids}``. For an
+   account with an enabled webhook subscription the outbox rows of those events are written inside the batch's
+   transaction (step 5), so they commit with the messages or not at all (docs/WEBHOOKS.md, "Durability");
 7. avatars (B.7 step 10, B.16.5): the senders of new incoming messages whose contact has no ``avatar_url``
    get their profile picture fetched by a background task (a few at a time), stored at
    ``<account>/avatars/<user>-<random token>.jpg`` (never the guessable ``<user>.jpg``: the proxy is public)
@@ -266,6 +268,7 @@ class InboundIngestor:
             merged.polls += part.polls
             merged.changes += part.changes
             merged.statuses_updated += part.statuses_updated
+            merged.recorded = merged.recorded or part.recorded  # parts differ only if a subscription came or went
         return merged
 
     async def _transaction(self, device: DeviceRef, inbound: list[Inbound], receipts: list[Receipt]) -> Outcome:
@@ -286,6 +289,8 @@ class InboundIngestor:
         since one transaction is all or nothing), and the events and cache invalidations go out exactly once.
         """
         size = len(inbound) + len(receipts)
+        account = str(device.account_id)
+        outbox = self.state.broadcaster.outbox
         delay = RETRY_FIRST
         waited = committed = False
         unsure: Outcome | None = None  # statements done, COMMIT's fate unknown
@@ -294,8 +299,15 @@ class InboundIngestor:
                 written: Outcome | None = None
                 try:
                     self.stats.transactions += 1
+                    wanted = outbox is not None and await outbox.wanted(account)
                     async with self.state.db.transaction() as tx:
-                        written = await write_batch(tx, device, inbound, receipts)
+                        batch = await write_batch(tx, device, inbound, receipts)
+                        if wanted and outbox is not None:  # the events' outbox rows, in the same transaction
+                            await outbox.write_in(tx, account, _events(device, batch, receipts, []))
+                            batch.recorded = True
+                        written = batch  # all statements done: only COMMIT's fate can be unknown now
+                    if written.recorded and outbox is not None:
+                        outbox.written()
                 except DatabaseUnavailable as exc:
                     if written is not None and not _empty(written):
                         unsure = written
@@ -412,45 +424,52 @@ class InboundIngestor:
         account = device.account_id
         if outcome.lead_ids:
             await invalidate_leads(self.state, account)
-        out: list[tuple[str, Any]] = []
-        for stored in outcome.messages:
-            r = stored.record
-            out.append(("new_message", NewMessageEvent(
-                chat_id=stored.chat_id, message=_message(device, stored), chat_jid=r.chat_jid,
-                sender_name=r.push_name, is_from_me=r.is_from_me, unread_count=stored.unread_count,
-            )))
-        for change in outcome.changes:
-            out.append(("message_update", MessageUpdateEvent(
-                action=change.action, chat_id=change.chat_id, chat_jid=change.chat_jid,
-                message_id=change.message_id, body=change.body, message_type=change.message_type,
-            )))
-        for reaction in outcome.reactions:
-            r = reaction.record
-            out.append(("message_reaction", MessageReactionEvent(
-                chat_id=reaction.chat_id, target_message_id=r.target_id, sender_jid=r.sender_jid,
-                sender_name=r.push_name, emoji=r.emoji, is_from_me=r.is_from_me, removed=reaction.removed,
-            )))
-        for poll in outcome.polls:
-            out.append(("poll_update", PollUpdateEvent(
-                chat_id=poll.chat_id, message_id=poll.poll_stanza_id, options=poll.options, votes=poll.votes,
-                voter_jid=poll.voter_jid,
-            )))
-        for receipt in receipts:
-            out.append(("message_status", MessageStatusEvent(
-                message_ids=receipt.message_ids, chat_jid=receipt.chat_jid, status=receipt.status,
-                timestamp=receipt.timestamp,
-            )))
-        for presence in presences:
-            out.append(("presence", PresenceEvent(
-                jid=presence.jid, available=presence.available, last_seen_at=presence.last_seen_at or GO_ZERO_TIME,
-            )))
-        if outcome.lead_ids:
-            out.append(("lead_update", LeadUpdateEvent(action="created", ids=outcome.lead_ids)))
+        out = _events(device, outcome, receipts, presences)
         if out:
             try:
-                await self.state.broadcaster.broadcast_many(account, out)
+                await self.state.broadcaster.broadcast_many(account, out, recorded=outcome.recorded)
             except Exception as exc:  # the data is committed; a lost notification is not worth a retry
                 log.warning("device %s: broadcasting %d events failed: %s", device.id, len(out), exc)
+
+
+def _events(device: DeviceRef, outcome: Outcome, receipts: list[Receipt], presences: list[Presence]
+            ) -> list[tuple[str, Any]]:
+    """The events of a written batch, in the order of step 6 (the webhook outbox takes the same list)."""
+    out: list[tuple[str, Any]] = []
+    for stored in outcome.messages:
+        r = stored.record
+        out.append(("new_message", NewMessageEvent(
+            chat_id=stored.chat_id, message=_message(device, stored), chat_jid=r.chat_jid,
+            sender_name=r.push_name, is_from_me=r.is_from_me, unread_count=stored.unread_count,
+        )))
+    for change in outcome.changes:
+        out.append(("message_update", MessageUpdateEvent(
+            action=change.action, chat_id=change.chat_id, chat_jid=change.chat_jid,
+            message_id=change.message_id, body=change.body, message_type=change.message_type,
+        )))
+    for reaction in outcome.reactions:
+        r = reaction.record
+        out.append(("message_reaction", MessageReactionEvent(
+            chat_id=reaction.chat_id, target_message_id=r.target_id, sender_jid=r.sender_jid,
+            sender_name=r.push_name, emoji=r.emoji, is_from_me=r.is_from_me, removed=reaction.removed,
+        )))
+    for poll in outcome.polls:
+        out.append(("poll_update", PollUpdateEvent(
+            chat_id=poll.chat_id, message_id=poll.poll_stanza_id, options=poll.options, votes=poll.votes,
+            voter_jid=poll.voter_jid,
+        )))
+    for receipt in receipts:
+        out.append(("message_status", MessageStatusEvent(
+            message_ids=receipt.message_ids, chat_jid=receipt.chat_jid, status=receipt.status,
+            timestamp=receipt.timestamp,
+        )))
+    for presence in presences:
+        out.append(("presence", PresenceEvent(
+            jid=presence.jid, available=presence.available, last_seen_at=presence.last_seen_at or GO_ZERO_TIME,
+        )))
+    if outcome.lead_ids:
+        out.append(("lead_update", LeadUpdateEvent(action="created", ids=outcome.lead_ids)))
+    return out
 
 
 def _empty(outcome: Outcome) -> bool:

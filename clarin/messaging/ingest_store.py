@@ -96,6 +96,7 @@ class Outcome:
     polls: list[PollChange] = field(default_factory=list)
     changes: list[MessageChange] = field(default_factory=list)
     statuses_updated: int = 0
+    recorded: bool = False  # the webhook outbox rows of its events were written in its transaction
 
 
 async def write_batch(tx: Transaction, device: DeviceRef, records: list[Inbound], receipts: list[Receipt]) -> Outcome:

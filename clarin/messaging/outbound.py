@@ -32,7 +32,9 @@ Every send, in order (integrations.md B.12, with the original's flaws fixed):
    backwards), the key gets its answer. If PostgreSQL is unreachable now, that statement is held and retried
    until it lands (:mod:`clarin.whatsapp.held`) and the caller is answered at once: the message is on the
    phone, and a retry of the same key never sends it again.
-6. After the commit: WS ``message_sent {chat_id, message}`` to the account (R29: ``message_reaction``).
+6. After the commit: WS ``message_sent {chat_id, message}`` to the account (R29: ``message_reaction``); its webhook
+   outbox rows are written in the same transaction as the row of step 5 (clarin.webhooks.recording), so they are
+   held and retried with it, and the caller is answered only after both committed (or were held).
 
 Reactions have no pending row: re-sending a reaction sets the same emoji again (idempotent on the phone).
 """
@@ -43,7 +45,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from clarin.crm.phones import phone_jid, valid_user
 from clarin.db.errors import DatabaseUnavailable
@@ -53,6 +55,7 @@ from clarin.messaging.idempotency import IdemClaim
 from clarin.messaging.media_source import load_media
 from clarin.messaging.outbound_store import Outgoing, finish_not_sent, finish_sent, record_pending
 from clarin.messaging.polls import poll_body, poll_preview
+from clarin.webhooks.recording import recording
 from clarin.whatsapp.driver import (
     GROUP_SERVER,
     LID_SERVER,
@@ -219,14 +222,6 @@ async def _chat_jid(state: AppState, device: DeviceRef, to_jid: str) -> str:
     return jid
 
 
-# -- persistence (clarin.messaging.outbound_store) ---------------------------------------------------------
-async def _broadcast(state: AppState, account_id: uuid.UUID, event: str, payload: Any) -> None:
-    try:
-        await state.broadcaster.broadcast(account_id, event, payload)
-    except Exception as exc:  # the send itself succeeded: never fail it over a live update
-        log.warning("broadcast of %s failed: %s", event, exc)
-
-
 # -- sends ----------------------------------------------------------------------------------------------
 @routed
 async def send_text(
@@ -376,7 +371,8 @@ async def send_reaction(
     own = await _own_jid(state, device)
     sender_jid = non_ad(own) if own else ""
     try:
-        async with state.db.transaction() as tx:
+        # The reaction row and its message_reaction outbox rows commit together, before the caller is answered.
+        async with recording(state, account_id, quiet=True) as rec, rec.transaction() as tx:
             chat = await tx.fetch_row(Q_CHAT_UPSERT, [account_id, device.id, chat_jid])
             assert chat is not None
             chat_uuid = uuid.UUID(str(chat["id"]))
@@ -385,12 +381,12 @@ async def send_reaction(
                                                      sent.timestamp])
             else:
                 await tx.execute(Q_REACTION_DELETE, [account_id, chat_uuid, target, sender_jid])
+            rec.emit("message_reaction", MessageReactionEvent(
+                chat_id=str(chat_uuid), target_message_id=target, sender_jid=sender_jid, sender_name=ME, emoji=emoji,
+                is_from_me=True, removed=not emoji,
+            ))
     except (HTTPError, DatabaseUnavailable):
         raise
     except Exception:
         log.exception("reaction on %s was sent on device %s but not stored", target, device.id)
         raise HTTPError(500, "reaction was sent but could not be stored") from None
-    await _broadcast(state, account_id, "message_reaction", MessageReactionEvent(
-        chat_id=str(chat["id"]), target_message_id=target, sender_jid=sender_jid, sender_name=ME, emoji=emoji,
-        is_from_me=True, removed=not emoji,
-    ))

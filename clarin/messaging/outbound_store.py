@@ -28,11 +28,13 @@ from clarin.http.errors import HTTPError
 from clarin.http.json import encode
 from clarin.http.response import error_body
 from clarin.messaging.idempotency import IdemClaim, complete, in_progress
+from clarin.webhooks.recording import Recorder, recording
 from clarin.whatsapp.driver import QuotedMessage, SentMessage
 from clarin.whatsapp.inbox import DeviceRef
 from clarin.wire.messages import InboxMessageResponse, Message, MessageSentEvent
 
 if TYPE_CHECKING:
+    from clarin.db.pool import Transaction
     from clarin.state import AppState
     from clarin.whatsapp.held import HeldWrites
 
@@ -129,12 +131,20 @@ async def finish_sent(
               idem.key if idem else None]
 
     async def write() -> None:
+        # The row and its message_sent outbox rows commit together (held and retried together, too).
         nonlocal message
         try:
-            await state.db.fetch_row(Q_SENT, params)
+            async with recording(state, account_id, quiet=True) as rec:
+                await rec.db.fetch_row(Q_SENT, params)
+                _sent_event(rec, pending.chat_id, message)
         except UniqueViolation:
-            message = await _already_stored(state, account_id, pending, sent)
-        await _broadcast(state, account_id, pending.chat_id, message)
+            async with recording(state, account_id, quiet=True) as rec, rec.transaction() as tx:
+                message = await _already_stored(tx, account_id, pending, sent)
+                if pending.idem is not None:
+                    answer_of = encode(InboxMessageResponse(message=message))
+                    idem_claim = pending.idem
+                    rec.on_commit(lambda: complete(state.db, account_id, idem_claim, 200, answer_of))
+                _sent_event(rec, pending.chat_id, message)
 
     try:
         await write()
@@ -145,15 +155,13 @@ async def finish_sent(
     return pending.chat_id, message
 
 
-async def _already_stored(state: AppState, account_id: uuid.UUID, pending: Pending, sent: SentMessage) -> Message:
-    """The stanza id is already in the chat (an echo was stored first): that row stands, the pending one goes."""
-    await state.db.execute(Q_DROP_DUPLICATE, [account_id, pending.id])
-    stored = await state.db.fetch_row(Q_BY_STANZA, [account_id, uuid.UUID(pending.chat_id), sent.id])
+async def _already_stored(db: Transaction, account_id: uuid.UUID, pending: Pending, sent: SentMessage) -> Message:
+    """The stanza id is already in the chat (an echo was stored first): that row stands, the pending one goes
+    (its Idempotency-Key gets that row as its answer once this commits)."""
+    await db.execute(Q_DROP_DUPLICATE, [account_id, pending.id])
+    stored = await db.fetch_row(Q_BY_STANZA, [account_id, uuid.UUID(pending.chat_id), sent.id])
     assert stored is not None
-    message = msgspec.convert(stored, Message)
-    if pending.idem is not None:
-        await complete(state.db, account_id, pending.idem, 200, encode(InboxMessageResponse(message=message)))
-    return message
+    return msgspec.convert(stored, Message)
 
 
 async def finish_not_sent(
@@ -174,8 +182,5 @@ async def finish_not_sent(
         _held(state).hold(f"not sent {pending.id}", write)
 
 
-async def _broadcast(state: AppState, account_id: uuid.UUID, chat_id: str, message: Message) -> None:
-    try:
-        await state.broadcaster.broadcast(account_id, "message_sent", MessageSentEvent(chat_id=chat_id, message=message))
-    except Exception as exc:  # the send itself succeeded: never fail it over a live update
-        log.warning("broadcast of message_sent failed: %s", exc)
+def _sent_event(rec: Recorder, chat_id: str, message: Message) -> None:
+    rec.emit("message_sent", MessageSentEvent(chat_id=chat_id, message=message))
