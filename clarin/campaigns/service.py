@@ -16,7 +16,8 @@
       PUT status: draft ⇄ scheduled, and paused/failed/running → draft/scheduled (stops sending)
 
   ``failed`` is set by the worker when the campaign's device was logged out (unlinked from the phone).
-- Every status change broadcasts ``campaign_status {campaign_id, status}`` after the commit.
+- Every status change broadcasts ``campaign_status {campaign_id, status}`` after the commit; its webhook outbox
+  rows are written in the same transaction (clarin.webhooks.recording).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.messaging.media_source import refuse_foreign_media
 from clarin.state import AppState
+from clarin.webhooks.recording import Recorder, recording
 from clarin.wire.campaigns import (
     Attachment,
     AttachmentInput,
@@ -290,7 +292,7 @@ async def update_campaign(
     settings = campaign_settings.validate(body.settings) if body.settings is not None else None
     scheduled_at = parse_scheduled_at(body.scheduled_at) if body.scheduled_at else None
     refuse_foreign_media(state, account_id, body.media_url)
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         current = await _locked(tx, account_id, campaign_id)
         status = _target_status(body.status, current["status"])
         device_id = uuid.UUID(str(current["device_id"]))
@@ -316,8 +318,8 @@ async def update_campaign(
              template, media_url, media_type, when, status,
              msgspec.json.encode(settings if settings is not None else current["settings"] or {}).decode()],
         )
-    if status != current["status"]:
-        await broadcast_status(state, account_id, campaign_id, status)
+        if status != current["status"]:
+            status_changed(rec, campaign_id, status)
     return await get_campaign(state, account_id, campaign_id)
 
 
@@ -334,7 +336,7 @@ async def delete_campaigns(state: AppState, account_id: uuid.UUID, raw_ids: list
 
 
 async def start_campaign(state: AppState, account_id: uuid.UUID, campaign_id: uuid.UUID) -> None:
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         current = await _locked(tx, account_id, campaign_id)
         status = current["status"]
         if status == RUNNING:
@@ -344,18 +346,18 @@ async def start_campaign(state: AppState, account_id: uuid.UUID, campaign_id: uu
         if int(current["total_recipients"] or 0) == 0:
             raise HTTPError(400, "campaign has no recipients")
         await tx.execute(Q_SET_STATUS, [account_id, campaign_id, RUNNING])
-    await broadcast_status(state, account_id, campaign_id, RUNNING)
+        status_changed(rec, campaign_id, RUNNING)
     if state.campaigns is not None:
         state.campaigns.wake()
 
 
 async def pause_campaign(state: AppState, account_id: uuid.UUID, campaign_id: uuid.UUID) -> None:
-    async with state.db.transaction() as tx:
+    async with recording(state, account_id) as rec, rec.transaction() as tx:
         current = await _locked(tx, account_id, campaign_id)
         if current["status"] != RUNNING:
             raise HTTPError(409, "campaign is not running")
         await tx.execute(Q_SET_STATUS, [account_id, campaign_id, PAUSED])
-    await broadcast_status(state, account_id, campaign_id, PAUSED)
+        status_changed(rec, campaign_id, PAUSED)
 
 
 async def duplicate_campaign(
@@ -387,7 +389,6 @@ async def replace_attachments(
     return [msgspec.convert(row, Attachment) for row in rows]
 
 
-async def broadcast_status(state: AppState, account_id: object, campaign_id: object, status: str) -> None:
-    await state.broadcaster.broadcast(
-        account_id, "campaign_status", CampaignStatusEvent(campaign_id=str(campaign_id), status=status)
-    )
+def status_changed(rec: Recorder, campaign_id: object, status: str) -> None:
+    """``campaign_status``, emitted inside the write that changed the status (its outbox rows commit with it)."""
+    rec.emit("campaign_status", CampaignStatusEvent(campaign_id=str(campaign_id), status=status))

@@ -18,7 +18,9 @@ Model (one :class:`CampaignWorker` per server process):
   message), check the lock connection, then **claim** the next pending recipient in send order
   (``UPDATE … SET status='sending' WHERE id = (SELECT … ORDER BY seq FOR UPDATE SKIP LOCKED LIMIT 1)``,
   only while the campaign is running), compose and send it through :mod:`clarin.messaging.outbound`, then
-  mark it ``sent``/``failed`` and move the counters in ONE statement, and broadcast ``campaign_progress``.
+  mark it ``sent``/``failed`` and move the counters in ONE statement, and broadcast ``campaign_progress``
+  (its webhook outbox rows in the same transaction as that statement; the status changes of the supervisor's
+  cluster-wide scans write theirs in the statement itself).
   If the device turns out to be unavailable (outbound 409/503: nothing was handed to WhatsApp) the claim
   is undone (back to ``pending``) and the loop waits; recipients are not burnt as failures.
 
@@ -52,6 +54,7 @@ from clarin.db.errors import DatabaseUnavailable, OutageLog
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.messaging import outbound
+from clarin.webhooks.recording import Recorder, recording
 from clarin.wire.campaigns import CampaignProgressEvent, CampaignStatusEvent
 
 if TYPE_CHECKING:
@@ -165,11 +168,12 @@ class CampaignWorker:
 
     async def run_once(self) -> None:
         db = self.state.db
-        for row in await db.fetch(Q_START_DUE, [START_BATCH]):
-            await self._status_changed(row)
-        for row in await db.fetch(Q_FAIL_LOGGED_OUT):
+        # Both statements write the campaign_status webhook outbox rows themselves (a CTE: all tenants at once).
+        for row in await self._recorded(await db.fetch(Q_START_DUE, [START_BATCH])):
+            await self._status_changed(row, recorded=True)
+        for row in await self._recorded(await db.fetch(Q_FAIL_LOGGED_OUT)):
             log.warning("campaign %s failed: its device was logged out", row["id"])
-            await self._status_changed(row)
+            await self._status_changed(row, recorded=True)
         pool = self.state.whatsapp
         if pool is None:
             return
@@ -295,7 +299,7 @@ class CampaignWorker:
             attachments = await self._attachments(campaign_id)  # read before the claim: keep claim → send short
             claim = await self.state.db.fetch_row(Q_CLAIM, [campaign_id])
             if claim is None:
-                await self._complete(campaign_id)
+                await self._complete(campaign_id, account_id)
                 return "done"
             recipient_id = uuid.UUID(str(claim["id"]))
             wait_ms = None if last_sent is None else int((time.monotonic() - last_sent) * 1000)
@@ -303,11 +307,11 @@ class CampaignWorker:
             if result.status == "unavailable":
                 await self.state.db.execute(Q_UNCLAIM, [campaign_id, recipient_id])
                 return "unavailable"
-            row = await self.state.db.fetch_row(
-                Q_FINISH, [campaign_id, recipient_id, result.status, result.error, wait_ms]
-            )
-            if row is not None:
-                await self._progress(row)
+            async with recording(self.state, account_id, quiet=True) as rec:
+                row = await rec.db.fetch_row(Q_FINISH, [campaign_id, recipient_id, result.status, result.error,
+                                                        wait_ms])
+                if row is not None:
+                    _progress(rec, row)
             last_sent = time.monotonic()
             processed += 1
             done_today += 1
@@ -354,16 +358,16 @@ class CampaignWorker:
             for a in await self.state.db.fetch(Q_ATTACHMENTS, [campaign_id])
         ]
 
-    async def _complete(self, campaign_id: uuid.UUID) -> None:
-        async with self.state.db.transaction() as tx:
+    async def _complete(self, campaign_id: uuid.UUID, account_id: uuid.UUID) -> None:
+        async with recording(self.state, account_id, quiet=True) as rec, rec.transaction() as tx:
             current = await tx.fetch_row(Q_LOCK_FOR_COMPLETION, [campaign_id])
             if current is None or current["status"] != RUNNING:
                 return
             if await tx.fetch_val(Q_HAS_UNFINISHED, [campaign_id]):
                 return
             row = await tx.fetch_row(Q_MARK_COMPLETED, [campaign_id])
-        if row is not None:
-            await self._status_changed(row)
+            if row is not None:
+                rec.emit("campaign_status", CampaignStatusEvent(campaign_id=str(row["id"]), status=row["status"]))
 
     # -- reconcile ---------------------------------------------------------------------------------------------
     async def reconcile(self, campaign_id: uuid.UUID) -> None:
@@ -389,21 +393,31 @@ class CampaignWorker:
                 sent_at.append(None)
         log.warning("campaign %s: reconciled %d interrupted recipient(s): %s", campaign_id, len(ids),
                     ", ".join(f"{i}={s}" for i, s in zip(ids, statuses, strict=True)))
-        row = await self.state.db.fetch_row(Q_RECONCILE, [campaign_id, ids, statuses, errors, sent_at])
-        if row is not None:
-            await self._progress(row)
+        async with recording(self.state, rows[0]["account_id"], quiet=True) as rec:
+            row = await rec.db.fetch_row(Q_RECONCILE, [campaign_id, ids, statuses, errors, sent_at])
+            if row is not None:
+                _progress(rec, row)
 
     # -- events ------------------------------------------------------------------------------------------------
-    async def _progress(self, row: dict[str, Any]) -> None:
-        await self.state.broadcaster.broadcast(row["account_id"], "campaign_progress", CampaignProgressEvent(
-            campaign_id=str(row["id"]), status=row["status"], sent_count=int(row["sent_count"]),
-            failed_count=int(row["failed_count"]), total_recipients=int(row["total_recipients"]),
-        ))
+    async def _recorded(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows of a statement that wrote its own outbox rows (``outbox_rows``): wake the delivery worker."""
+        outbox = self.state.webhook_outbox
+        if rows and outbox is not None and int(rows[0]["outbox_rows"] or 0):
+            outbox.written()
+        return rows
 
-    async def _status_changed(self, row: dict[str, Any]) -> None:
+    async def _status_changed(self, row: dict[str, Any], *, recorded: bool) -> None:
         await self.state.broadcaster.broadcast(
-            row["account_id"], "campaign_status", CampaignStatusEvent(campaign_id=str(row["id"]), status=row["status"])
+            row["account_id"], "campaign_status", CampaignStatusEvent(campaign_id=str(row["id"]), status=row["status"]),
+            recorded=recorded,
         )
+
+
+def _progress(rec: Recorder, row: dict[str, Any]) -> None:
+    rec.emit("campaign_progress", CampaignProgressEvent(
+        campaign_id=str(row["id"]), status=row["status"], sent_count=int(row["sent_count"]),
+        failed_count=int(row["failed_count"]), total_recipients=int(row["total_recipients"]),
+    ))
 
 
 def plan_for(row: dict[str, Any], attachments: list[compose.AttachmentData]) -> list[compose.Part]:

@@ -220,25 +220,53 @@ LIMIT $5
 -- ---------------------------------------------------------------------------------------------------------
 
 -- name: campaigns_start_due
--- Scheduled campaigns whose time has come (or that have none) become running; all tenants.
-UPDATE campaigns c
-SET status = 'running', started_at = COALESCE(c.started_at, now()), completed_at = NULL, updated_at = now()
-WHERE c.id IN (
-    SELECT s.id FROM campaigns s
-    WHERE s.status = 'scheduled' AND (s.scheduled_at IS NULL OR s.scheduled_at <= now())
-    ORDER BY s.created_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
+-- Scheduled campaigns whose time has come (or that have none) become running; all tenants. The same statement
+-- writes each change's `campaign_status` webhook outbox rows (one event id per campaign, one row per matching
+-- enabled subscription of its account; none for an account without one), so they commit with the change
+-- (docs/WEBHOOKS.md, "Durability"); `data` is the WebSocket event's {campaign_id, status}.
+WITH changed AS (
+    UPDATE campaigns c
+    SET status = 'running', started_at = COALESCE(c.started_at, now()), completed_at = NULL, updated_at = now()
+    WHERE c.id IN (
+        SELECT s.id FROM campaigns s
+        WHERE s.status = 'scheduled' AND (s.scheduled_at IS NULL OR s.scheduled_at <= now())
+        ORDER BY s.created_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING c.id, c.account_id, c.status, gen_random_uuid() AS event_id
+), hooks AS (
+    INSERT INTO webhook_deliveries (account_id, webhook_id, event_id, event, data)
+    SELECT ch.account_id, w.id, ch.event_id, 'campaign_status',
+           json_build_object('campaign_id', ch.id, 'status', ch.status)::text
+    FROM changed ch
+    JOIN webhooks w ON w.account_id = ch.account_id AND w.enabled
+        AND ('campaign_status' = ANY (w.events) OR '*' = ANY (w.events))
+    ORDER BY ch.id, w.id
+    RETURNING 1
 )
-RETURNING c.id, c.account_id, c.status
+SELECT ch.id, ch.account_id, ch.status, (SELECT count(*) FROM hooks)::int AS outbox_rows FROM changed ch
 
 -- name: campaigns_fail_logged_out
--- Running campaigns whose device was unlinked from the phone cannot send until it is paired again.
-UPDATE campaigns c
-SET status = 'failed', updated_at = now()
-FROM devices d
-WHERE d.id = c.device_id AND d.account_id = c.account_id AND c.status = 'running' AND d.status = 'logged_out'
-RETURNING c.id, c.account_id, c.status
+-- Running campaigns whose device was unlinked from the phone cannot send until it is paired again. Their
+-- `campaign_status` webhook outbox rows are written by the same statement, as in campaigns_start_due.
+WITH changed AS (
+    UPDATE campaigns c
+    SET status = 'failed', updated_at = now()
+    FROM devices d
+    WHERE d.id = c.device_id AND d.account_id = c.account_id AND c.status = 'running' AND d.status = 'logged_out'
+    RETURNING c.id, c.account_id, c.status, gen_random_uuid() AS event_id
+), hooks AS (
+    INSERT INTO webhook_deliveries (account_id, webhook_id, event_id, event, data)
+    SELECT ch.account_id, w.id, ch.event_id, 'campaign_status',
+           json_build_object('campaign_id', ch.id, 'status', ch.status)::text
+    FROM changed ch
+    JOIN webhooks w ON w.account_id = ch.account_id AND w.enabled
+        AND ('campaign_status' = ANY (w.events) OR '*' = ANY (w.events))
+    ORDER BY ch.id, w.id
+    RETURNING 1
+)
+SELECT ch.id, ch.account_id, ch.status, (SELECT count(*) FROM hooks)::int AS outbox_rows FROM changed ch
 
 -- name: campaigns_running_devices
 -- Devices with at least one running campaign (all tenants).
