@@ -20,7 +20,9 @@ Per process (started from ``AppState.start`` only when Kommo is configured):
 
 After any sync that changed leads: ``invalidate_leads`` and WS ``lead_update`` ``{action: "kommo_synced",
 pipeline_id: <Kommo id>, count: <changed leads>}`` (unchanged re-reads of the overlap window are not counted, so
-no event storm).
+no event storm). One event sums a whole sync of many page transactions: its webhook outbox rows are written in
+the transaction that advances the cursor (the sync's acknowledgement), or, for a sync cut short, in their own
+transaction right after it (docs/WEBHOOKS.md, "Durability").
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from clarin.kommo.limiter import RateLimiter
 from clarin.kommo.locks import POLLER_KEY, SyncLocks, full_sync_key, pipeline_key
 from clarin.kommo.status import StatusStore
 from clarin.kommo.sync import KommoSync, LeadSyncResult, PipelineNotFound
+from clarin.webhooks.recording import recording
 
 if TYPE_CHECKING:
     from clarin.state import AppState
@@ -249,9 +252,15 @@ class KommoService:
 
         error: str | None = None
         result: LeadSyncResult | None = None
+        announced = False
         try:
             result = await self.sync.sync_leads(key.account_id, key.kommo_pipeline_id, since, on_page=track)
-            await self.state.db.execute(Q_CURSOR_SET, [key.account_id, key.kommo_pipeline_id, started])
+            async with recording(self.state, key.account_id, quiet=True) as rec:
+                await rec.db.execute(Q_CURSOR_SET, [key.account_id, key.kommo_pipeline_id, started])
+                if result.changed:
+                    rec.on_commit(lambda: invalidate_leads(self.state, key.account_id))
+                    rec.emit(LEAD_EVENT, self._synced(key, result.changed))
+            announced = True
         except KommoAuthError as exc:
             error = str(exc)
             self._failed(error)
@@ -262,12 +271,13 @@ class KommoService:
         except (PipelineNotFound, DatabaseError) as exc:
             error = str(exc)
         changed = result.changed if result is not None else partial.changed
-        if changed:
+        if changed and not announced:  # cut short after some pages committed: their summary, recorded on its own
             await invalidate_leads(self.state, key.account_id)
-            await self.state.broadcaster.broadcast(
-                key.account_id, LEAD_EVENT,
-                {"action": KOMMO_SYNCED, "pipeline_id": key.kommo_pipeline_id, "count": changed},
-            )
+            try:
+                async with recording(self.state, key.account_id, quiet=True) as rec:
+                    rec.emit(LEAD_EVENT, self._synced(key, changed))
+            except DatabaseError:  # the broadcaster's outbox holds the rows until PostgreSQL answers
+                await self.state.broadcaster.broadcast(key.account_id, LEAD_EVENT, self._synced(key, changed))
         fields = {"last_check": _iso(), "last_synced_pipeline": str(key.kommo_pipeline_id)}
         if error is not None:
             log.warning("kommo sync of pipeline %d (%s) failed: %s", key.kommo_pipeline_id, key.account_id, error)
@@ -281,6 +291,10 @@ class KommoService:
             )
         await self.status.update("worker", fields)
         return result, error
+
+    @staticmethod
+    def _synced(key: TaskKey, changed: int) -> dict[str, Any]:
+        return {"action": KOMMO_SYNCED, "pipeline_id": key.kommo_pipeline_id, "count": changed}
 
     def _failed(self, error: str) -> None:
         self._failures += 1

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
+from clarin.webhooks.recording import recording
 from clarin.whatsapp.contacts import sync_device_contacts, upsert_device_contacts
 from clarin.whatsapp.driver import (
     DeviceContact,
@@ -54,11 +55,7 @@ from clarin.whatsapp.driver import (
 )
 from clarin.whatsapp.drivers import make_driver
 from clarin.whatsapp.held import HeldWrites
-from clarin.whatsapp.inbox import (
-    DeviceInboxes,
-    DeviceRef,
-    InboundHandler,
-)
+from clarin.whatsapp.inbox import DeviceInboxes, DeviceRef, InboundHandler
 from clarin.whatsapp.lease import DeviceLeases, LeaseUnavailable
 from clarin.whatsapp.proto import (
     ClientOutdatedEv,
@@ -497,9 +494,10 @@ class DevicePool:
             self._cancel_qr_timer(live)
             jid = await self.driver.own_jid(device_id) or live.jid
             # the row first, then memory: a reader elsewhere never sees an older status than this process
-            await self.db.execute(Q_SET_CONNECTED, [device_id, live.account_id, jid, jid_user(jid)])
-            live.jid, live.status, live.qr_code = jid, CONNECTED, ""
-            await self._broadcast(live, "device_status", DeviceStatusEvent(str(device_id), CONNECTED))
+            async with recording(self, live.account_id, quiet=True) as rec:  # device_status outbox rows with it
+                await rec.db.execute(Q_SET_CONNECTED, [device_id, live.account_id, jid, jid_user(jid)])
+                rec.emit("device_status", DeviceStatusEvent(str(device_id), CONNECTED))
+                rec.on_commit(lambda: _set(live, jid=jid, status=CONNECTED, qr_code=""))
             self._spawn(self._sync_contacts(live.ref()))  # on every (re)connect (B.5)
 
     async def _on_disconnected(self, device_id: uuid.UUID) -> None:
@@ -575,15 +573,21 @@ class DevicePool:
             await self.leases.release(live.id)
 
     async def _persist_status(self, live: LiveDevice, status: str) -> None:
-        await self.db.execute(Q_SET_STATUS, [live.id, live.account_id, status])
-        live.status = status
-        await self._broadcast(live, "device_status", DeviceStatusEvent(str(live.id), status))
+        async with recording(self, live.account_id, quiet=True) as rec:  # device_status outbox rows with the row
+            await rec.db.execute(Q_SET_STATUS, [live.id, live.account_id, status])
+            rec.emit("device_status", DeviceStatusEvent(str(live.id), status))
+            rec.on_commit(lambda: _set(live, status=status))
 
     async def _broadcast(self, live: LiveDevice, event: str, payload: Any) -> None:
         try:
             await self.broadcaster.broadcast(live.account_id, event, payload)
         except Exception as exc:
             log.warning("broadcast of %s failed: %s", event, exc)
+
+
+async def _set(live: LiveDevice, **fields: str) -> None:  # memory follows the committed row, before the event
+    for name, value in fields.items():
+        setattr(live, name, value)
 
 
 def _describe(event: Any) -> str:
