@@ -50,7 +50,7 @@ def database(services: None) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def server_env(database: str) -> dict[str, str]:
-    return support.base_env(database)
+    return support.base_env(database, REDIS_PREFIX=support.SESSION_REDIS_PREFIX)
 
 
 @pytest.fixture(scope="session")

@@ -43,11 +43,16 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(support.REDIS_URL)
 
 
+def board_key(account_id: str) -> str:
+    """The session server's board cache key (``<REDIS_PREFIX>:leads:<account>``, clarin.crm.leads_cache)."""
+    return f"{support.SESSION_REDIS_PREFIX}:leads:{account_id}"
+
+
 def forget_cached_reads(account_id: str, *, board: bool = True) -> None:
     """After writing behind the API's back: drop the board (unless ``board=False``) and retire the
     account's page cache (a new generation is made on the next read, so nothing cached before matches)."""
     r = redis_client()
-    keys = [*r.scan_iter(match=f"*:pc:gen:{account_id}:*"), *([f"leads:{account_id}"] if board else [])]
+    keys = [*r.scan_iter(match=f"*:pc:gen:{account_id}:*"), *([board_key(account_id)] if board else [])]
     if keys:
         r.delete(*keys)
 

@@ -23,6 +23,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_DSN = os.environ.get("CLARIN_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CLARIN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# REDIS_PREFIX of the session's shared server (conftest.server_env), so tests can name its keys; every other
+# server gets a fresh one (base_env).
+SESSION_REDIS_PREFIX = f"clarin-test-{uuid.uuid4().hex[:8]}"
 
 
 # psqlpy's runtime threads finish closing a pool shortly after ``close()``; a process that finalizes

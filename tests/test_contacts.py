@@ -28,6 +28,7 @@ from tests.crm_helpers import (
     tag_contact,
     tag_lead,
 )
+from tests.leads_support import board_key
 from tests.support import REDIS_URL, run_sql
 
 CONTACT_BASE_KEYS = {"id", "account_id", "jid", "is_group", "created_at", "updated_at"}
@@ -160,7 +161,7 @@ def test_partial_update_syncs_lead_and_participants(server, client, make_tenant,
     event = insert_event(database, tenant.account_id)
     participant = insert_participant(database, event, "Part Old", contact_id=contact, phone="999")
     cache = redis.Redis.from_url(REDIS_URL)
-    key = f"leads:{tenant.account_id}"
+    key = board_key(tenant.account_id)
     cache.set(key, b'{"success":true,"leads":[]}', ex=60)
 
     with socket(server, tenant.token) as ws, socket(server, other.token) as foreign_ws:
@@ -297,7 +298,7 @@ def test_merge_moves_everything_in_one_transaction(server, client, tenant, datab
     recipient = str(one(database, "INSERT INTO campaign_recipients (campaign_id, contact_id, jid) VALUES ($1, $2, $3) "
                                   "RETURNING id", [U(campaign), U(dup), dup_jid])["id"])
     cache = redis.Redis.from_url(REDIS_URL)
-    cache.set(f"leads:{acc}", b"{}", ex=60)
+    cache.set(board_key(acc), b"{}", ex=60)
 
     with socket(server, tenant.token) as ws:
         r = client.post("/api/contacts/merge", json={"keep_id": keep, "merge_ids": [dup]}, headers=tenant.headers)
@@ -307,7 +308,7 @@ def test_merge_moves_everything_in_one_transaction(server, client, tenant, datab
         lead_event = expect_event(ws, "lead_update", action="updated")
         assert dup_lead in lead_event["data"]["ids"]
 
-    assert cache.get(f"leads:{acc}") is None
+    assert cache.get(board_key(acc)) is None
     assert count(database, "SELECT count(*) FROM contacts WHERE id = $1", [U(dup)]) == 0
     assert count(database, "SELECT count(*) FROM chats WHERE id = $1", [U(dup_chat)]) == 0
     msgs = run_sql(database, "SELECT id, message_id FROM messages WHERE chat_id = $1 ORDER BY message_id", [U(keep_chat)])

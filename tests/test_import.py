@@ -17,6 +17,7 @@ from openpyxl import Workbook
 from tests import support
 from tests.leads_support import (
     assert_silent,
+    board_key,
     default_stages,
     descendants,
     lead_rows,
@@ -287,7 +288,7 @@ def test_import_invalidates_cache_and_broadcasts(
 ) -> None:
     tenant, other = make_tenant(), make_tenant()
     r = redis_client()
-    key = f"leads:{tenant.account_id}"
+    key = board_key(tenant.account_id)
     assert client.get("/api/leads", headers=tenant.headers).json()["leads"] == []
     assert r.exists(key)
     with socket(server, tenant) as ws, socket(server, other) as foreign:

@@ -22,6 +22,7 @@ import redis
 from websockets.sync.client import ClientConnection, connect
 
 from tests import support
+from tests.leads_support import board_key
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
@@ -116,7 +117,7 @@ def test_text_message_lands_everywhere_and_creates_contact_and_lead(
     number = phone()
     jid = f"{number}@s.whatsapp.net"
     cache = redis.Redis.from_url(support.REDIS_URL)
-    cache.set(f"leads:{tenant.account_id}", b'{"success":true,"leads":[]}', ex=60)
+    cache.set(board_key(tenant.account_id), b'{"success":true,"leads":[]}', ex=60)
     with socket(server, tenant) as ws:
         deliver(client, tenant, device, **{"from": number, "push_name": "Ana", "body": "hola", "message_id": "T1",
                                            "timestamp": 1_700_000_000})
@@ -156,7 +157,7 @@ def test_text_message_lands_everywhere_and_creates_contact_and_lead(
     assert (lead["position"], lead["is_default"]) == (0, True)  # default pipeline, first stage (fix)
     assert lead_event["event"] == "lead_update"
     assert lead_event["data"] == {"action": "created", "ids": [lead["id"]]}
-    assert cache.get(f"leads:{tenant.account_id}") is None  # invalidated
+    assert cache.get(board_key(tenant.account_id)) is None  # invalidated
 
     # the same sender again: no new lead, unread grows, push name changes follow
     with socket(server, tenant) as ws:

@@ -57,9 +57,9 @@ def test_full_sync_of_10k_leads_matches_kommo_exactly(dsn: str) -> None:
                 sink = ks.listen(service, account)
                 await ks.connect(service, account, MAIN_PIPELINE)
                 await ks.connect(service, account, SECOND_PIPELINE)
-                await service.state.cache.set(leads_key(account), b"stale", 30)
+                await service.state.cache.set(leads_key(service.state.settings.redis_prefix, account), b"stale", 30)
                 status = await ks.full_sync(service, account)
-                cached = await service.state.cache.get(leads_key(account))
+                cached = await service.state.cache.get(leads_key(service.state.settings.redis_prefix, account))
                 await asyncio.sleep(0.05)
                 return status, sink, cached
 

@@ -14,6 +14,7 @@ import pytest
 from tests import support
 from tests.leads_support import (
     assert_silent,
+    board_key,
     create_lead,
     default_stages,
     explain_without_seqscan,
@@ -144,7 +145,7 @@ def test_empty_board_is_a_list(client: httpx.Client, tenant: Any) -> None:
 
 def test_board_cache_lifecycle_and_byte_identity(client: httpx.Client, tenant: Any) -> None:
     r = redis_client()
-    key = f"leads:{tenant.account_id}"
+    key = board_key(tenant.account_id)
     create_lead(client, tenant, random_phone(), name="Cached")
     first = board(client, tenant)
     assert r.get(key) == first.content

@@ -15,6 +15,7 @@ import redis
 from websockets.sync.client import ClientConnection, connect
 
 from tests import support
+from tests.leads_support import board_key
 
 PIPELINE_KEYS = {"id", "account_id", "name", "description", "is_default", "stages", "created_at", "updated_at"}
 STAGE_KEYS = {"id", "pipeline_id", "name", "color", "position", "created_at"}
@@ -49,7 +50,7 @@ def redis_client() -> redis.Redis:
 
 def seed_leads_cache(account_id: str) -> redis.Redis:
     r = redis_client()
-    r.set(f"leads:{account_id}", b'{"success":true,"leads":[]}', ex=60)
+    r.set(board_key(account_id), b'{"success":true,"leads":[]}', ex=60)
     return r
 
 
@@ -279,7 +280,7 @@ def test_delete_default_pipeline_detaches_leads_in_one_go(
         assert sorted(leads_event["data"]["ids"]) == sorted(staged + unstaged)
         assert_silent(other_ws)
 
-    assert cache.get(f"leads:{tenant.account_id}") is None
+    assert cache.get(board_key(tenant.account_id)) is None
     rows = lead_rows(database, staged + unstaged + kept)
     for lead_id in staged + unstaged:
         assert rows[lead_id]["pipeline_id"] is None and rows[lead_id]["stage_id"] is None
@@ -362,7 +363,7 @@ def test_reorder_stages(client: httpx.Client, make_tenant: Any, server: Any) -> 
         assert event["data"] == {"action": "stages_reordered", "pipeline_id": pipeline["id"]}
         assert_silent(other_ws)
 
-    assert cache.get(f"leads:{tenant.account_id}") is None
+    assert cache.get(board_key(tenant.account_id)) is None
     stages = default_pipeline(client, tenant)["stages"]
     # Invalid ids are skipped; the other pipeline's stage keeps its place but counts in the index (original rule:
     # the index among the valid UUIDs).
@@ -401,7 +402,7 @@ def test_update_stage_is_partial_and_returns_stored_row(
         event = next_event(ws, "pipeline_update")
         assert event["data"] == {"action": "stage_updated", "pipeline_id": pipeline["id"], "stage_id": stage["id"]}
         assert_silent(other_ws)
-    assert cache.get(f"leads:{tenant.account_id}") is None
+    assert cache.get(board_key(tenant.account_id)) is None
 
     body = response.json()
     assert set(body) == {"success", "stage"}
@@ -460,7 +461,7 @@ def test_delete_stage_keeps_pipeline_on_leads(client: httpx.Client, tenant: Any,
         assert leads_event["action"] == "stage_changed"
         assert sorted(leads_event["ids"]) == sorted(moved)
 
-    assert cache.get(f"leads:{tenant.account_id}") is None
+    assert cache.get(board_key(tenant.account_id)) is None
     rows = lead_rows(database, moved + kept)
     for lead_id in moved:
         assert str(rows[lead_id]["pipeline_id"]) == pipeline["id"]

@@ -14,6 +14,7 @@ import redis
 from websockets.sync.client import ClientConnection, connect
 
 from tests import support
+from tests.leads_support import board_key
 
 TAG_KEYS = {"id", "account_id", "name", "color", "created_at", "updated_at"}
 ENTITY_TYPES = ("contact", "lead", "chat", "participant")
@@ -46,7 +47,7 @@ def assert_silent(ws: ClientConnection) -> None:
 
 def seed_leads_cache(account_id: str) -> redis.Redis:
     r = redis.Redis.from_url(support.REDIS_URL)
-    r.set(f"leads:{account_id}", b'{"success":true,"leads":[]}', ex=60)
+    r.set(board_key(account_id), b'{"success":true,"leads":[]}', ex=60)
     return r
 
 
@@ -167,7 +168,7 @@ def test_update_tag_is_partial_and_returns_stored_tag(client: httpx.Client, tena
     assert (updated["name"], updated["color"]) == ("Original", "#222222")
     assert (updated["id"], updated["account_id"], updated["created_at"]) == (
         tag["id"], tenant.account_id, tag["created_at"])
-    assert cache.get(f"leads:{tenant.account_id}") is None
+    assert cache.get(board_key(tenant.account_id)) is None
 
     updated = client.put(f"/api/tags/{tag['id']}", json={"name": "Nuevo"}, headers=tenant.headers).json()["tag"]
     assert (updated["name"], updated["color"]) == ("Nuevo", "#222222")
@@ -200,7 +201,7 @@ def test_delete_tag_removes_every_link(client: httpx.Client, tenant: Any, databa
     response = client.delete(f"/api/tags/{tag['id']}", headers=tenant.headers)
     assert response.status_code == 200, response.text
     assert response.json() == {"success": True}
-    assert cache.get(f"leads:{tenant.account_id}") is None
+    assert cache.get(board_key(tenant.account_id)) is None
     for entity_type, entity_id in entities.items():
         assert link_count(database, entity_type, entity_id, tag["id"]) == 0
         assert [t["name"] for t in entity_tags(client, tenant, entity_type, entity_id)] == ["Queda"]
@@ -267,7 +268,7 @@ def test_lead_links_drop_cache_and_notify_only_this_account(
         for action, past in (("assign", "assigned"), ("remove", "removed")):
             cache = seed_leads_cache(tenant.account_id)
             assert link(client, tenant, action, "lead", lead, tag["id"]).status_code == 200
-            assert cache.get(f"leads:{tenant.account_id}") is None
+            assert cache.get(board_key(tenant.account_id)) is None
             event = next_event(ws, "tag_assignment")
             assert event == {"event": "tag_assignment", "account_id": tenant.account_id,
                              "data": {"action": past, "entity_type": "lead", "entity_id": lead, "tag_id": tag["id"]}}
@@ -277,12 +278,12 @@ def test_lead_links_drop_cache_and_notify_only_this_account(
         cache = seed_leads_cache(tenant.account_id)
         assert link(client, tenant, "assign", "contact", contact, tag["id"]).status_code == 200
         assert next_event(ws, "tag_assignment")["data"]["entity_type"] == "contact"
-        assert cache.get(f"leads:{tenant.account_id}") is not None
+        assert cache.get(board_key(tenant.account_id)) is not None
         # Repeating it changes nothing and announces nothing.
         assert link(client, tenant, "assign", "contact", contact, tag["id"]).status_code == 200
         assert_silent(ws)
         assert_silent(other_ws)
-        cache.delete(f"leads:{tenant.account_id}")
+        cache.delete(board_key(tenant.account_id))
 
 
 def test_tag_events_reach_only_the_same_account(client: httpx.Client, make_tenant: Any, server: Any) -> None:

@@ -57,5 +57,6 @@ def _escape_glob(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-def leads_key(account_id: object) -> str:
-    return f"leads:{account_id}"
+def leads_key(prefix: str, account_id: object) -> str:
+    """The board cache (spec §5.3 names it ``leads:<account_id>``), under ``REDIS_PREFIX`` like every key."""
+    return f"{prefix}:leads:{account_id}"
