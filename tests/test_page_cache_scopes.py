@@ -100,7 +100,8 @@ def test_a_change_retires_only_its_scopes_and_an_unknown_event_retires_all() -> 
     async def scenario() -> None:
         handle = RedisHandle(support.REDIS_URL)
         await handle.start()
-        cache = PageCache(handle, f"pc-scope-test-{uuid.uuid4().hex[:8]}", ttl=30)
+        prefix = f"pc-scope-test-{uuid.uuid4().hex[:8]}"
+        cache = PageCache(handle, prefix, ttl=30)
         broadcaster = Broadcaster(Hub(), handle, channel=f"pc-scope-test-{uuid.uuid4().hex[:8]}:ws",
                                   retire=cache.retirement)
         account = uuid.uuid4()
@@ -132,7 +133,14 @@ def test_a_change_retires_only_its_scopes_and_an_unknown_event_retires_all() -> 
             # Subscribed (cross-process): the retirement travels in the publish's round trip, same effect.
             await broadcaster.start()
             assert await broadcaster.wait_subscribed(5)
+            # The board cache (clarin.crm.leads_cache) goes with a leads change, in the same round trip.
+            board = f"{prefix}:leads:{account}"
+            assert handle.client is not None
+            await handle.client.set(board, b"{}", ex=30)
+            assert await rebuilt_after("new_message") == {scopes.MESSAGES, scopes.CHATS, scopes.CONTACTS}
+            assert await handle.client.get(board) == b"{}"
             assert await rebuilt_after("lead_update") == {scopes.LEADS, scopes.CONTACTS}
+            assert await handle.client.get(board) is None
             assert await rebuilt_after("another_unknown_event") == set(scopes.ALL)
             # A direct invalidate without scopes (writers that broadcast nothing) retires everything too.
             before = dict(builds)

@@ -35,10 +35,12 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from clarin.cache.cache import leads_key
 from clarin.cache.redis_client import RedisHandle
-from clarin.cache.scopes import ALL, changed_scopes, read_scopes
+from clarin.cache.scopes import ALL, LEADS, TAGS, changed_scopes, read_scopes
 
 log = logging.getLogger("clarin.cache.pages")
 
@@ -47,6 +49,15 @@ GZIP_LEVEL = 6
 GZIP_OFF_LOOP_BYTES = 256 * 1024  # bigger bodies are compressed in a thread (zlib releases the GIL) ...
 GZIP_OFF_LOOP_LEVEL = 9  # ... and harder: once per body, ~9 % fewer bytes for every client of the board
 _DOWN = object()
+BOARD_SCOPES = frozenset({LEADS, TAGS})  # what the board cache (GET /api/leads, clarin.crm.leads_cache) shows
+
+
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """Keys to write (``gens``: gen key → new token, one MSET) and keys to drop (``drop``: one UNLINK)."""
+
+    gens: dict[str, str]
+    drop: tuple[str, ...] = ()
 
 
 class CachedBody:
@@ -87,6 +98,7 @@ class PageCache:
     ) -> None:
         self._redis = redis
         self._prefix = f"{prefix}:pc"
+        self._board_prefix = prefix
         self._epoch_key = f"{self._prefix}:epoch"
         self.ttl = ttl
         self._l1: OrderedDict[tuple[str, str], tuple[str, CachedBody]] = OrderedDict()
@@ -136,12 +148,18 @@ class PageCache:
                 return None
         return "/".join(_text(value) for value in found)  # type: ignore[union-attr]
 
-    def retirement(self, account: str, events: Iterable[str]) -> dict[str, str] | None:
-        """The gen keys (→ new tokens) that retire what ``events`` may have changed, for the caller to write
-        (the broadcaster sends them with its publish: one round trip); ``None`` when there is nothing to do."""
-        if not self.enabled:
-            return None
-        return self._retire_keys(account, changed_scopes(events)) or None
+    def retirement(self, account: str, events: Iterable[str]) -> Retirement | None:
+        """What retires everything ``events`` may have changed, for the caller to send with its publish (the
+        broadcaster: one round trip): the scopes' gen keys → new tokens, and the board cache keys when leads or
+        tags changed (so a lead write needs no separate ``invalidate_leads``); ``None``: nothing to do."""
+        scopes = changed_scopes(events)
+        gens = self._retire_keys(account, scopes) if self.enabled and scopes else {}
+        drop = self._board_keys(account) if scopes & BOARD_SCOPES else ()
+        return Retirement(gens, drop) if gens or drop else None
+
+    def _board_keys(self, account: str) -> tuple[str, str]:
+        board = leads_key(self._board_prefix, account)
+        return board, board + ":totals"  # clarin.crm.leads_cache
 
     def _retire_keys(self, account: str, scopes: Iterable[str]) -> dict[str, str]:
         token = _token()  # one new token for all: each key only needs a value it never had

@@ -18,6 +18,7 @@ from clarin.http.json import encode
 from clarin.realtime.hub import Hub
 
 if TYPE_CHECKING:
+    from clarin.cache.pages import Retirement
     from clarin.webhooks.outbox import Outbox
 
 log = logging.getLogger("clarin.broadcast")
@@ -31,8 +32,16 @@ MANY_CHUNK = 256  # envelopes per Redis message
 DELIVER_SLICE = 64  # envelopes handed to the hub before yielding to the socket senders
 # Events that report no stored change (clarin.cache.scopes maps them to no scope: nothing is retired).
 EPHEMERAL_EVENTS = frozenset({"typing", "presence", "qr_code", "pong"})
-# (account, event names) → page-cache gen keys to move to new tokens before the events go out (PageCache.retirement)
-Retirement = Callable[[str, Iterable[str]], "dict[str, str] | None"]
+# (account, event names) → what retires the cached reads they may have changed (PageCache.retirement)
+Retire = Callable[[str, Iterable[str]], "Retirement | None"]
+
+
+def _retire_in(pipe: Any, retire: Retirement) -> Any:
+    if retire.gens:
+        pipe.mset(retire.gens)
+    if retire.drop:
+        pipe.unlink(*retire.drop)
+    return pipe
 
 
 def envelope(account_id: str, event: str, data: Any) -> str:
@@ -42,7 +51,7 @@ def envelope(account_id: str, event: str, data: Any) -> str:
 class Broadcaster:
     def __init__(
         self, hub: Hub, redis: RedisHandle, channel: str = CHANNEL,
-        retire: Retirement | None = None,
+        retire: Retire | None = None,
     ) -> None:
         self.hub = hub
         # The page-cache scopes an event may have changed are retired before (and in the same Redis round
@@ -105,20 +114,19 @@ class Broadcaster:
                 await self._deliver_all(account, chunk)
             retire = None  # with the first chunk
 
-    async def _publish(self, message: str, retire: dict[str, str] | None) -> bool:
-        """Retire the page-cache keys, then publish, in one round trip; False: deliver in this process."""
+    async def _publish(self, message: str, retire: Retirement | None) -> bool:
+        """Retire the cached reads, then publish, in one round trip; False: deliver in this process."""
         if not self.cross_process:
-            if retire:
-                await self._redis.guard(lambda r: r.mset(retire), None)
+            if retire is not None:
+                await self._redis.guard(lambda r: _retire_in(r.pipeline(transaction=False), retire).execute(), None)
             return False
-        if not retire:
+        if retire is None:
             return await self._redis.guard(lambda r: r.publish(self._channel, message), None) is not None
 
         async def _run(r: Any) -> Any:
-            async with r.pipeline(transaction=False) as pipe:
-                pipe.mset(retire)
-                pipe.publish(self._channel, message)
-                return (await pipe.execute())[-1]
+            pipe = _retire_in(r.pipeline(transaction=False), retire)
+            pipe.publish(self._channel, message)
+            return (await pipe.execute())[-1]
 
         return await self._redis.guard(_run, None) is not None
 
