@@ -40,7 +40,7 @@ from typing import Any
 
 from clarin.cache.cache import leads_key
 from clarin.cache.redis_client import RedisHandle
-from clarin.cache.scopes import ALL, LEADS, TAGS, changed_scopes, read_scopes
+from clarin.cache.scopes import ALL, changed_scopes, drops_board, read_scopes
 
 log = logging.getLogger("clarin.cache.pages")
 
@@ -49,7 +49,6 @@ GZIP_LEVEL = 6
 GZIP_OFF_LOOP_BYTES = 256 * 1024  # bigger bodies are compressed in a thread (zlib releases the GIL) ...
 GZIP_OFF_LOOP_LEVEL = 9  # ... and harder: once per body, ~9 % fewer bytes for every client of the board
 _DOWN = object()
-BOARD_SCOPES = frozenset({LEADS, TAGS})  # what the board cache (GET /api/leads, clarin.crm.leads_cache) shows
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +149,13 @@ class PageCache:
 
     def retirement(self, account: str, events: Iterable[str]) -> Retirement | None:
         """What retires everything ``events`` may have changed, for the caller to send with its publish (the
-        broadcaster: one round trip): the scopes' gen keys → new tokens, and the board cache keys when leads or
-        tags changed (so a lead write needs no separate ``invalidate_leads``); ``None``: nothing to do."""
+        broadcaster: one round trip): the scopes' gen keys → new tokens, and the board cache keys after a
+        leads/pipeline/tag event (``scopes.BOARD_EVENTS``: a lead write then needs no separate
+        ``invalidate_leads``); ``None``: nothing to do."""
+        events = list(events)
         scopes = changed_scopes(events)
         gens = self._retire_keys(account, scopes) if self.enabled and scopes else {}
-        drop = self._board_keys(account) if scopes & BOARD_SCOPES else ()
+        drop = self._board_keys(account) if drops_board(events) else ()
         return Retirement(gens, drop) if gens or drop else None
 
     def _board_keys(self, account: str) -> tuple[str, str]:

@@ -87,6 +87,16 @@ READ_SCOPES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Events after which the board cache (``<prefix>:leads:<account>``, clarin.crm.leads_cache) must go too: every
+# change of what GET /api/leads shows is announced by one of them (a lead tag link also sends lead_update
+# tags_changed; a contact link, tag_assignment alone, leaves the board alone). Unknown events drop it as well.
+BOARD_EVENTS = frozenset({"lead_update", "pipeline_update", "tag_update"})
+
+
+def drops_board(events: Iterable[str]) -> bool:
+    return any(event in BOARD_EVENTS or event not in EVENT_SCOPES for event in events)
+
+
 def changed_scopes(events: Iterable[str]) -> frozenset[str]:
     """The scopes a batch of events may have changed (every scope for an unknown event)."""
     scopes: set[str] = set()
