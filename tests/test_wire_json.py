@@ -1,7 +1,7 @@
 """PostgreSQL-built JSON (sql/migrations/0008_wire_json.sql) is byte-for-byte what msgspec encodes from the wire
 structs, on every field shape a row can have.
 
-The hot reads (R37 pages and board, R40, R38's answer) pass PostgreSQL's text through unchanged (issue 13); the
+The hot reads (R37 pages and board, R40, R38's answer, R24's message pages) pass PostgreSQL's text through unchanged (issue 13); the
 writes that answer with a lead (R41) still encode the ``Lead`` struct. Both must agree to the byte: the dashboard
 and the peers' comparison read either. Each case here goes through the real server and is compared with the
 struct path (``lead_reads.get_lead`` + ``msgspec``) on the same rows.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +22,9 @@ from clarin.crm import lead_reads
 from clarin.db.pool import Database
 from clarin.http.json import encode
 from clarin.wire.leads import LeadResponse, LeadsResponse
+from clarin.wire.messages import ChatMessagesResponse, Message
+from tests.crm_helpers import insert_chat
+from tests.inbox_support import insert_full_message, insert_reaction
 from tests.leads_support import default_stages, forget_cached_reads, random_phone, sql
 
 NASTY = "quote\" back\\slash /slash \x01\x1f tab\t nl\n é ñ 😀 \u2028 <b>&amp;</b>"
@@ -156,3 +160,79 @@ def test_unknown_and_foreign_leads_are_404(client: httpx.Client, make_tenant: An
     for lead_id in (foreign, str(uuid.uuid4())):
         response = client.get(f"/api/leads/{lead_id}", headers=tenant.headers)
         assert response.status_code == 404 and response.json() == {"success": False, "error": "Lead not found"}
+
+
+# -- R24 messages ------------------------------------------------------------------------------------------------
+MESSAGE_COLUMNS = (
+    'id, account_id, device_id, chat_id, message_id, from_jid, from_name, body, message_type, media_url, '
+    'media_mimetype, media_filename, media_size, is_from_me, is_read, status, "timestamp", created_at, '
+    'quoted_message_id, quoted_body, quoted_sender, poll_question, poll_max_selections'
+)
+
+
+def struct_messages(dsn: str, chat_id: str) -> list[bytes]:
+    """The chat's messages as the struct path encoded them (rows → ``Message`` with reactions and polls)."""
+    chat = uuid.UUID(chat_id)
+    rows = sql(dsn, f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 "
+                    'ORDER BY "timestamp" DESC, id DESC', chat)
+    reactions = sql(dsn, "SELECT id, account_id, chat_id, target_message_id, sender_jid, sender_name, emoji, "
+                         'is_from_me, "timestamp", created_at FROM message_reactions WHERE chat_id = $1 '
+                         'ORDER BY "timestamp", id', chat)
+    options = sql(dsn, "SELECT o.id, o.message_id, o.name, o.vote_count FROM poll_options o JOIN messages m "
+                       "ON m.id = o.message_id WHERE m.chat_id = $1 ORDER BY o.position, o.id", chat)
+    votes = sql(dsn, 'SELECT v.id, v.message_id, v.voter_jid, v.selected_names, v."timestamp" FROM poll_votes v '
+                     'JOIN messages m ON m.id = v.message_id WHERE m.chat_id = $1 ORDER BY v."timestamp", v.id', chat)
+    out = []
+    for row in rows:
+        own = [r for r in reactions if r["target_message_id"] == row["message_id"]]
+        if own:
+            row["reactions"] = own
+        if row["message_type"] == "poll":
+            row["poll_options"] = [o for o in options if str(o["message_id"]) == str(row["id"])] or None
+            row["poll_votes"] = [v for v in votes if str(v["message_id"]) == str(row["id"])] or None
+        else:
+            row["poll_question"] = row["poll_max_selections"] = None
+        out.append(encode(msgspec.convert(row, Message)))
+    return out
+
+
+def test_message_page_is_the_struct_encoding(client: httpx.Client, tenant: Any, database: str) -> None:
+    chat_id = insert_chat(database, tenant.account_id, f"{random_phone()}@s.whatsapp.net")
+    base = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    plain = insert_full_message(database, tenant.account_id, chat_id, "S1", base)  # every optional column default
+    insert_full_message(database, tenant.account_id, chat_id, "S2", base - timedelta(seconds=1, microseconds=7),
+                        from_jid="51999@s.whatsapp.net", from_name=NASTY, body=NASTY, message_type="image",
+                        media_url="/media/x.jpg", media_mimetype="image/jpeg", media_filename="a \"b\".jpg",
+                        media_size=5_000_000_000, is_from_me=True, is_read=True, status="read",
+                        quoted_message_id="Q1", quoted_body=NASTY, quoted_sender="51888@s.whatsapp.net")
+    poll = insert_full_message(database, tenant.account_id, chat_id, "S3", base - timedelta(seconds=2),
+                               message_type="poll", poll_question=NASTY, poll_max_selections=2, body="📊")
+    insert_full_message(database, tenant.account_id, chat_id, "S4", base - timedelta(seconds=3),
+                        message_type="poll", poll_question="no options yet")
+    insert_full_message(database, tenant.account_id, chat_id, "S5", base - timedelta(seconds=4), body="",
+                        poll_question="not a poll: not sent", poll_max_selections=3)
+    sql(database, "UPDATE messages SET device_id = NULL, status = 'sent' WHERE id = $1", uuid.UUID(plain))
+    insert_reaction(database, tenant.account_id, chat_id, "S1", "51900000001@s.whatsapp.net", "😂", base)
+    insert_reaction(database, tenant.account_id, chat_id, "S1", "51900000002@s.whatsapp.net", "👍",
+                    base - timedelta(microseconds=5))
+    sql(database, "UPDATE message_reactions SET sender_name = NULL WHERE emoji = '👍' AND chat_id = $1",
+        uuid.UUID(chat_id))
+    sql(database, "INSERT INTO poll_options (message_id, name, vote_count, position) VALUES "
+                  "($1, $2, 1, 1), ($1, 'Rojo', 0, 0)", uuid.UUID(poll), NASTY)
+    sql(database, 'INSERT INTO poll_votes (message_id, voter_jid, selected_names, "timestamp") VALUES '
+                  "($1, 'v1@s.whatsapp.net', ARRAY['Rojo', $2], $3), ($1, 'v2@s.whatsapp.net', '{}', $3)",
+        uuid.UUID(poll), NASTY, base)
+    expected = struct_messages(database, chat_id)
+    forget_cached_reads(tenant.account_id)
+    url = f"/api/chats/{chat_id}/messages"
+    response = client.get(url, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    assert [m["id"] for m in response.json()["messages"]] == [json.loads(e)["id"] for e in expected]
+    same(response.content, b'{"messages":[' + b",".join(expected) + b'],"success":true}')
+    assert len(msgspec.json.decode(response.content, type=ChatMessagesResponse).messages) == 5
+    second = client.get(url, params={"limit": 2, "offset": 1}, headers=tenant.headers)
+    same(second.content, b'{"messages":[' + b",".join(expected[1:3]) + b'],"success":true}')
+    keyset = client.get(url, params={"before": "2026-01-02T03:04:03Z"}, headers=tenant.headers)
+    same(keyset.content, b'{"messages":[' + b",".join(expected[3:]) + b'],"success":true}')  # strictly older
+    past = client.get(url, params={"offset": 50}, headers=tenant.headers)
+    assert past.content == b'{"messages":[],"success":true}'

@@ -24,6 +24,7 @@ from clarin.http.cached import cached_read
 from clarin.http.errors import HTTPError
 from clarin.http.paging import page_params
 from clarin.http.request import Request, parse_uuid
+from clarin.http.response import RawJSONResponse
 from clarin.http.routes import RouteGroup
 from clarin.messaging import message_reads, outbound
 from clarin.messaging.idempotency import IdemClaim, idempotent
@@ -66,7 +67,7 @@ def _before(raw: str) -> datetime | None:
 
 @routes.get("/api/chats/:id/messages", query=ChatMessagesQuery, response=ChatMessagesResponse)
 @cached_read
-async def chat_messages(req: Request) -> ChatMessagesResponse:
+async def chat_messages(req: Request) -> RawJSONResponse:
     chat_id = req.path_uuid("id", INVALID_CHAT_ID)
     page = page_params(req, message_reads.MESSAGES_DEFAULT_LIMIT, message_reads.MESSAGES_MAX_LIMIT)
     before_id_raw = req.query_str("before_id").strip()
@@ -75,7 +76,7 @@ async def chat_messages(req: Request) -> ChatMessagesResponse:
         before_id=parse_uuid(before_id_raw, "Invalid before_id") if before_id_raw else None,
     )
     messages = await message_reads.chat_messages(req.app, req.account_id, chat_id, page.limit, page.offset, cursor)
-    return ChatMessagesResponse(messages=messages)
+    return RawJSONResponse(b'{"messages":' + messages + b',"success":true}')
 
 
 @routes.post("/api/messages/send", body=SendMessageBody, response=InboxMessageResponse)

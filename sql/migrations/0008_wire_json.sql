@@ -37,17 +37,20 @@ $$;
 
 -- clarin.wire.tags.Tag
 CREATE OR REPLACE FUNCTION wire_tag(t tags) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT '{"id":"' || t.id || '","account_id":"' || t.account_id || '","name":' || wire_str(t.name)
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN '{"id":"' || t.id || '","account_id":"' || t.account_id || '","name":' || wire_str(t.name)
         || ',"color":' || wire_str(t.color) || ',"created_at":"' || wire_ts(t.created_at)
-        || '","updated_at":"' || wire_ts(t.updated_at) || '"}'
+        || '","updated_at":"' || wire_ts(t.updated_at) || '"}';
+END
 $$;
 
 -- clarin.wire.leads.Lead. ``ps`` is the lead's stage (all NULL without one), ``structured_tags`` the JSON array
--- of its tags or NULL (the caller's lateral join: a function with a subquery would not be inlined).
+-- of its tags or NULL (the caller's join: PL/pgSQL would run a subquery here once per lead).
 CREATE OR REPLACE FUNCTION wire_lead(l leads, ps pipeline_stages, structured_tags text) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT '{"id":"' || l.id || '","account_id":"' || l.account_id || '"'
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN '{"id":"' || l.id || '","account_id":"' || l.account_id || '"'
         || coalesce(',"contact_id":"' || l.contact_id || '"', '')
         || ',"jid":' || wire_str(l.jid)
         || coalesce(',"name":' || to_json(l.name), '')
@@ -71,5 +74,70 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         || coalesce(',"stage_name":' || to_json(ps.name), '')
         || coalesce(',"stage_color":' || to_json(ps.color), '')
         || coalesce(',"stage_position":' || ps.position, '')
-        || '}'
+        || '}';
+END
+$$;
+
+-- clarin.wire.messages.Reaction
+CREATE OR REPLACE FUNCTION wire_reaction(r message_reactions) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN '{"id":"' || r.id || '","account_id":"' || r.account_id || '","chat_id":"' || r.chat_id
+        || '","target_message_id":' || wire_str(r.target_message_id) || ',"sender_jid":' || wire_str(r.sender_jid)
+        || coalesce(',"sender_name":' || to_json(r.sender_name), '')
+        || ',"emoji":' || wire_str(r.emoji) || ',"is_from_me":' || r.is_from_me
+        || ',"timestamp":"' || wire_ts(r."timestamp") || '","created_at":"' || wire_ts(r.created_at) || '"}';
+END
+$$;
+
+-- clarin.wire.messages.PollOption (no key omitted)
+CREATE OR REPLACE FUNCTION wire_poll_option(o poll_options) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN '{"id":"' || o.id || '","message_id":"' || o.message_id || '","name":' || wire_str(o.name)
+        || ',"vote_count":' || o.vote_count || '}';
+END
+$$;
+
+-- clarin.wire.messages.PollVote (no key omitted: selected_names may be null)
+CREATE OR REPLACE FUNCTION wire_poll_vote(v poll_votes) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN '{"id":"' || v.id || '","message_id":"' || v.message_id || '","voter_jid":' || wire_str(v.voter_jid)
+        || ',"selected_names":' || coalesce(array_to_json(v.selected_names)::text, 'null')
+        || ',"timestamp":"' || wire_ts(v."timestamp") || '"}';
+END
+$$;
+
+-- clarin.wire.messages.Message. ``reactions``, ``poll_options``, ``poll_votes``: JSON arrays or NULL (the caller
+-- joins them for the whole page); the poll keys are written for polls only.
+CREATE OR REPLACE FUNCTION wire_message(m messages, reactions text, poll_options text, poll_votes text) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN '{"id":"' || m.id || '","account_id":"' || m.account_id || '"'
+        || coalesce(',"device_id":"' || m.device_id || '"', '')
+        || ',"chat_id":"' || m.chat_id || '","message_id":' || wire_str(m.message_id)
+        || coalesce(',"from_jid":' || to_json(m.from_jid), '')
+        || coalesce(',"from_name":' || to_json(m.from_name), '')
+        || coalesce(',"body":' || to_json(m.body), '')
+        || coalesce(',"message_type":' || to_json(m.message_type), '')
+        || coalesce(',"media_url":' || to_json(m.media_url), '')
+        || coalesce(',"media_mimetype":' || to_json(m.media_mimetype), '')
+        || coalesce(',"media_filename":' || to_json(m.media_filename), '')
+        || coalesce(',"media_size":' || m.media_size, '')
+        || ',"is_from_me":' || m.is_from_me || ',"is_read":' || m.is_read
+        || coalesce(',"status":' || to_json(m.status), '')
+        || ',"timestamp":"' || wire_ts(m."timestamp") || '","created_at":"' || wire_ts(m.created_at) || '"'
+        || coalesce(',"quoted_message_id":' || to_json(m.quoted_message_id), '')
+        || coalesce(',"quoted_body":' || to_json(m.quoted_body), '')
+        || coalesce(',"quoted_sender":' || to_json(m.quoted_sender), '')
+        || coalesce(',"reactions":' || reactions, '')
+        || CASE WHEN m.message_type = 'poll'
+                THEN coalesce(',"poll_question":' || to_json(m.poll_question), '')
+                  || coalesce(',"poll_options":' || poll_options, '')
+                  || coalesce(',"poll_votes":' || poll_votes, '')
+                  || coalesce(',"poll_max_selections":' || m.poll_max_selections, '')
+                ELSE '' END
+        || '}';
+END
 $$;

@@ -170,52 +170,87 @@ FROM messages m
 WHERE m.account_id = $1 AND m.chat_id = $2 AND m.message_id = $3
 
 -- name: messages_page
--- R24, newest first, served in order by idx_messages_chat_ts. One row per message, or a single row with NULL
--- message columns when the chat exists without messages (on this page); no row at all = unknown/foreign chat.
--- $3 limit, $4 offset.
-SELECT c.id AS found_chat, p.id, p.account_id, p.device_id, p.chat_id, p.message_id, p.from_jid, p.from_name,
-       p.body, p.message_type, p.media_url, p.media_mimetype, p.media_filename, p.media_size, p.is_from_me,
-       p.is_read, p.status, p."timestamp", p.created_at, p.quoted_message_id, p.quoted_body, p.quoted_sender,
-       p.poll_question, p.poll_max_selections
-FROM chats c
+-- R24, newest first, served in order by idx_messages_chat_ts; $3 limit, $4 offset. One row: ``found`` = 0 when
+-- the chat is unknown or another account's (404), and ``body``, the page's JSON array (wire_message,
+-- 0008_wire_json.sql) with each message's reactions (only the page's stanza ids) and its poll's options and
+-- votes, built by PostgreSQL and passed through (issue 13).
+WITH page AS (
+    SELECT p.msg, p.id, p.message_id, p.message_type, p."timestamp"
+    FROM chats c
+    LEFT JOIN LATERAL (
+        SELECT m AS msg, m.id, m.message_id, m.message_type, m."timestamp"
+        FROM messages m
+        -- Scoped through the outer chat row (c.account_id = $1). Repeating m.account_id here made the planner
+        -- prefer the (account_id, chat_id, message_id) key and sort the whole chat (bench/RESULTS.md).
+        WHERE m.chat_id = c.id
+        ORDER BY m."timestamp" DESC, m.id DESC
+        LIMIT $3 OFFSET $4
+    ) p ON true
+    WHERE c.id = $2 AND c.account_id = $1
+)
+SELECT count(*) AS found,
+       '[' || coalesce(string_agg(wire_message(p.msg, rx.list, po.list, pv.list), ','
+                                  ORDER BY p."timestamp" DESC, p.id DESC) FILTER (WHERE p.id IS NOT NULL), '')
+           || ']' AS body
+FROM page p
+-- one probe per message of the page: the unique key (chat_id, target_message_id, sender_jid), and the polls' own
+-- keys for polls only (a semi-join against the page let the planner scan the chat's reactions on small tables)
 LEFT JOIN LATERAL (
-    SELECT m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
-           m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me, m.is_read,
-           m.status, m."timestamp", m.created_at, m.quoted_message_id, m.quoted_body, m.quoted_sender,
-           CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
-           CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
-    FROM messages m
-    -- Scoped through the outer chat row (c.account_id = $1). Repeating m.account_id here made the planner
-    -- prefer the (account_id, chat_id, message_id) key and sort the whole chat (bench/RESULTS.md).
-    WHERE m.chat_id = c.id
-    ORDER BY m."timestamp" DESC, m.id DESC
-    LIMIT $3 OFFSET $4
-) p ON true
-WHERE c.id = $2 AND c.account_id = $1
-ORDER BY p."timestamp" DESC, p.id DESC
+    SELECT '[' || string_agg(wire_reaction(r), ',' ORDER BY r."timestamp", r.id) || ']' AS list
+    FROM message_reactions r
+    WHERE r.chat_id = $2 AND r.target_message_id = p.message_id AND r.account_id = $1
+) rx ON true
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_poll_option(o), ',' ORDER BY o.position, o.id) || ']' AS list
+    FROM poll_options o
+    WHERE o.message_id = p.id AND p.message_type = 'poll'
+) po ON true
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_poll_vote(v), ',' ORDER BY v."timestamp", v.id) || ']' AS list
+    FROM poll_votes v
+    WHERE v.message_id = p.id AND p.message_type = 'poll'
+) pv ON true
 
 -- name: messages_page_before
 -- R24 keyset page: messages strictly older than the cursor ($5 timestamp, $6 id) in (timestamp, id) order,
 -- an index range of idx_messages_chat_ts. `before=<time>` passes the nil UUID as $6 (= everything before that
--- instant). $3 limit, $4 offset (after the cursor).
-SELECT c.id AS found_chat, p.id, p.account_id, p.device_id, p.chat_id, p.message_id, p.from_jid, p.from_name,
-       p.body, p.message_type, p.media_url, p.media_mimetype, p.media_filename, p.media_size, p.is_from_me,
-       p.is_read, p.status, p."timestamp", p.created_at, p.quoted_message_id, p.quoted_body, p.quoted_sender,
-       p.poll_question, p.poll_max_selections
-FROM chats c
+-- instant). $3 limit, $4 offset (after the cursor). The answer as messages_page.
+WITH page AS (
+    SELECT p.msg, p.id, p.message_id, p.message_type, p."timestamp"
+    FROM chats c
+    LEFT JOIN LATERAL (
+        SELECT m AS msg, m.id, m.message_id, m.message_type, m."timestamp"
+        FROM messages m
+        -- Scoped through the outer chat row (c.account_id = $1). Repeating m.account_id here made the planner
+        -- prefer the (account_id, chat_id, message_id) key and sort the whole chat (bench/RESULTS.md).
+        WHERE m.chat_id = c.id AND (m."timestamp", m.id) < ($5::timestamptz, $6::uuid)
+        ORDER BY m."timestamp" DESC, m.id DESC
+        LIMIT $3 OFFSET $4
+    ) p ON true
+    WHERE c.id = $2 AND c.account_id = $1
+)
+SELECT count(*) AS found,
+       '[' || coalesce(string_agg(wire_message(p.msg, rx.list, po.list, pv.list), ','
+                                  ORDER BY p."timestamp" DESC, p.id DESC) FILTER (WHERE p.id IS NOT NULL), '')
+           || ']' AS body
+FROM page p
+-- one probe per message of the page: the unique key (chat_id, target_message_id, sender_jid), and the polls' own
+-- keys for polls only (a semi-join against the page let the planner scan the chat's reactions on small tables)
 LEFT JOIN LATERAL (
-    SELECT m.id, m.account_id, m.device_id, m.chat_id, m.message_id, m.from_jid, m.from_name, m.body,
-           m.message_type, m.media_url, m.media_mimetype, m.media_filename, m.media_size, m.is_from_me, m.is_read,
-           m.status, m."timestamp", m.created_at, m.quoted_message_id, m.quoted_body, m.quoted_sender,
-           CASE WHEN m.message_type = 'poll' THEN m.poll_question END AS poll_question,
-           CASE WHEN m.message_type = 'poll' THEN m.poll_max_selections END AS poll_max_selections
-    FROM messages m
-    WHERE m.chat_id = c.id AND (m."timestamp", m.id) < ($5::timestamptz, $6::uuid)
-    ORDER BY m."timestamp" DESC, m.id DESC
-    LIMIT $3 OFFSET $4
-) p ON true
-WHERE c.id = $2 AND c.account_id = $1
-ORDER BY p."timestamp" DESC, p.id DESC
+    SELECT '[' || string_agg(wire_reaction(r), ',' ORDER BY r."timestamp", r.id) || ']' AS list
+    FROM message_reactions r
+    WHERE r.chat_id = $2 AND r.target_message_id = p.message_id AND r.account_id = $1
+) rx ON true
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_poll_option(o), ',' ORDER BY o.position, o.id) || ']' AS list
+    FROM poll_options o
+    WHERE o.message_id = p.id AND p.message_type = 'poll'
+) po ON true
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_poll_vote(v), ',' ORDER BY v."timestamp", v.id) || ']' AS list
+    FROM poll_votes v
+    WHERE v.message_id = p.id AND p.message_type = 'poll'
+) pv ON true
 
 -- name: messages_cursor
 -- R24 `before_id`: the cursor message's (timestamp, id), only inside this chat of this account.
@@ -223,26 +258,3 @@ SELECT m."timestamp", m.id
 FROM messages m
 WHERE m.id = $3 AND m.chat_id = $2 AND m.account_id = $1
 
--- name: messages_page_reactions
--- The reactions of one page: only its stanza ids ($3), oldest first; served by the unique key
--- (chat_id, target_message_id, sender_jid).
-SELECT r.id, r.account_id, r.chat_id, r.target_message_id, r.sender_jid, r.sender_name, r.emoji, r.is_from_me,
-       r."timestamp", r.created_at
-FROM message_reactions r
-WHERE r.account_id = $1 AND r.chat_id = $2 AND r.target_message_id = ANY($3::text[])
-ORDER BY r."timestamp", r.id
-
--- name: messages_page_poll_options
--- Options of the page's polls ($2 = their DB ids) in the order they were sent.
-SELECT o.id, o.message_id, o.name, o.vote_count
-FROM poll_options o
-JOIN messages m ON m.id = o.message_id
-WHERE o.message_id = ANY($2::uuid[]) AND m.account_id = $1
-ORDER BY o.message_id, o.position, o.id
-
--- name: messages_page_poll_votes
-SELECT v.id, v.message_id, v.voter_jid, v.selected_names, v."timestamp"
-FROM poll_votes v
-JOIN messages m ON m.id = v.message_id
-WHERE v.message_id = ANY($2::uuid[]) AND m.account_id = $1
-ORDER BY v.message_id, v."timestamp", v.id
