@@ -14,8 +14,9 @@ snapshots are taken after 5.5 s without reads).
 Timeline: server start, device paired, writers start; reads warm up ``BENCH_WARMUP`` s; pause 5.5 s; snapshot;
 reads measured ``BENCH_DURATION`` s; pause 5.5 s; snapshot; writers stop; the run's messages are deleted.
 Same knobs as bench/load.py (BENCH_WORKERS, BENCH_SERVER_ENV, BENCH_CLIENT, ...); BENCH_OUTPUT overrides the
-result file. Rows: the six reads (kind ``read``) and the two writers (kind ``write``: achieved rate and
-latency of the inbound route and of the lead update).
+result file; BENCH_COMMIT=<rev> serves that commit (git archive) instead of the working tree, BENCH_TREE=<dir>
+another source tree (an experiment). Rows: the six reads (kind ``read``) and the two writers (kind ``write``:
+achieved rate and latency of the inbound route and of the lead update).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ from bench.common import (
     BENCH_PASSWORD,
     LARGE_USER,
     RESULTS_DIR,
+    ROOT,
     bench_dsn,
+    database_exists,
     ensure_database,
     exit_now,
     fetch,
@@ -63,6 +66,7 @@ from bench.load import (
     run_wrk,
     setup_device,
 )
+from bench.profile import export_commit
 
 PROFILE = "busy_account"
 OUTPUT = RESULTS_DIR / "latest-busy.json"
@@ -175,13 +179,17 @@ def main() -> int:
     dsn = bench_dsn()
     admin_sql = load_sql("admin")
     work = Path(tempfile.mkdtemp(prefix="clarin-bench-busy-"))
-    if not cfg.server_url:
+    commit = os.environ.get("BENCH_COMMIT", "").strip()  # serve that commit (git archive), not the working tree
+    root = export_commit(commit, work)[0] if commit and not cfg.server_url else ROOT
+    if os.environ.get("BENCH_TREE", "").strip():
+        root, commit = Path(os.environ["BENCH_TREE"].strip()), f"tree {os.environ['BENCH_TREE'].strip()}"
+    if not cfg.server_url and not (commit and database_exists(dsn)):
         ensure_database(dsn, seed_value=cfg.seed)
     wrk = ensure_wrk() if cfg.client == "wrk" else None
     if cfg.client == "wrk" and wrk is None:
         cfg.client = "python"
     machine = machine_info(cfg, dsn)
-    server = None if cfg.server_url else Server(cfg, dsn, work)
+    server = None if cfg.server_url else Server(cfg, dsn, work, root)
     url = cfg.server_url or server.url  # type: ignore[union-attr]
     if server is not None:
         server.wait_ready()
@@ -248,6 +256,8 @@ def main() -> int:
         _cleanup(dsn, admin_sql, url, locals().get("token"), locals().get("account_id"), device_id)
         if server is not None:
             server.stop()
+    if commit:
+        machine["git_commit"], machine["git_dirty"] = commit, False
     result = {"profile": PROFILE, "machine": machine,
               "config": {"workers": cfg.workers, "threads": cfg.threads, "duration_s": cfg.duration,
                          "warmup_s": cfg.warmup, "concurrency": cfg.concurrency, "server_env": cfg.server_env,

@@ -18,7 +18,8 @@ BENCH_CONCURRENCY (64), BENCH_WRK_THREADS (2), BENCH_WS_SOCKETS (1000), BENCH_WS
 BENCH_DB_POOL_SIZE (server default when unset), BENCH_ONLY (comma-separated endpoint names),
 BENCH_SERVER_URL (use a running server instead of starting one), BENCH_CLIENT (wrk | python),
 BENCH_SERVER_ENV (extra server env, "K=V,K2=V2"), BENCH_OUTPUT (result file), BENCH_ACCEPT_ENCODING
-(default "gzip", as every browser sends; "" for identity bodies). ``BENCH_SERVER_ENV=PAGE_CACHE_TTL=0``
+(default "gzip", as every browser sends; "" for identity bodies), BENCH_COMMIT (serve that commit, git archive, instead
+of the working tree). ``BENCH_SERVER_ENV=PAGE_CACHE_TTL=0``
 measures the reads without the page cache (every request goes to PostgreSQL).
 """
 
@@ -55,6 +56,7 @@ from bench.common import (
     ROOT,
     SUPER_ADMIN,
     bench_dsn,
+    database_exists,
     ensure_database,
     exit_now,
     fetch,
@@ -424,18 +426,26 @@ def main() -> int:
     dsn = bench_dsn()
     admin_sql = load_sql("admin")
     work = Path(tempfile.mkdtemp(prefix="clarin-bench-"))
-    if not cfg.server_url:
+    commit = os.environ.get("BENCH_COMMIT", "").strip()  # serve that commit (git archive), not the working tree
+    root = ROOT
+    if commit and not cfg.server_url:
+        from bench.profile import export_commit  # bench.profile imports this module
+
+        root = export_commit(commit, work)[0]
+    if not cfg.server_url and not (commit and database_exists(dsn)):  # a commit's server migrates at start
         ensure_database(dsn, seed_value=cfg.seed)
     wrk = ensure_wrk() if cfg.client == "wrk" else None
     if cfg.client == "wrk" and wrk is None:
         print("bench: wrk not available, using the Python load client (slower: latencies include its overhead)")
         cfg.client = "python"
     machine = machine_info(cfg, dsn)
+    if commit:
+        machine["git_commit"], machine["git_dirty"] = commit, False
     server = None
     if cfg.server_url:
         url = cfg.server_url
     else:
-        server = Server(cfg, dsn, work)
+        server = Server(cfg, dsn, work, root)
         server.wait_ready()
         url = server.url
     rows: list[dict[str, Any]] = []
