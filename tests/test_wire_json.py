@@ -1,7 +1,7 @@
 """PostgreSQL-built JSON (sql/migrations/0008_wire_json.sql) is byte-for-byte what msgspec encodes from the wire
 structs, on every field shape a row can have.
 
-The hot reads (R37 pages and board, R40, R38's answer, R24's message pages) pass PostgreSQL's text through unchanged (issue 13); the
+The hot reads (R37 pages and board, R40, R38's answer, R24's message pages, R75's contact pages) pass PostgreSQL's text through unchanged (issue 13); the
 writes that answer with a lead (R41) still encode the ``Lead`` struct. Both must agree to the byte: the dashboard
 and the peers' comparison read either. Each case here goes through the real server and is compared with the
 struct path (``lead_reads.get_lead`` + ``msgspec``) on the same rows.
@@ -21,6 +21,7 @@ import msgspec
 from clarin.crm import lead_reads
 from clarin.db.pool import Database
 from clarin.http.json import encode
+from clarin.wire.contacts import Contact
 from clarin.wire.leads import LeadResponse, LeadsResponse
 from clarin.wire.messages import ChatMessagesResponse, Message
 from tests.crm_helpers import insert_chat
@@ -236,3 +237,55 @@ def test_message_page_is_the_struct_encoding(client: httpx.Client, tenant: Any, 
     same(keyset.content, b'{"messages":[' + b",".join(expected[3:]) + b'],"success":true}')  # strictly older
     past = client.get(url, params={"offset": 50}, headers=tenant.headers)
     assert past.content == b'{"messages":[],"success":true}'
+
+
+# -- R75 contacts ------------------------------------------------------------------------------------------------
+CONTACT_COLUMNS = ("id, account_id, device_id, jid, phone, name, last_name, short_name, custom_name, push_name, "
+                   "avatar_url, email, company, age, NULLIF(array_remove(tags, NULL), '{}') AS tags, notes, source, "
+                   "is_group, created_at, updated_at")
+
+
+def struct_contacts(dsn: str, account_id: str) -> list[bytes]:
+    """The account's (non-group) contacts as the struct path encoded them, in the page order."""
+    account = uuid.UUID(account_id)
+    rows = sql(dsn, f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id = $1 AND NOT is_group "
+                    "ORDER BY COALESCE(custom_name, name, push_name, phone) ASC NULLS LAST, id", account)
+    tags = sql(dsn, "SELECT ct.contact_id, t.id, t.account_id, t.name, t.color, t.created_at, t.updated_at "
+                    "FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id WHERE t.account_id = $1 "
+                    "ORDER BY t.name, t.id", account)
+    out = []
+    for row in rows:
+        own = [{k: v for k, v in t.items() if k != "contact_id"} for t in tags if str(t["contact_id"]) == str(row["id"])]
+        out.append(encode(msgspec.convert({**row, "structured_tags": own} if own else row, Contact)))
+    return out
+
+
+def test_contacts_page_is_the_struct_encoding(client: httpx.Client, make_tenant: Any, database: str) -> None:
+    tenant = make_tenant()
+    account = uuid.UUID(tenant.account_id)
+    phone = random_phone()
+    sql(database, "INSERT INTO contacts (account_id, jid) VALUES ($1, $2)", account, phone + "1@s.whatsapp.net")
+    sql(database, "INSERT INTO contacts (account_id, jid, phone, name, last_name, short_name, custom_name, push_name, "
+                  "avatar_url, email, company, age, tags, notes, source) VALUES ($1, $2, $3, $4, $5, '', $6, $7, "
+                  "'/media/a.jpg', 'c@d.test', $8, 0, $9, $10, 'import')",
+        account, phone + "2@s.whatsapp.net", "+51 " + phone, NASTY, "Pérez", "Zoe " + NASTY, "push", "Ñandú",
+        ["a", NASTY], NASTY)
+    sql(database, "INSERT INTO contacts (account_id, jid, name, tags, source, created_at) "
+                  "VALUES ($1, $2, 'Ana', '{}', NULL, '2024-01-01 00:00:00.25+00')", account, phone + "3@s.whatsapp.net")
+    sql(database, "INSERT INTO contacts (account_id, jid, name, is_group) VALUES ($1, $2, 'group', true)",
+        account, phone + "4@g.us")
+    for name in ("beta", NASTY[:30]):
+        tag = sql(database, "INSERT INTO tags (account_id, name) VALUES ($1, $2) RETURNING id", account, name)[0]["id"]
+        sql(database, "INSERT INTO contact_tags (contact_id, tag_id) SELECT id, $2 FROM contacts "
+                      "WHERE account_id = $1 AND name = 'Ana'", account, uuid.UUID(str(tag)))
+    expected = struct_contacts(database, tenant.account_id)
+    forget_cached_reads(tenant.account_id)
+    page = client.get("/api/contacts", headers=tenant.headers)
+    assert page.status_code == 200, page.text
+    same(page.content, b'{"contacts":[' + b",".join(expected) + b'],"total":3,"limit":50,"offset":0,"success":true}')
+    second = client.get("/api/contacts", params={"limit": 1, "offset": 1}, headers=tenant.headers)
+    same(second.content, b'{"contacts":[' + expected[1] + b'],"total":3,"limit":1,"offset":1,"success":true}')
+    past = client.get("/api/contacts", params={"offset": 10}, headers=tenant.headers)
+    assert past.content == b'{"contacts":[],"total":3,"limit":50,"offset":10,"success":true}'
+    found = client.get("/api/contacts", params={"search": "ñandú"}, headers=tenant.headers)
+    assert [c["company"] for c in found.json()["contacts"]] == ["Ñandú"] and found.json()["total"] == 1

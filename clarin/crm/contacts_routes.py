@@ -24,6 +24,7 @@ from clarin.crm.filtering import lenient_uuid, list_window, uuid_list
 from clarin.http.cached import cached_read
 from clarin.http.errors import HTTPError
 from clarin.http.request import Request
+from clarin.http.response import RawJSONResponse
 from clarin.http.routes import RouteGroup
 from clarin.wire.common import Ok
 from clarin.wire.contacts import (
@@ -50,7 +51,7 @@ CONTACTS_DEFAULT_LIMIT = 50
 
 @routes.get("/api/contacts", query=ContactsQuery, response=ContactsPage)
 @cached_read
-async def list_contacts(req: Request) -> ContactsPage:
+async def list_contacts(req: Request) -> RawJSONResponse:
     flt = ContactFilter(
         search=req.query_str("search"),
         is_group=req.query_bool("is_group", False),
@@ -61,7 +62,8 @@ async def list_contacts(req: Request) -> ContactsPage:
     )
     window = list_window(req, CONTACTS_DEFAULT_LIMIT, non_positive_means_all=True)
     page, total = await contact_reads.list_contacts(req.app, req.account_id, flt, window)
-    return ContactsPage(contacts=page, total=total, limit=window.limit, offset=window.offset)
+    return RawJSONResponse(b'{"contacts":%s,"total":%d,"limit":%d,"offset":%d,"success":true}' % (
+        page, total, window.limit, window.offset))
 
 
 @routes.get("/api/contacts/duplicates", response=DuplicatesResponse)

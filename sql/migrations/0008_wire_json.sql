@@ -141,3 +141,30 @@ BEGIN
         || '}';
 END
 $$;
+
+-- clarin.wire.contacts.Contact as the list shows it (no device_names). ``structured_tags``: JSON array or NULL.
+CREATE OR REPLACE FUNCTION wire_contact(c contacts, structured_tags text) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN '{"id":"' || c.id || '","account_id":"' || c.account_id || '"'
+        || coalesce(',"device_id":"' || c.device_id || '"', '')
+        || ',"jid":' || wire_str(c.jid)
+        || coalesce(',"phone":' || to_json(c.phone), '')
+        || coalesce(',"name":' || to_json(c.name), '')
+        || coalesce(',"last_name":' || to_json(c.last_name), '')
+        || coalesce(',"short_name":' || to_json(c.short_name), '')
+        || coalesce(',"custom_name":' || to_json(c.custom_name), '')
+        || coalesce(',"push_name":' || to_json(c.push_name), '')
+        || coalesce(',"avatar_url":' || to_json(c.avatar_url), '')
+        || coalesce(',"email":' || to_json(c.email), '')
+        || coalesce(',"company":' || to_json(c.company), '')
+        || coalesce(',"age":' || c.age, '')
+        || coalesce(',"tags":' || array_to_json(NULLIF(array_remove(c.tags, NULL), '{}')), '')
+        || coalesce(',"notes":' || to_json(c.notes), '')
+        || coalesce(',"source":' || to_json(c.source), '')
+        || ',"is_group":' || c.is_group
+        || ',"created_at":"' || wire_ts(c.created_at) || '","updated_at":"' || wire_ts(c.updated_at) || '"'
+        || coalesce(',"structured_tags":' || structured_tags, '')
+        || '}';
+END
+$$;

@@ -4,12 +4,10 @@
 
 -- name: contacts_page
 -- R75 without search. $2 is_group, $3 device_id|NULL, $4 has_phone, $5 legacy tags|NULL (any-of),
--- $6 tag ids|NULL (any-of), $7 limit, $8 offset. One round trip: the total, then the page served in order by
--- idx_contacts_display; a page past the end still returns one row carrying the total (page columns NULL).
-SELECT t.total, p.id, p.account_id, p.device_id, p.jid, p.phone, p.name, p.last_name, p.short_name, p.custom_name,
-       p.push_name, p.avatar_url, p.email, p.company, p.age, p.tags, p.notes, p.source, p.is_group, p.created_at,
-       p.updated_at
-FROM (
+-- $6 tag ids|NULL (any-of), $7 limit, $8 offset. One round trip, one row: the total, and ``body``, the page's
+-- JSON array of contacts with their tags (wire_contact, 0008_wire_json.sql), served in order by
+-- idx_contacts_display and built by PostgreSQL (issue 13).
+WITH t AS (
     SELECT count(*) AS total
     FROM contacts c
     WHERE c.account_id = $1 AND c.is_group = $2
@@ -17,11 +15,8 @@ FROM (
       AND (NOT $4::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
       AND ($5::text[] IS NULL OR c.tags && $5::text[])
       AND ($6::uuid[] IS NULL OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($6::uuid[])))
-) t
-LEFT JOIN LATERAL (
-    SELECT c.id, c.account_id, c.device_id, c.jid, c.phone, c.name, c.last_name, c.short_name, c.custom_name,
-           c.push_name, c.avatar_url, c.email, c.company, c.age, NULLIF(array_remove(c.tags, NULL), '{}') AS tags,
-           c.notes, c.source, c.is_group, c.created_at, c.updated_at
+), page AS (
+    SELECT c AS contact, c.id, COALESCE(c.custom_name, c.name, c.push_name, c.phone) AS sort_name
     FROM contacts c
     WHERE c.account_id = $1 AND c.is_group = $2
       AND ($3::uuid IS NULL OR c.device_id = $3::uuid)
@@ -30,16 +25,22 @@ LEFT JOIN LATERAL (
       AND ($6::uuid[] IS NULL OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($6::uuid[])))
     ORDER BY COALESCE(c.custom_name, c.name, c.push_name, c.phone) ASC NULLS LAST, c.id
     LIMIT $7 OFFSET $8
-) p ON true
-ORDER BY COALESCE(p.custom_name, p.name, p.push_name, p.phone) ASC NULLS LAST, p.id
+)
+SELECT (SELECT t.total FROM t) AS total,
+       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.sort_name ASC NULLS LAST, p.id), '')
+           || ']' AS body
+FROM page p
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_tag(tag), ',' ORDER BY tag.name, tag.id) || ']' AS list
+    FROM contact_tags ct
+    JOIN tags tag ON tag.id = ct.tag_id
+    WHERE ct.contact_id = p.id AND tag.account_id = $1
+) tg ON true
 
 -- name: contacts_page_search
 -- R75 with search: as contacts_page plus $9 = escaped ILIKE pattern over the trigram expression of
 -- 0002_search_trigram.sql (repeated verbatim, alias-prefixed) so idx_contacts_search_trgm serves it.
-SELECT t.total, p.id, p.account_id, p.device_id, p.jid, p.phone, p.name, p.last_name, p.short_name, p.custom_name,
-       p.push_name, p.avatar_url, p.email, p.company, p.age, p.tags, p.notes, p.source, p.is_group, p.created_at,
-       p.updated_at
-FROM (
+WITH t AS (
     SELECT count(*) AS total
     FROM contacts c
     WHERE c.account_id = $1 AND c.is_group = $2
@@ -48,11 +49,8 @@ FROM (
       AND ($5::text[] IS NULL OR c.tags && $5::text[])
       AND ($6::uuid[] IS NULL OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($6::uuid[])))
       AND (coalesce(c.name,'') || ' ' || coalesce(c.last_name,'') || ' ' || coalesce(c.short_name,'') || ' ' || coalesce(c.custom_name,'') || ' ' || coalesce(c.push_name,'') || ' ' || coalesce(c.phone,'') || ' ' || c.jid || ' ' || coalesce(c.email,'') || ' ' || coalesce(c.company,'')) ILIKE $9::text
-) t
-LEFT JOIN LATERAL (
-    SELECT c.id, c.account_id, c.device_id, c.jid, c.phone, c.name, c.last_name, c.short_name, c.custom_name,
-           c.push_name, c.avatar_url, c.email, c.company, c.age, NULLIF(array_remove(c.tags, NULL), '{}') AS tags,
-           c.notes, c.source, c.is_group, c.created_at, c.updated_at
+), page AS (
+    SELECT c AS contact, c.id, COALESCE(c.custom_name, c.name, c.push_name, c.phone) AS sort_name
     FROM contacts c
     WHERE c.account_id = $1 AND c.is_group = $2
       AND ($3::uuid IS NULL OR c.device_id = $3::uuid)
@@ -62,8 +60,17 @@ LEFT JOIN LATERAL (
       AND (coalesce(c.name,'') || ' ' || coalesce(c.last_name,'') || ' ' || coalesce(c.short_name,'') || ' ' || coalesce(c.custom_name,'') || ' ' || coalesce(c.push_name,'') || ' ' || coalesce(c.phone,'') || ' ' || c.jid || ' ' || coalesce(c.email,'') || ' ' || coalesce(c.company,'')) ILIKE $9::text
     ORDER BY COALESCE(c.custom_name, c.name, c.push_name, c.phone) ASC NULLS LAST, c.id
     LIMIT $7 OFFSET $8
-) p ON true
-ORDER BY COALESCE(p.custom_name, p.name, p.push_name, p.phone) ASC NULLS LAST, p.id
+)
+SELECT (SELECT t.total FROM t) AS total,
+       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.sort_name ASC NULLS LAST, p.id), '')
+           || ']' AS body
+FROM page p
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_tag(tag), ',' ORDER BY tag.name, tag.id) || ']' AS list
+    FROM contact_tags ct
+    JOIN tags tag ON tag.id = ct.tag_id
+    WHERE ct.contact_id = p.id AND tag.account_id = $1
+) tg ON true
 
 -- name: contacts_tags_for_contacts
 -- structured_tags of a whole page in one query ($2 = contact ids); grouped by contact_id in Python.
