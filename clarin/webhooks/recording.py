@@ -75,20 +75,17 @@ class Recorder:
 
 
 @asynccontextmanager
-async def recording(state: Writer, account_id: object, *, transaction: bool = False, quiet: bool = False
-                    ) -> AsyncIterator[Recorder]:
-    """A write of ``account_id`` whose events' outbox rows commit with it. ``transaction``: run the block in one
-    transaction even for an account without subscriptions (for writes that need one anyway). ``quiet``: a failure
-    to announce after the commit is logged, not raised (writers that must not fail over a live update: a send
-    that reached WhatsApp, background workers)."""
+async def recording(state: Writer, account_id: object, *, quiet: bool = False) -> AsyncIterator[Recorder]:
+    """A write of ``account_id`` whose events' outbox rows commit with it. ``quiet``: a failure to announce after
+    the commit is logged, not raised (writers that must not fail over a live update: a send that reached
+    WhatsApp, background workers)."""
     account = str(account_id)
     outbox = state.broadcaster.outbox
-    wanted = outbox is not None and await outbox.wanted(account)
-    if wanted or transaction:
+    if outbox is not None and await outbox.wanted(account):
         async with state.db.transaction() as tx:
             rec = Recorder(state.db, tx, False)
             yield rec
-            if wanted and outbox is not None and rec.events:
+            if rec.events:
                 rec.recording = await outbox.write_in(tx, account, rec.events)
         if rec.recording and outbox is not None:
             outbox.written()
