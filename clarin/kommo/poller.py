@@ -21,8 +21,10 @@ Per process (started from ``AppState.start`` only when Kommo is configured):
 After any sync that changed leads: ``invalidate_leads`` and WS ``lead_update`` ``{action: "kommo_synced",
 pipeline_id: <Kommo id>, count: <changed leads>}`` (unchanged re-reads of the overlap window are not counted, so
 no event storm). One event sums a whole sync of many page transactions: its webhook outbox rows are written in
-the transaction that advances the cursor (the sync's acknowledgement), or, for a sync cut short, in their own
-transaction right after it (docs/WEBHOOKS.md, "Durability").
+the transaction that advances the cursor, or, for a sync cut short, in their own right after it. For an account
+with a webhook subscription each page also adds its changed leads to the pipeline's ``unannounced`` count in its
+own transaction, and the summary is that count, taken and cleared where its rows are written: a worker killed
+midway leaves it to the next sync's summary (docs/WEBHOOKS.md, "Durability").
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from clarin.kommo.limiter import RateLimiter
 from clarin.kommo.locks import POLLER_KEY, SyncLocks, full_sync_key, pipeline_key
 from clarin.kommo.status import StatusStore
 from clarin.kommo.sync import KommoSync, LeadSyncResult, PipelineNotFound
-from clarin.webhooks.recording import recording
+from clarin.webhooks.recording import Recorder, recording
 
 if TYPE_CHECKING:
     from clarin.state import AppState
@@ -56,6 +58,7 @@ Q_ENABLED_ALL = query("kommo_connected_enabled_all")
 Q_CONNECTED_LIST = query("kommo_connected_list")
 Q_CURSOR_GET = query("kommo_cursor_get")
 Q_CURSOR_SET = query("kommo_cursor_set")
+Q_UNANNOUNCED_TAKE = query("kommo_unannounced_take")
 Q_CONTACTS_COUNT = query("kommo_contacts_count")
 
 QUEUE_CAPACITY = 100
@@ -252,14 +255,17 @@ class KommoService:
 
         error: str | None = None
         result: LeadSyncResult | None = None
-        announced = False
+        announced = counted = False
+        outbox = self.state.broadcaster.outbox
         try:
-            result = await self.sync.sync_leads(key.account_id, key.kommo_pipeline_id, since, on_page=track)
+            # With a webhook subscription the pages count their changes in the database (0007_kommo_unannounced):
+            # a sync killed midway leaves them to the next one's summary instead of losing them.
+            counted = outbox is not None and await outbox.wanted(str(key.account_id))
+            result = await self.sync.sync_leads(key.account_id, key.kommo_pipeline_id, since, on_page=track,
+                                                count_unannounced=counted)
             async with recording(self.state, key.account_id, quiet=True) as rec:
-                await rec.db.execute(Q_CURSOR_SET, [key.account_id, key.kommo_pipeline_id, started])
-                if result.changed:
-                    rec.on_commit(lambda: invalidate_leads(self.state, key.account_id))
-                    rec.emit(LEAD_EVENT, self._synced(key, result.changed))
+                carried = await rec.db.fetch_val(Q_CURSOR_SET, [key.account_id, key.kommo_pipeline_id, started])
+                self._summary(rec, key, result.changed, carried, counted)
             announced = True
         except KommoAuthError as exc:
             error = str(exc)
@@ -271,13 +277,15 @@ class KommoService:
         except (PipelineNotFound, DatabaseError) as exc:
             error = str(exc)
         changed = result.changed if result is not None else partial.changed
-        if changed and not announced:  # cut short after some pages committed: their summary, recorded on its own
-            await invalidate_leads(self.state, key.account_id)
+        if not announced and (changed or counted):  # cut short after some pages committed: their summary, alone
             try:
                 async with recording(self.state, key.account_id, quiet=True) as rec:
-                    rec.emit(LEAD_EVENT, self._synced(key, changed))
-            except DatabaseError:  # the broadcaster's outbox holds the rows until PostgreSQL answers
-                await self.state.broadcaster.broadcast(key.account_id, LEAD_EVENT, self._synced(key, changed))
+                    carried = await rec.db.fetch_val(Q_UNANNOUNCED_TAKE, [key.account_id, key.kommo_pipeline_id])
+                    self._summary(rec, key, changed, carried, counted)
+            except DatabaseError:
+                if changed and not counted:  # (counted: the count waits in the database for the next sync)
+                    await invalidate_leads(self.state, key.account_id)
+                    await self.state.broadcaster.broadcast(key.account_id, LEAD_EVENT, self._synced(key, changed))
         fields = {"last_check": _iso(), "last_synced_pipeline": str(key.kommo_pipeline_id)}
         if error is not None:
             log.warning("kommo sync of pipeline %d (%s) failed: %s", key.kommo_pipeline_id, key.account_id, error)
@@ -291,6 +299,14 @@ class KommoService:
             )
         await self.status.update("worker", fields)
         return result, error
+
+    def _summary(self, rec: Recorder, key: TaskKey, changed: int, carried: Any, counted: bool) -> None:
+        """The sync's ``kommo_synced``: ``carried`` = the pipeline's unannounced count just taken (this sync's pages
+        when ``counted``, plus any a killed sync left); None when the pipeline row is gone."""
+        count = changed if carried is None else int(carried) + (0 if counted else changed)
+        if count:
+            rec.on_commit(lambda: invalidate_leads(self.state, key.account_id))
+            rec.emit(LEAD_EVENT, self._synced(key, count))
 
     @staticmethod
     def _synced(key: TaskKey, changed: int) -> dict[str, Any]:

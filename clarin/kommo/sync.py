@@ -70,6 +70,7 @@ from clarin.kommo.records import (
 
 log = logging.getLogger("clarin.kommo.sync")
 
+Q_UNANNOUNCED_ADD = query("kommo_unannounced_add")
 Q_CUSTOM_PLANS = query("kommo_custom_plans")
 Q_CONNECTED_SET_PIPELINE = query("kommo_connected_set_pipeline")
 Q_CLEAR_DEFAULT = query("kommo_clear_default")
@@ -216,8 +217,11 @@ class KommoSync:
         kommo_pipeline_id: int,
         updated_since: int | None,
         on_page: Callable[[LeadSyncResult], Awaitable[None]] | None = None,
+        count_unannounced: bool = False,
     ) -> LeadSyncResult:
         """Page through the pipeline's leads (changed since ``updated_since``, unix s; None = all).
+        ``count_unannounced`` (the account has a webhook subscription): each page adds its changed leads to the
+        pipeline's ``unannounced`` count in its own transaction (clarin.kommo.poller announces it).
 
         The next page and its contacts are fetched while the current one is written (one page of look-ahead),
         so Kommo round trips and database writes overlap.
@@ -246,7 +250,8 @@ class KommoSync:
                     except PipelineNotFound as exc:
                         result.report([str(exc)])
                     mapping = await self.load_mapping(account_id)
-                processed, changed = await self.write_leads(account_id, leads, contacts, mapping)
+                processed, changed = await self.write_leads(
+                    account_id, leads, contacts, mapping, count_for=kommo_pipeline_id if count_unannounced else None)
                 result.processed += processed
                 result.changed += changed
                 result.pages += 1
@@ -272,9 +277,11 @@ class KommoSync:
             await out.put(exc)
 
     async def write_leads(
-        self, account_id: uuid.UUID, leads: list[KLead], contacts: list[KContact], mapping: Mapping
+        self, account_id: uuid.UUID, leads: list[KLead], contacts: list[KContact], mapping: Mapping,
+        count_for: int | None = None,
     ) -> tuple[int, int]:
-        """Write one page in one transaction; returns (processed, changed)."""
+        """Write one page in one transaction; returns (processed, changed). ``count_for``: the Kommo pipeline whose
+        ``unannounced`` count the changed leads are added to, in the same transaction."""
         if not leads:
             return 0, 0
         unique: dict[int, KLead] = {}
@@ -284,7 +291,10 @@ class KommoSync:
         contacts_by_id = {c.id: c for c in contacts}
 
         async def write(tx: Transaction) -> tuple[int, int]:
-            return await _write_page(tx, account_id, page, contacts_by_id, mapping)
+            processed, changed = await _write_page(tx, account_id, page, contacts_by_id, mapping)
+            if changed and count_for is not None:
+                await tx.execute(Q_UNANNOUNCED_ADD, [account_id, count_for, changed])
+            return processed, changed
 
         return await self._in_transaction(write)
 

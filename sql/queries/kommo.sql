@@ -55,10 +55,39 @@ FROM kommo_connected_pipelines
 WHERE account_id = $1 AND kommo_pipeline_id = $2
 
 -- name: kommo_cursor_set
--- Advance only (a slower, older sync never moves the cursor back). $3 = when the successful sync started.
+-- Advance only (a slower, older sync never moves the cursor back). $3 = when the successful sync started. Also takes
+-- the pipeline's unannounced count (0007): returned as it was and cleared, in the transaction that writes the
+-- kommo_synced outbox rows.
+WITH old AS (
+    SELECT unannounced FROM kommo_connected_pipelines
+    WHERE account_id = $1 AND kommo_pipeline_id = $2
+    FOR UPDATE
+)
+UPDATE kommo_connected_pipelines k
+SET last_synced_at = CASE WHEN k.last_synced_at IS NULL OR k.last_synced_at < $3 THEN $3 ELSE k.last_synced_at END,
+    unannounced = 0, updated_at = now()
+FROM old
+WHERE k.account_id = $1 AND k.kommo_pipeline_id = $2
+RETURNING old.unannounced
+
+-- name: kommo_unannounced_add
+-- A page of a sync (for an account with a webhook subscription) changed $3 leads: counted in the page's transaction.
 UPDATE kommo_connected_pipelines
-SET last_synced_at = $3, updated_at = now()
-WHERE account_id = $1 AND kommo_pipeline_id = $2 AND (last_synced_at IS NULL OR last_synced_at < $3)
+SET unannounced = unannounced + $3
+WHERE account_id = $1 AND kommo_pipeline_id = $2
+
+-- name: kommo_unannounced_take
+-- A sync cut short: its count (and any left by a killed one) returned and cleared, with the outbox rows.
+WITH old AS (
+    SELECT unannounced FROM kommo_connected_pipelines
+    WHERE account_id = $1 AND kommo_pipeline_id = $2
+    FOR UPDATE
+)
+UPDATE kommo_connected_pipelines k
+SET unannounced = 0
+FROM old
+WHERE k.account_id = $1 AND k.kommo_pipeline_id = $2
+RETURNING old.unannounced
 
 -- name: kommo_connected_set_pipeline
 UPDATE kommo_connected_pipelines
