@@ -204,16 +204,16 @@ def test_campaign_status_changes_commit_with_their_outbox_rows(hc: httpx.Client,
     def status() -> str:
         return str(hc.get(f"/api/campaigns/{cid}", headers=t.headers).json()["campaign"]["status"])
 
-    with Refusal(srv.dsn, t.account_id) as refusal:
+    later = {"status": "scheduled", "scheduled_at": "2099-01-01T00:00:00Z"}
+    with Refusal(srv.dsn, t.account_id):
         # The API write (PUT status): refused with its row.
-        assert hc.put(f"/api/campaigns/{cid}", json={"status": "scheduled"}, headers=t.headers).status_code == 500
+        assert hc.put(f"/api/campaigns/{cid}", json=later, headers=t.headers).status_code == 500
         assert status() == "draft"
-        # Lift for the API write only, then let the supervisor's cluster-wide statement try and fail.
-        support.run_sql(srv.dsn, "DELETE FROM test_outbox_refused")
-        assert hc.put(f"/api/campaigns/{cid}", json={"status": "scheduled"}, headers=t.headers).status_code == 200
-        support.run_sql(srv.dsn, "INSERT INTO test_outbox_refused VALUES ($1)",
-                        [uuid.UUID(t.account_id)])
+    assert hc.put(f"/api/campaigns/{cid}", json=later, headers=t.headers).status_code == 200
+    with Refusal(srv.dsn, t.account_id) as refusal:
+        # Due now (test setup, no event of its own): the supervisor's cluster-wide statement tries and fails.
         before = refusal.attempts()
+        support.run_sql(srv.dsn, "UPDATE campaigns SET scheduled_at = NULL WHERE id = $1", [uuid.UUID(cid)])
         wait_for("a refused start of the due campaign", lambda: refusal.attempts() > before)
         assert status() == "scheduled"  # the statement that starts it failed whole, with its outbox rows
     wait_for("the campaign started", lambda: status() in ("running", "completed"))
