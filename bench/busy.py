@@ -15,7 +15,8 @@ Timeline: server start, device paired, writers start; reads warm up ``BENCH_WARM
 reads measured ``BENCH_DURATION`` s; pause 5.5 s; snapshot; writers stop; the run's messages are deleted.
 Same knobs as bench/load.py (BENCH_WORKERS, BENCH_SERVER_ENV, BENCH_CLIENT, ...); BENCH_OUTPUT overrides the
 result file; BENCH_COMMIT=<rev> serves that commit (git archive) instead of the working tree, BENCH_TREE=<dir>
-another source tree (an experiment). Rows: the six reads (kind ``read``) and the two writers (kind ``write``:
+another source tree (an experiment), BENCH_PYSPY=<file> py-spy's raw stacks of the server over the window.
+Rows: the six reads (kind ``read``) and the two writers (kind ``write``:
 achieved rate and latency of the inbound route and of the lead update).
 """
 
@@ -26,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -74,6 +76,7 @@ METRICS_LAG_S = 5.5  # workers refresh their /metrics gauges every 5 s
 INBOUND_RATE = float(os.environ.get("BENCH_BUSY_INBOUND", "") or 50)
 UPDATE_RATE = float(os.environ.get("BENCH_BUSY_UPDATES", "") or 5)
 SENDERS = 20  # the busiest chats' peers send the inbound messages (the busiest chat among them)
+OPEN_LEADS = 10  # leads read by busy_lead_get
 _LOOKUP = re.compile(r'^clarin_page_cache_lookups\{result="(\w+)"\}\s+([0-9.e+]+)', re.MULTILINE)
 
 
@@ -82,7 +85,10 @@ def read_endpoints(ctx: dict[str, Any]) -> list[Endpoint]:
     busiest = ctx["chats"][0]["id"]
     return [
         Endpoint("busy_leads_page", "GET", "/api/leads?limit=50", "read", [f"/api/leads?{q}"]),
-        Endpoint("busy_lead_get", "GET", "/api/leads/:id", "read", [f"/api/leads/{i}" for i in ctx["lead_ids"]]),
+        # "A lead": the few leads a team has open, not bench/load.py's spread over 1,000 (a key each, so nearly
+        # every request there is a first read). The lead updates touch these too.
+        Endpoint("busy_lead_get", "GET", "/api/leads/:id", "read",
+                 [f"/api/leads/{i}" for i in ctx["lead_ids"][:OPEN_LEADS]]),
         Endpoint("busy_chat_messages", "GET", "/api/chats/:busiest/messages?limit=50", "read",
                  [f"/api/chats/{busiest}/messages?{q}"]),
         Endpoint("busy_chats_page", "GET", "/api/chats?limit=50", "read", [f"/api/chats?{q}"]),
@@ -94,6 +100,53 @@ def read_endpoints(ctx: dict[str, Any]) -> list[Endpoint]:
 def shares(total: int, parts: int) -> list[int]:
     """``total`` connections over ``parts`` readers, as evenly as possible (each at least 1)."""
     return [max(1, total // parts + (1 if i < total % parts else 0)) for i in range(parts)]
+
+
+def cpu_by_group(server_pid: int | None) -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, grouped: this server (its process tree),
+    postgres, redis, wrk, this bench process, and everything else (other sessions' work)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, _, rest = (entry / "stat").read_text().rpartition(")")
+            fields = rest.split()
+            procs[int(entry.name)] = (int(fields[1]), head.partition("(")[2],
+                                      (int(fields[11]) + int(fields[12])) / tick)
+        except (OSError, ValueError, IndexError):
+            continue
+    tree = {server_pid} if server_pid else set()
+    grew = True
+    while grew:
+        before = len(tree)
+        tree |= {pid for pid, (ppid, _, _) in procs.items() if ppid in tree}
+        grew = len(tree) != before
+    groups: dict[str, float] = {}
+    for pid, (_, comm, cpu) in procs.items():
+        if pid in tree:
+            group = "server"
+        elif pid == os.getpid():  # + the wrk processes it ran and reaped (cutime, cstime)
+            group = "bench (writers, wrk)"
+            fields = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
+            cpu += (int(fields[13]) + int(fields[14])) / tick
+        else:
+            group = next((g for g in ("postgres", "redis", "wrk") if comm.startswith(g)), "other")
+        groups[group] = groups.get(group, 0.0) + cpu
+    return groups
+
+
+def _start_pyspy(server_pid: int | None, duration: float) -> subprocess.Popen[bytes] | None:
+    """BENCH_PYSPY=<file>: py-spy samples the server over the window (raw stacks; fold with bench.profile)."""
+    out = os.environ.get("BENCH_PYSPY", "").strip()
+    if not out or server_pid is None:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(spy) if spy.exists() else "py-spy", "record", "--pid", str(server_pid),
+                             "--subprocesses", "--gil", "--nonblocking", "--rate", "200", "--format", "raw",
+                             "--output", out, "--duration", str(max(1, int(duration) - 1))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def page_cache_lookups(url: str) -> dict[str, float]:
@@ -233,9 +286,17 @@ def main() -> int:
         time.sleep(METRICS_LAG_S)
         before = page_cache_lookups(url)
         loadavg_before = [round(x, 2) for x in os.getloadavg()]
+        server_pid = server.proc.pid if server is not None else None
+        cpu_before = cpu_by_group(server_pid)
+        spy = _start_pyspy(server_pid, cfg.duration)
         window_start = time.monotonic()
         results = drive(cfg.duration)
         window = (window_start, time.monotonic())
+        if spy is not None:
+            spy.wait(60)
+        cpu_after = cpu_by_group(server_pid)
+        cores = {k: round((cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / (window[1] - window[0]), 2)
+                 for k in cpu_after}
         loadavg_after = [round(x, 2) for x in os.getloadavg()]
         time.sleep(METRICS_LAG_S)
         after = page_cache_lookups(url)
@@ -262,7 +323,7 @@ def main() -> int:
               "config": {"workers": cfg.workers, "threads": cfg.threads, "duration_s": cfg.duration,
                          "warmup_s": cfg.warmup, "concurrency": cfg.concurrency, "server_env": cfg.server_env,
                          "inbound_per_s": INBOUND_RATE, "lead_updates_per_s": UPDATE_RATE, "seed": cfg.seed},
-              "page_cache": hit, "endpoints": rows}
+              "page_cache": hit, "cpu_cores": locals().get("cores"), "endpoints": rows}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print()
@@ -270,6 +331,7 @@ def main() -> int:
     rate = hit.get("hit_rate")
     print(f"\npage cache over the window: hit rate {rate:.1%} {hit.get('lookups')}" if rate is not None
           else "\npage cache: no lookups counted")
+    print(f"CPU over the window, cores by process group: {locals().get('cores')}")
     print(f"bench: wrote {output}")
     shutil.rmtree(work, ignore_errors=True)
     return 0

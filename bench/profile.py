@@ -11,7 +11,7 @@ wrk (or the Python client) at ``--concurrency`` for ``--duration`` s while ``py-
 --nonblocking`` samples the thread that holds the GIL at ``--rate`` Hz. Each stack goes to the bucket of its
 leaf-most frame that belongs to one:
 
-    granian/RSGI  granian, asyncio's loop, clarin.http.server / response / headers (the protocol glue)
+    granian/RSGI  granian, asyncio's loop (when no caller has a bucket), clarin.http.server / response / headers
     auth          clarin.auth, ClarinApp._authenticate
     routing       clarin.http.router / routes / request / paging / errors / forms, body decoding
     driver        psqlpy calls in clarin.db.pool (execute, the pool gate), psqlpy itself
@@ -61,6 +61,7 @@ from bench.common import (
     LARGE_USER,
     ROOT,
     bench_dsn,
+    database_exists,
     ensure_database,
     exit_now,
     fetch,
@@ -131,7 +132,7 @@ class Classifier:
         if any(file.endswith(f"clarin/http/{m}.py") for m in ("router", "routes", "request", "paging", "errors",
                                                                  "forms")) or func == "_decode_body":
             return "routing"
-        if _pkg(file, "granian") or _pkg(file, "asyncio") or any(
+        if _pkg(file, "granian") or any(
                 file.endswith(f"clarin/http/{m}.py") for m in ("server", "response", "headers")):
             return "granian/RSGI"
         return None
@@ -139,14 +140,19 @@ class Classifier:
     def stack(self, frames: list[str]) -> str:
         """The leaf-most frame that has a bucket decides; library frames without one (uuid, re, ...) defer to
         their caller, but a line of clarin's own code without one is the handler's own work: "other"."""
+        in_loop = False
         for text in reversed(frames):  # leaf first
             bucket = self.frame(text)
             if bucket is not None:
                 return bucket
             match = _FRAME.match(text)
-            if match is not None and match["file"].replace("\\", "/").startswith((str(self.root / "clarin"), "clarin/")):
+            file = match["file"].replace("\\", "/") if match is not None else ""
+            if file.startswith((str(self.root / "clarin"), "clarin/")):
                 return "other"
-        return "other"
+            # asyncio works for whoever called it (redis-py's stream writes are Redis): the loop itself only
+            # when no caller has a bucket
+            in_loop = in_loop or _pkg(file, "asyncio")
+        return "granian/RSGI" if in_loop else "other"
 
 
 def fold(raw: str, classifier: Classifier | None = None) -> Counter[str]:
@@ -258,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", help="directory to keep the raw py-spy stacks in")
     parser.add_argument("--json", help="write the table as JSON here")
     parser.add_argument("--commit", help="serve this commit (git archive) instead of the working tree")
+    parser.add_argument("--tree", help="serve this source tree (an experiment) instead of the working tree")
     args = parser.parse_args(argv)
     os.environ["BENCH_WORKERS"] = "1"
     extra = os.environ.get("BENCH_SERVER_ENV", "").strip()
@@ -266,12 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg.concurrency = args.concurrency
     dsn = bench_dsn()
     admin_sql = load_sql("admin")
-    ensure_database(dsn, seed_value=cfg.seed)
+    if not ((args.commit or args.tree) and database_exists(dsn)):  # a commit's server applies its own migrations at start
+        ensure_database(dsn, seed_value=cfg.seed)
     wrk = ensure_wrk() if cfg.client == "wrk" else None
     if cfg.client == "wrk" and wrk is None:
         cfg.client = "python"
     work = Path(tempfile.mkdtemp(prefix="clarin-profile-"))
-    if args.commit:
+    if args.tree:
+        root, commit = Path(args.tree).resolve(), f"tree {args.tree}"
+    elif args.commit:
         root, commit = export_commit(args.commit, work)
     else:
         root = ROOT
