@@ -10,6 +10,7 @@ from clarin.auth.revocation import TokenGuard
 from clarin.auth.throttle import LoginThrottle
 from clarin.cache import Cache, RedisHandle
 from clarin.cache.pages import PageCache
+from clarin.cache.totals import Totals
 from clarin.campaigns.worker import CampaignWorker
 from clarin.config import Settings
 from clarin.db.pool import Database
@@ -45,12 +46,14 @@ class AppState:
     webhook_worker: DeliveryWorker | None = None  # delivers for the cluster while it holds the lock
     auth_guard: TokenGuard = field(init=False)  # per-request token revocation check (clarin.auth.revocation)
     login_throttle: LoginThrottle = field(init=False)  # failed-login limits (clarin.auth.throttle)
+    totals: Totals = field(init=False)  # cached "N total" of paged lists (clarin.cache.totals)
     socket_auth: SocketAuthWatch = field(init=False)  # closes open WebSockets whose access was revoked
 
     def __post_init__(self) -> None:
         s = self.settings
         self.auth_guard = TokenGuard(self.db, self.redis, f"{s.redis_prefix}:auth", s.auth_cache_ttl)
         self.socket_auth = SocketAuthWatch(self.hub, self.auth_guard, s.auth_cache_ttl)
+        self.totals = Totals(self.cache, s.redis_prefix)
         self.login_throttle = LoginThrottle(
             self.redis, s.redis_prefix, max_user=s.login_max_failures, max_ip=s.login_max_failures_ip,
             window=s.login_failure_window,

@@ -41,6 +41,7 @@ from typing import Any
 from clarin.cache.cache import leads_key
 from clarin.cache.redis_client import RedisHandle
 from clarin.cache.scopes import ALL, changed_scopes, drops_board, read_scopes
+from clarin.cache.totals import dropped_keys
 
 log = logging.getLogger("clarin.cache.pages")
 
@@ -156,6 +157,7 @@ class PageCache:
         scopes = changed_scopes(events)
         gens = self._retire_keys(account, scopes) if self.enabled and scopes else {}
         drop = self._board_keys(account) if drops_board(events) else ()
+        drop += dropped_keys(self._board_prefix, account, scopes)  # cached list totals (clarin.cache.totals)
         return Retirement(gens, drop) if gens or drop else None
 
     def _board_keys(self, account: str) -> tuple[str, str]:

@@ -15,17 +15,29 @@ from clarin.state import AppState
 
 Q_PAGE = query("contacts_page")
 Q_PAGE_SEARCH = query("contacts_page_search")
+TOTALS = "contacts"  # clarin.cache.totals list name
 
 
 async def list_contacts(state: AppState, account_id: uuid.UUID, flt: ContactFilter, window: Window) -> tuple[
     bytes, int
 ]:
-    """The page's JSON array of contacts (tags included, built by PostgreSQL) and the filter's total."""
+    """The page's JSON array of contacts (tags included, built by PostgreSQL) and the filter's total, counted only
+    when it is not cached (clarin.cache.totals)."""
+    signature = "|".join((str(flt.is_group), str(flt.device_id or ""), str(flt.has_phone),
+                          ",".join(sorted(flt.tags or ())), ",".join(sorted(map(str, flt.tag_ids or ()))),
+                          flt.search))
+    cached = await state.totals.get(account_id, TOTALS, signature)
     params: list[Any] = [
         account_id, flt.is_group, flt.device_id, flt.has_phone, flt.tags or None, flt.tag_ids or None,
         window.limit, window.offset,
     ]
     pattern = like_pattern(flt.search)
-    row = await state.db.fetch_tuple(Q_PAGE_SEARCH if pattern else Q_PAGE, [*params, pattern] if pattern else params)
-    total, contacts = row if row is not None else (0, "[]")
-    return contacts.encode(), int(total)
+    if pattern:
+        row = await state.db.fetch_tuple(Q_PAGE_SEARCH, [*params, pattern, cached is None])
+    else:
+        row = await state.db.fetch_tuple(Q_PAGE, [*params, cached is None])
+    counted, contacts = row if row is not None else (None, "[]")
+    if cached is None:
+        cached = int(counted or 0)
+        await state.totals.put(account_id, TOTALS, signature, cached)
+    return contacts.encode(), cached

@@ -4,7 +4,8 @@
 
 -- name: contacts_page
 -- R75 without search. $2 is_group, $3 device_id|NULL, $4 has_phone, $5 legacy tags|NULL (any-of),
--- $6 tag ids|NULL (any-of), $7 limit, $8 offset. One round trip, one row: the total, and ``body``, the page's
+-- $6 tag ids|NULL (any-of), $7 limit, $8 offset, $9 count (false: the caller has the total, clarin.cache.totals;
+-- ``total`` is then NULL and nothing is counted). One round trip, one row: the total, and ``body``, the page's
 -- JSON array of contacts with their tags (wire_contact, 0008_wire_json.sql), served in order by
 -- idx_contacts_display and built by PostgreSQL (issue 13).
 WITH t AS (
@@ -26,7 +27,7 @@ WITH t AS (
     ORDER BY COALESCE(c.custom_name, c.name, c.push_name, c.phone) ASC NULLS LAST, c.id
     LIMIT $7 OFFSET $8
 )
-SELECT (SELECT t.total FROM t) AS total,
+SELECT (SELECT t.total FROM t WHERE $9::bool) AS total,
        '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.sort_name ASC NULLS LAST, p.id), '')
            || ']' AS body
 FROM page p
@@ -38,7 +39,7 @@ LEFT JOIN LATERAL (
 ) tg ON true
 
 -- name: contacts_page_search
--- R75 with search: as contacts_page plus $9 = escaped ILIKE pattern over the trigram expression of
+-- R75 with search: as contacts_page ($10 = count) plus $9 = escaped ILIKE pattern over the trigram expression of
 -- 0002_search_trigram.sql (repeated verbatim, alias-prefixed) so idx_contacts_search_trgm serves it.
 WITH t AS (
     SELECT count(*) AS total
@@ -61,7 +62,7 @@ WITH t AS (
     ORDER BY COALESCE(c.custom_name, c.name, c.push_name, c.phone) ASC NULLS LAST, c.id
     LIMIT $7 OFFSET $8
 )
-SELECT (SELECT t.total FROM t) AS total,
+SELECT (SELECT t.total FROM t WHERE $10::bool) AS total,
        '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.sort_name ASC NULLS LAST, p.id), '')
            || ']' AS body
 FROM page p
