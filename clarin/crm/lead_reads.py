@@ -17,8 +17,9 @@ from clarin._speedups import group_rows
 from clarin.crm.leads_cache import get_cached_leads, get_cached_total, store_cached_leads, store_cached_total
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
+from clarin.http.json import encode
 from clarin.state import AppState
-from clarin.wire.leads import Lead
+from clarin.wire.leads import Lead, LeadsResponse
 
 Q_LIST_ALL = query("leads_list_all")
 Q_PAGE = query("leads_page")
@@ -99,15 +100,16 @@ async def board_body(state: AppState, account_id: uuid.UUID) -> bytes:
 
 
 async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, limit: int, offset: int) -> bytes:
-    """The paged R37 body (``LeadsResponse`` with total/limit/offset): PostgreSQL builds the leads' JSON."""
+    """The paged R37 body (``LeadsResponse`` with total/limit/offset). Rows hydrated in Python, not JSON built by
+    PostgreSQL as for one lead: on a 50-lead page that cost the database more than it saved here (RESULTS.md)."""
     filters = [account_id, flt.pipeline_id, flt.stage_id, flt.tag_ids or None]
     pattern = escape_like(flt.search) if flt.search else None
     if pattern is not None:
-        found, leads = await state.db.fetch_tuple(Q_PAGE_SEARCH, [*filters, pattern, limit, offset])
+        rows = await state.db.fetch(Q_PAGE_SEARCH, [*filters, pattern, limit, offset])
     else:
-        found, leads = await state.db.fetch_tuple(Q_PAGE, [*filters, limit, offset])
-    if (found and found < limit) or (not found and offset == 0):
-        total = offset + found  # the last page: the total is known without counting
+        rows = await state.db.fetch(Q_PAGE, [*filters, limit, offset])
+    if (rows and len(rows) < limit) or (not rows and offset == 0):
+        total = offset + len(rows)  # the last page: the total is known without counting
     else:
         signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
                               ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search))
@@ -118,8 +120,8 @@ async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, lim
             else:
                 total = int(await state.db.fetch_val(Q_COUNT, filters) or 0)
             await store_cached_total(state, account_id, signature, total)
-    return b'{"leads":%s,"total":%d,"limit":%d,"offset":%d,"success":true}' % (
-        leads.encode(), int(total or 0), limit, offset)
+    leads = await hydrate(state.db, account_id, rows)
+    return encode(LeadsResponse(leads=leads, total=int(total or 0), limit=limit, offset=offset))
 
 
 async def lead_body(executor: Any, account_id: uuid.UUID, lead_id: uuid.UUID) -> bytes:
