@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from clarin.crm.leads import EVENT, STAGE_NOT_FOUND, check_text
+from clarin.crm.leads import STAGE_NOT_FOUND, announce, check_text
 from clarin.crm.phones import phone_jid
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
@@ -36,10 +36,8 @@ async def create_lead(state: AppState, account_id: uuid.UUID, body: LeadCreateBo
     if created is None:  # only when the stage given is not one of the account's
         raise HTTPError(404, STAGE_NOT_FOUND)
     lead_id, inserted, lead, recorded = created
-    if recorded and outbox is not None and outbox.on_written is not None:
-        outbox.on_written()  # wake this process's delivery worker
+    if recorded and outbox is not None:
+        outbox.written()  # wake this process's delivery worker
     event = LeadUpdateEvent(action="created" if inserted else "updated", lead_id=str(lead_id))
-    # The broadcast drops the board cache and retires the cached pages in its publish round trip
-    # (PageCache.retirement): no separate invalidate_leads round trip on the hottest write.
-    await state.broadcaster.broadcast(account_id, EVENT, event, recorded=event_id is not None)
+    await announce(state, account_id, event, recorded=event_id is not None)
     return lead.encode()

@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 
 from clarin.crm.lead_reads import LEAD_NOT_FOUND, get_lead
-from clarin.crm.leads_cache import invalidate_leads
 from clarin.crm.phones import checked_phone
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
@@ -75,16 +74,16 @@ def _uuid_or_400(raw: str, message: str) -> uuid.UUID:
 
 
 # -- writes -----------------------------------------------------------------------------------------
+# A lead_update's publish drops the board cache and retires the cached lead pages in the same Redis round trip
+# (PageCache.retirement, scopes.BOARD_EVENTS): no separate invalidate_leads before it.
 async def announce(state: AppState, account_id: uuid.UUID, event: LeadUpdateEvent, *, recorded: bool = False) -> None:
-    """After a committed write: drop the board cache, then tell the account's dashboards (``recorded``: the
-    webhook outbox rows were written in the write's own transaction)."""
-    await invalidate_leads(state, account_id)
+    """After a committed write: tell the account's dashboards (``recorded``: the webhook outbox rows were written
+    in the write's own transaction)."""
     await state.broadcaster.broadcast(account_id, EVENT, event, recorded=recorded)
 
 
-def changed(state: AppState, rec: Recorder, account_id: uuid.UUID, event: LeadUpdateEvent) -> None:
-    """Inside a recorded write: ``event`` goes out after the commit, once the board cache is dropped."""
-    rec.on_commit(lambda: invalidate_leads(state, account_id))
+def changed(rec: Recorder, event: LeadUpdateEvent) -> None:
+    """Inside a recorded write: ``event`` goes out after the commit."""
     rec.emit(EVENT, event)
 
 
@@ -166,7 +165,7 @@ async def update_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID
         )
         await tx.execute(Q_SYNC_CONTACT, [lead_id, account_id])
         lead = await get_lead(tx, account_id, lead_id)
-        changed(state, rec, account_id, LeadUpdateEvent(action="updated", lead_id=lead.id))
+        changed(rec, LeadUpdateEvent(action="updated", lead_id=lead.id))
     return lead
 
 
@@ -174,14 +173,14 @@ async def delete_lead(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID
     async with recording(state, account_id) as rec:
         if await rec.db.fetch_row(Q_DELETE, [lead_id, account_id]) is None:
             raise HTTPError(404, LEAD_NOT_FOUND)
-        changed(state, rec, account_id, LeadUpdateEvent(action="deleted", lead_id=str(lead_id)))
+        changed(rec, LeadUpdateEvent(action="deleted", lead_id=str(lead_id)))
 
 
 async def batch_delete(state: AppState, account_id: uuid.UUID, body: LeadBatchDeleteBody) -> str:
     if body.all or body.delete_all:
         async with recording(state, account_id) as rec:
             deleted = int(await rec.db.fetch_val(Q_DELETE_ALL, [account_id]) or 0)
-            changed(state, rec, account_id, LeadUpdateEvent(action="batch_deleted", count=deleted))
+            changed(rec, LeadUpdateEvent(action="batch_deleted", count=deleted))
         return "All leads deleted"
     if not body.ids:
         raise HTTPError(400, "No IDs provided")
@@ -197,7 +196,7 @@ async def batch_delete(state: AppState, account_id: uuid.UUID, body: LeadBatchDe
         rows = await rec.db.fetch(Q_DELETE_IDS, [account_id, list(dict.fromkeys(valid))])
         ids = [str(row["id"]) for row in rows]
         if ids:
-            changed(state, rec, account_id, LeadUpdateEvent(action="batch_deleted", ids=ids, count=len(ids)))
+            changed(rec, LeadUpdateEvent(action="batch_deleted", ids=ids, count=len(ids)))
     return f"{len(ids)} leads deleted"
 
 
@@ -208,7 +207,7 @@ async def set_status(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID,
     async with recording(state, account_id) as rec:
         if await rec.db.fetch_row(Q_SET_STATUS, [lead_id, account_id, value]) is None:
             raise HTTPError(404, LEAD_NOT_FOUND)
-        changed(state, rec, account_id, LeadUpdateEvent(action="status_changed", lead_id=str(lead_id)))
+        changed(rec, LeadUpdateEvent(action="status_changed", lead_id=str(lead_id)))
 
 
 async def set_stage(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID, raw_stage: str | None) -> None:
@@ -218,7 +217,7 @@ async def set_stage(state: AppState, account_id: uuid.UUID, lead_id: uuid.UUID, 
             if not await rec.db.fetch_val(Q_EXISTS, [lead_id, account_id]):
                 raise HTTPError(404, LEAD_NOT_FOUND)
             raise HTTPError(404, STAGE_NOT_FOUND)
-        changed(state, rec, account_id, LeadUpdateEvent(action="stage_changed", lead_id=str(lead_id)))
+        changed(rec, LeadUpdateEvent(action="stage_changed", lead_id=str(lead_id)))
 
 
 def _json_text(value: Any) -> str | None:

@@ -1,8 +1,9 @@
 """The ``<REDIS_PREFIX>:leads:<account_id>`` cache (spec §5.3's ``leads:<account_id>``): the exact R37 body, 30 s TTL.
 
-Every write that can change what ``GET /api/leads`` returns calls ``invalidate_leads`` — lead
-writes, tag links, stage/pipeline edits, contact→lead sync, merges, imports, Kommo and WhatsApp
-auto-created leads — so the dashboard never sees a stale board.
+A ``lead_update``, ``pipeline_update`` or ``tag_update`` event drops the board in its publish round trip
+(clarin.cache.pages.PageCache.retirement); every other write that can change what ``GET /api/leads`` returns calls
+``invalidate_leads`` (contact→lead sync, merges, imports, Kommo, WhatsApp auto-created leads), so the
+dashboard never sees a stale board.
 """
 
 from __future__ import annotations
