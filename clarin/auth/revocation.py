@@ -115,7 +115,8 @@ class TokenGuard:
 
     async def wait_subscribed(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._subscribed.wait()
         except TimeoutError:
             return False
         return True

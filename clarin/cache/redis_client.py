@@ -22,6 +22,11 @@ log = logging.getLogger("clarin.redis")
 T = TypeVar("T")
 
 PROBE_INTERVAL = 2.0
+# Every command's deadline, enforced here with asyncio.timeout rather than redis-py's socket_timeout: with a
+# socket timeout redis-py wraps each send in asyncio.wait_for, which on Python 3.11 swallows a cancellation that
+# arrives as the send completes (CPython gh-86296, fixed in 3.12). The cancelled caller then runs on; a Kommo
+# sync's page producer did, and blocked forever on a queue nobody read (tests/test_redis_cancel.py).
+COMMAND_TIMEOUT = 2.0
 # What a command raises when Redis is unreachable or misbehaving: degrade, never fail the request.
 CONNECTION_ERRORS = (RedisError, OSError, TimeoutError)
 
@@ -55,7 +60,7 @@ class RedisHandle:
         if self.url is None:
             return
         self._client = aioredis.Redis.from_url(
-            self.url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+            self.url, socket_timeout=None, socket_connect_timeout=2.0, health_check_interval=30
         )
         # Subscriptions block on reads for as long as the channel is quiet: no socket timeout there.
         self._pubsub_client = aioredis.Redis.from_url(
@@ -70,7 +75,8 @@ class RedisHandle:
     async def _ping(self) -> bool:
         assert self._client is not None
         try:
-            await asyncio.wait_for(self._client.ping(), 2.0)
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                await self._client.ping()
         except CONNECTION_ERRORS:
             self._set_up(False)
             return False
@@ -114,7 +120,8 @@ class RedisHandle:
         if client is None:
             return fallback
         try:
-            return await command(client)
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                return await command(client)
         except CONNECTION_ERRORS as exc:
             self.report_failure(exc)
             return fallback

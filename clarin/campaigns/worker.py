@@ -145,7 +145,8 @@ class CampaignWorker:
             await asyncio.sleep(0)
             return
         try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
         except TimeoutError:
             pass
 
@@ -161,7 +162,8 @@ class CampaignWorker:
             except Exception:
                 log.exception("campaign supervisor tick failed")
             try:
-                await asyncio.wait_for(self._wake.wait(), self.tick)
+                async with asyncio.timeout(self.tick):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

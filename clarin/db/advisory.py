@@ -66,7 +66,8 @@ class AdvisorySession:
             keepalives_retries=3,
         )
         try:
-            conn = await asyncio.wait_for(pool.connection(), OP_TIMEOUT)
+            async with asyncio.timeout(OP_TIMEOUT):
+                conn = await pool.connection()
             if self._server_keepalive:
                 for setting, value in (
                     ("tcp_keepalives_idle", self._idle), ("tcp_keepalives_interval", self._interval),
@@ -82,7 +83,8 @@ class AdvisorySession:
         if self._conn is None:
             raise AdvisoryUnavailable(f"{self.name}: connection is not open")
         try:
-            result = await asyncio.wait_for(self._conn.execute(sql, params), OP_TIMEOUT)
+            async with asyncio.timeout(OP_TIMEOUT):
+                result = await self._conn.execute(sql, params)
         except Exception as exc:
             self.lost(exc)
             raise AdvisoryUnavailable(str(exc)) from exc

@@ -127,7 +127,8 @@ class ClarinApp:
         self.state.hub.close_all()
         if self._ws_active:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ws_idle.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._ws_idle.wait()
 
     # -- dispatch ------------------------------------------------------------------------------
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:

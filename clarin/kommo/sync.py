@@ -258,8 +258,11 @@ class KommoSync:
                 if on_page is not None:
                     await on_page(result)
         finally:
-            producer.cancel()
-            await asyncio.wait([producer])  # its outcome already came through the queue
+            # Its outcome already came through the queue. Cancelled again while it runs on: a library that swallows
+            # a cancel (tests/test_redis_cancel.py) would otherwise leave it blocked on a put nobody reads.
+            while not producer.done():
+                producer.cancel()
+                await asyncio.wait([producer], timeout=1.0)
         return result
 
     async def _fetch_pages(self, kommo_pipeline_id: int, updated_since: int | None, out: asyncio.Queue[Any]) -> None:

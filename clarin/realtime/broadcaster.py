@@ -84,7 +84,8 @@ class Broadcaster:
 
     async def wait_subscribed(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._subscribed.wait()
         except TimeoutError:
             return False
         return True

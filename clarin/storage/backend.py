@@ -89,7 +89,8 @@ class MediaStorage:
     async def _probe(self) -> None:
         self._probed_at = time.monotonic()
         try:
-            await asyncio.wait_for(self._check(), PROBE_TIMEOUT)
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await self._check()
         except Exception as exc:
             log.warning("media storage (%s) unavailable: %s", self.backend, exc)
             self._ready = False

@@ -83,7 +83,8 @@ class DeviceLeases:
             if timeout is None:
                 return await self._session.ping()
             try:
-                return await asyncio.wait_for(self._session.ping(), timeout)
+                async with asyncio.timeout(timeout):
+                    return await self._session.ping()
             except TimeoutError as exc:
                 self._session.lost(exc)
                 return False

@@ -406,11 +406,12 @@ class NeonizeDriver(WhatsAppDriver):
             parsed = parse_jid(jid)
             target = complete(JID(User=parsed.User, Server=parsed.Server))
             # neonize runs the Go call in a worker thread (async_gocode): the loop is not blocked
-            info = await asyncio.wait_for(
-                client.get_profile_picture(target, GetProfilePictureParams(Preview=False)), AVATAR_TIMEOUT)
+            async with asyncio.timeout(AVATAR_TIMEOUT):
+                info = await client.get_profile_picture(target, GetProfilePictureParams(Preview=False))
             if not info.URL:
                 return None
-            return await asyncio.wait_for(_download_picture(info.URL), AVATAR_TIMEOUT)
+            async with asyncio.timeout(AVATAR_TIMEOUT):
+                return await _download_picture(info.URL)
         except Exception as exc:  # no picture, privacy settings, network: an avatar is never worth an error
             log.debug("profile picture of %s via %s unavailable: %s", jid, device_id, exc)
             return None

@@ -319,7 +319,8 @@ class DeviceRouter:
             pending.expected = int(receivers)
             pending.settle()
             try:
-                reply = await asyncio.wait_for(pending.future, self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    reply = await pending.future
             except TimeoutError:
                 log.warning("routed %s on device %s: no answer in %.0f s", op.name, request.device_id, self.timeout)
                 ROUTED_CALLS.labels(op.name, "timeout").inc()
@@ -422,7 +423,8 @@ class DeviceRouter:
                 await pubsub.unsubscribe(*dropped)
                 channels -= dropped
             try:
-                await asyncio.wait_for(self._changed.wait(), RESYNC_INTERVAL)
+                async with asyncio.timeout(RESYNC_INTERVAL):
+                    await self._changed.wait()
             except TimeoutError:
                 pass
 
