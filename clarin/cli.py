@@ -117,6 +117,7 @@ def _serve(settings: Settings) -> int:
     from granian.http import HTTP1Settings
 
     from clarin.neonize_check import NeonizeUnsupported
+    from clarin.preload import preload, worker_modules
 
     # The database driver runs a Rust (tokio) runtime whose threads do not survive fork(); granian
     # forks its workers, so the start-up work that touches the database runs in a spawned process
@@ -127,6 +128,9 @@ def _serve(settings: Settings) -> int:
         except NeonizeUnsupported as exc:  # refuse to serve rather than run with devices that cannot work
             log.error("%s", exc)
             return 2
+        modules = pool.submit(worker_modules).result()
+    # A replacement worker then starts in ~0.5 s of CPU instead of ~1.5 s (clarin/preload.py).
+    log.debug("preloaded %d modules for the workers", preload(modules))
     # Workers are separate processes that read settings from the environment.
     os.environ["DATABASE_URL"] = dsn
     # Prometheus multi-process mode: every worker writes its samples there (set before the fork).
