@@ -165,6 +165,7 @@ def test_commit_lost_with_its_connection_is_retried_and_announced_once(pool_data
         real_transaction, real_broadcast = state.db.transaction, state.broadcaster.broadcast_many
         lost = [DatabaseUnavailable("connection closed")]
         sent: list[str] = []
+        kept: list[tuple[str, ...]] = []  # the scopes each announcement spared
 
         @asynccontextmanager
         async def commit_then_lose_the_answer() -> Any:
@@ -173,9 +174,11 @@ def test_commit_lost_with_its_connection_is_retried_and_announced_once(pool_data
             if lost:  # committed, but the client never hears it
                 raise lost.pop()
 
-        async def broadcast_many(account_id: Any, events: list[tuple[str, Any]], *, recorded: bool = False) -> None:
+        async def broadcast_many(account_id: Any, events: list[tuple[str, Any]], *, recorded: bool = False,
+                                 unchanged: Any = ()) -> None:
             sent.extend(name for name, _ in events)
-            await real_broadcast(account_id, events, recorded=recorded)
+            kept.append(tuple(unchanged))
+            await real_broadcast(account_id, events, recorded=recorded, unchanged=unchanged)
 
         state.db.transaction = commit_then_lose_the_answer
         state.broadcaster.broadcast_many = broadcast_many
@@ -187,6 +190,7 @@ def test_commit_lost_with_its_connection_is_retried_and_announced_once(pool_data
     rows = sql(pool_database, "SELECT message_id FROM messages WHERE account_id = $1", account)
     assert sorted(r["message_id"] for r in rows) == ["UNSURE-0", "UNSURE-1", "UNSURE-2"]
     assert sent.count("new_message") == 3 and sent.count("lead_update") == 1, sent
+    assert kept == [()]  # the committed attempt wrote the sender's contact: the retry still retires contacts
     chat = sql(pool_database, "SELECT unread_count FROM chats WHERE account_id = $1", account)
     assert chat == [{"unread_count": 3}]
 

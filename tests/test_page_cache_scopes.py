@@ -96,6 +96,41 @@ def test_inbound_message_keeps_leads_pages_and_a_lead_change_retires_them(
     assert [c.get("custom_name") for c in _get(client, tenant, "/api/contacts?limit=10")["contacts"]] == ["After"]
 
 
+def test_inbound_message_retires_the_contacts_pages_only_when_it_wrote_a_contact(
+    server: support.ServerProcess, client: httpx.Client, tenant: Any, database: str
+) -> None:
+    """new_message names the contacts scope for the sender's contact upsert, which writes nothing for a known
+    sender under the same name: such a batch keeps the cached contacts pages (busy_account, issue 13)."""
+    device_id = _connected_device(client, tenant)
+    number = "519" + str(uuid.uuid4().int)[:8]
+    jid = f"{number}@s.whatsapp.net"
+    account = uuid.UUID(tenant.account_id)
+    stamps = [1_700_000_000, 1_700_000_060, 1_700_000_120]
+
+    def inbound(ws: ClientConnection, name: str, body: str) -> None:
+        response = client.post(f"/api/dev/whatsapp/{device_id}/inbound", headers=tenant.headers,
+                               json={"from": number, "push_name": name, "body": body, "timestamp": stamps.pop(0)})
+        assert response.status_code == 200, response.text
+        _wait_for(ws, "new_message")
+
+    def shown_custom_name() -> Any:
+        contacts = _get(client, tenant, "/api/contacts?limit=10")["contacts"]
+        return [c.get("custom_name") for c in contacts if c["jid"] == jid]
+
+    support.run_sql(database, "INSERT INTO contacts (account_id, jid, phone, name, push_name, avatar_url) "
+                    "VALUES ($1, $2, $3, 'Ana', 'Ana', '/api/media/file/x.jpg')", [account, jid, number])
+    with connect(f"{server.ws_url}?token={tenant.token}", close_timeout=0.2) as ws:
+        inbound(ws, "Ana", "first")  # creates the chat and the lead, writes no contact
+        assert shown_custom_name() == [None]
+        support.run_sql(database, "UPDATE contacts SET custom_name = 'Behind' WHERE account_id = $1 AND jid = $2",
+                        [account, jid])
+        inbound(ws, "Ana", "second")  # same sender, same name: no contact written
+        assert shown_custom_name() == [None]  # still the cached page
+        assert _get(client, tenant, "/api/chats?limit=10")["chats"][0]["last_message"] == "second"
+        inbound(ws, "Ana María", "third")  # a new push name: the contact is written
+        assert shown_custom_name() == ["Behind"]
+
+
 def test_a_change_retires_only_its_scopes_and_an_unknown_event_retires_all() -> None:
     async def scenario() -> None:
         handle = RedisHandle(support.REDIS_URL)

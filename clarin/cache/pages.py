@@ -148,13 +148,14 @@ class PageCache:
                 return None
         return "/".join(_text(value) for value in found)  # type: ignore[union-attr]
 
-    def retirement(self, account: str, events: Iterable[str]) -> Retirement | None:
+    def retirement(self, account: str, events: Iterable[str], unchanged: Iterable[str] = ()) -> Retirement | None:
         """What retires everything ``events`` may have changed, for the caller to send with its publish (the
         broadcaster: one round trip): the scopes' gen keys → new tokens, and the board cache keys after a
         leads/pipeline/tag event (``scopes.BOARD_EVENTS``: a lead write then needs no separate
-        ``invalidate_leads``); ``None``: nothing to do."""
+        ``invalidate_leads``); ``None``: nothing to do. ``unchanged``: scopes the writer knows it did not touch
+        (never the board: only lead events drop it, and their writers pass nothing here)."""
         events = list(events)
-        scopes = changed_scopes(events)
+        scopes = changed_scopes(events) - frozenset(unchanged)
         gens = self._retire_keys(account, scopes) if self.enabled and scopes else {}
         drop = self._board_keys(account) if drops_board(events) else ()
         drop += dropped_keys(self._board_prefix, account, scopes)  # cached list totals (clarin.cache.totals)

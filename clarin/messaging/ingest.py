@@ -50,6 +50,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from clarin.cache.scopes import CONTACTS
 from clarin.crm.leads_cache import invalidate_leads
 from clarin.db.errors import DatabaseUnavailable, OutageLog
 from clarin.db.queries import query
@@ -264,6 +265,7 @@ class InboundIngestor:
             part = await self._commit(device, part_in, part_rc)
             merged.messages += part.messages
             merged.lead_ids += part.lead_ids
+            merged.contacts_written += part.contacts_written
             merged.reactions += part.reactions
             merged.polls += part.polls
             merged.changes += part.changes
@@ -427,7 +429,10 @@ class InboundIngestor:
         out = _events(device, outcome, receipts, presences)
         if out:
             try:
-                await self.state.broadcaster.broadcast_many(account, out, recorded=outcome.recorded)
+                # new_message names the contacts scope for the sender's contact upsert; most batches write none
+                unchanged = () if outcome.contacts_written else (CONTACTS,)
+                await self.state.broadcaster.broadcast_many(account, out, recorded=outcome.recorded,
+                                                            unchanged=unchanged)
             except Exception as exc:  # the data is committed; a lost notification is not worth a retry
                 log.warning("device %s: broadcasting %d events failed: %s", device.id, len(out), exc)
 

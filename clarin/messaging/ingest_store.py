@@ -92,6 +92,7 @@ class Outcome:
     messages: list[StoredMessage] = field(default_factory=list)
     chat_ids: dict[str, str] = field(default_factory=dict)  # resolved chat JID → chat id
     lead_ids: list[str] = field(default_factory=list)
+    contacts_written: int = 0  # contacts inserted or changed (0: no cached contacts read needs retiring)
     reactions: list[ReactionChange] = field(default_factory=list)
     polls: list[PollChange] = field(default_factory=list)
     changes: list[MessageChange] = field(default_factory=list)
@@ -272,11 +273,13 @@ async def _contacts_and_leads(tx: Transaction, device: DeviceRef, out: Outcome) 
         if r.kind == "message" and not r.is_from_me:
             entry[2] = True
     jids = sorted(contacts)
-    rows = await tx.fetch(Q_CONTACTS_LEADS, [
+    row = await tx.fetch_row(Q_CONTACTS_LEADS, [
         device.account_id, device.id, jids, [contacts[j][0] for j in jids], [contacts[j][1] for j in jids],
         [contacts[j][2] for j in jids],
     ])
-    out.lead_ids = [str(row["id"]) for row in rows]
+    assert row is not None  # an aggregate: always one row
+    out.contacts_written = int(row["contacts_written"])
+    out.lead_ids = [str(lead_id) for lead_id in row["lead_ids"]]
 
 
 def _own_jid(device: DeviceRef) -> str:

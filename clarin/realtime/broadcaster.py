@@ -33,7 +33,7 @@ DELIVER_SLICE = 64  # envelopes handed to the hub before yielding to the socket 
 # Events that report no stored change (clarin.cache.scopes maps them to no scope: nothing is retired).
 EPHEMERAL_EVENTS = frozenset({"typing", "presence", "qr_code", "pong"})
 # (account, event names) → what retires the cached reads they may have changed (PageCache.retirement)
-Retire = Callable[[str, Iterable[str]], "Retirement | None"]
+Retire = Callable[[str, Iterable[str], Iterable[str]], "Retirement | None"]  # (account, events, unchanged scopes)
 
 
 def _retire_in(pipe: Any, retire: Retirement) -> Any:
@@ -96,19 +96,22 @@ class Broadcaster:
         if self.outbox is not None and not recorded:
             await self.outbox.record(account, [(event, data)])
         payload = envelope(account, event, data)
-        retire = self._retire(account, (event,)) if self._retire is not None else None
+        retire = self._retire(account, (event,), ()) if self._retire is not None else None
         if not await self._publish(account + _SEPARATOR + payload, retire):
             self.hub.deliver(account, payload)
 
     async def broadcast_many(self, account_id: object, events: list[tuple[str, Any]], *,
-                             recorded: bool = False) -> None:
+                             recorded: bool = False, unchanged: Iterable[str] = ()) -> None:
         """Several events of one account, delivered in order: one Redis message per chunk instead of one
-        per event (bursts of inbound messages). Without Redis they go to this process's sockets."""
+        per event (bursts of inbound messages). Without Redis they go to this process's sockets.
+        ``unchanged``: page-cache scopes the caller knows its write left alone although an event's scopes name
+        them (an inbound batch that wrote no contact keeps the cached contacts pages)."""
         account = str(account_id)
         if self.outbox is not None and not recorded:
             await self.outbox.record(account, events)
         payloads = [envelope(account, event, data) for event, data in events]
-        retire = self._retire(account, [event for event, _ in events]) if self._retire is not None else None
+        retire = (self._retire(account, [event for event, _ in events], unchanged)
+                  if self._retire is not None else None)
         for start in range(0, len(payloads), MANY_CHUNK):
             chunk = payloads[start : start + MANY_CHUNK]
             if not await self._publish(account + _SEPARATOR + _MANY + _MANY.join(chunk), retire):

@@ -79,7 +79,8 @@ RETURNING c.id, c.unread_count
 -- new value only when it is non-empty (COALESCE(NULLIF(new, ''), old)); device_id is kept; unchanged rows are
 -- not rewritten. Then a lead for every new incoming sender ($6 = want lead) without one: source 'whatsapp',
 -- status 'new', linked to its contact and placed in the account's default pipeline, first stage (the
--- original left pipeline/stage empty, B.17 quirk 11). Returns the ids of the leads created.
+-- original left pipeline/stage empty, B.17 quirk 11). One row: how many contacts were written (0: the page cache's
+-- contacts scope survives the batch's new_message events) and the ids of the leads created.
 WITH input AS (
     SELECT t.jid, t.phone, t.name, t.want_lead
     FROM unnest($3::text[], $4::text[], $5::text[], $6::bool[]) AS t(jid, phone, name, want_lead)
@@ -105,19 +106,22 @@ WITH input AS (
     WHERE p.account_id = $1 AND p.is_default
     ORDER BY p.created_at
     LIMIT 1
+), created AS (
+    INSERT INTO leads (account_id, contact_id, jid, name, phone, status, source, pipeline_id, stage_id)
+    SELECT $1::uuid,
+           COALESCE(u.id, (SELECT k.id FROM contacts k WHERE k.account_id = $1 AND k.jid = i.jid)),
+           i.jid, i.name, NULLIF(i.phone, ''), 'new', 'whatsapp', s.pipeline_id, s.stage_id
+    FROM input i
+    LEFT JOIN upserted u ON u.jid = i.jid
+    LEFT JOIN stage s ON true
+    WHERE i.want_lead
+      AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.account_id = $1 AND l.jid = i.jid)
+    ORDER BY i.jid
+    ON CONFLICT (account_id, jid) DO NOTHING
+    RETURNING id
 )
-INSERT INTO leads (account_id, contact_id, jid, name, phone, status, source, pipeline_id, stage_id)
-SELECT $1::uuid,
-       COALESCE(u.id, (SELECT k.id FROM contacts k WHERE k.account_id = $1 AND k.jid = i.jid)),
-       i.jid, i.name, NULLIF(i.phone, ''), 'new', 'whatsapp', s.pipeline_id, s.stage_id
-FROM input i
-LEFT JOIN upserted u ON u.jid = i.jid
-LEFT JOIN stage s ON true
-WHERE i.want_lead
-  AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.account_id = $1 AND l.jid = i.jid)
-ORDER BY i.jid
-ON CONFLICT (account_id, jid) DO NOTHING
-RETURNING id
+SELECT (SELECT count(*) FROM upserted)::int AS contacts_written,
+       ARRAY(SELECT c.id FROM created c) AS lead_ids
 
 -- name: ingest_insert_poll_options
 -- B.9: one row per option of each newly stored poll, in the order sent (position is 0-based).
