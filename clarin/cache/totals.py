@@ -8,6 +8,9 @@ the publish round trip of every event that may have changed what it counts (``dr
 
 A count that overlaps a write may store the total from before it after the event dropped the hash: such a total
 lives at most ``TOTALS_TTL`` seconds. Without Redis every lookup misses and the page counts, as before.
+
+Only filtered totals come here: the unfiltered ones are read from the account's counters (0009_account_counters.sql),
+exact and O(1), so neither a Redis round trip nor a stale value is needed for them.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from clarin.wire.leads import Lead, LeadsResponse
 Q_LIST_ALL = query("leads_list_all")
 Q_PAGE = query("leads_page")
 Q_COUNT = query("leads_count")
+Q_COUNT_ALL = query("leads_count_all")
 Q_PAGE_SEARCH = query("leads_page_search")
 Q_COUNT_SEARCH = query("leads_count_search")
 Q_TAGS_FOR_LEADS = query("leads_tags_for_leads")
@@ -110,6 +111,9 @@ async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, lim
         rows = await state.db.fetch(Q_PAGE, [*filters, limit, offset])
     if (rows and len(rows) < limit) or (not rows and offset == 0):
         total = offset + len(rows)  # the last page: the total is known without counting
+    elif pattern is None and not (flt.pipeline_id or flt.stage_id or flt.tag_ids):
+        # no filter: the account's counter (exact, O(1), 0009_account_counters.sql), no cache needed
+        total = int(await state.db.fetch_val(Q_COUNT_ALL, [account_id]) or 0)
     else:
         signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
                               ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search))

@@ -38,6 +38,7 @@ from clarin.wire.leads import Lead
 log = logging.getLogger("clarin.messaging.chats")
 
 Q_PAGE_INBOX = query("chats_page_inbox")
+Q_PAGE_INBOX_UNFILTERED = query("chats_page_inbox_unfiltered")
 Q_PAGE_ALL = query("chats_page_all")
 Q_PAGE_SEARCH = query("chats_page_search")
 Q_GET = query("chats_get")
@@ -70,8 +71,13 @@ async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, wi
     pattern = like_pattern(flt.search)
     if pattern:
         rows = await state.db.fetch(Q_PAGE_SEARCH, [*params, flt.archived, pattern])
+    elif flt.archived:
+        rows = await state.db.fetch(Q_PAGE_ALL, params)
+    elif flt.device_ids or flt.tag_ids or flt.unread_only:
+        rows = await state.db.fetch(Q_PAGE_INBOX, params)
     else:
-        rows = await state.db.fetch(Q_PAGE_ALL if flt.archived else Q_PAGE_INBOX, params)
+        # the default inbox: its total is the account's counter (exact, O(1)), not a count of the inbox
+        rows = await state.db.fetch(Q_PAGE_INBOX_UNFILTERED, [account_id, window.limit, window.offset])
     total = int(rows[0]["total"]) if rows else 0
     return [msgspec.convert(row, Chat) for row in rows if row["id"] is not None], total
 

@@ -54,6 +54,12 @@ WHERE l.account_id = $1
   AND ($4::uuid[] IS NULL OR l.id IN (
         SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
 
+-- name: leads_count_all
+-- leads_count without any filter: the account's counter slots (0009_account_counters.sql), exact and O(1).
+SELECT coalesce(sum(a.leads), 0)::bigint AS total
+FROM account_counters a
+WHERE a.account_id = $1
+
 -- name: leads_page_search
 -- R37 paged mode with search: $5 is an ILIKE pattern ('%' || escaped term || '%'). The expression
 -- must stay identical to idx_leads_search_trgm's.
