@@ -93,6 +93,7 @@ class Keyed:
     text: str
     answers: list[int | None] = field(default_factory=list)
     message: dict[str, Any] | None = None
+    errors: list[str] = field(default_factory=list)  # the bodies of the answers other than 200, for the report
 
 
 def keyed_clients(urls: list[str], tenant: support.ServerTenant, device_id: str, stop: threading.Event,
@@ -121,6 +122,8 @@ def keyed_clients(urls: list[str], tenant: support.ServerTenant, device_id: str,
                     time.sleep(0.2)
                     continue
                 item.answers.append(r.status_code)
+                if r.status_code != 200:
+                    item.errors.append(f"{r.status_code} from {url}: {r.text[:120]}")
                 if r.status_code == 200:
                     item.message = r.json()["message"]
                     break
@@ -161,7 +164,7 @@ def check_keyed(servers: Servers, tenant: support.ServerTenant, dsn: str, device
                   or stored[m["id"]]["message_id"] != m["message_id"]]
     assert not not_stored, f"{len(not_stored)} acknowledged send(s) not stored as sent: {not_stored[:3]}"
     unanswered = [item for item in results if item.message is None]
-    assert not unanswered, f"{len(unanswered)} key(s) never got 200: {[(i.key, i.answers) for i in unanswered[:3]]}"
+    assert not unanswered, f"{len(unanswered)} key(s) never got 200: {[(i.key, i.errors) for i in unanswered[:3]]}"
     assert all(sent[item.text] == 1 for item in results)
 
 

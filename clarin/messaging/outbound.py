@@ -182,10 +182,9 @@ async def _send(
     except HTTPError as exc:
         # NotConnected (409) is raised before anything leaves the driver; anything else may have reached WhatsApp.
         await finish_not_sent(state, account_id, pending, exc, maybe_sent=exc.status != 409)
-        pool = _pool(state)
-        if exc.status == 409 and not pool.owns(device.id):
+        if exc.status == 409:
             # The device stopped running here mid-send (its lease session broke): 503 while it is resumed.
-            raise await pool.not_running(device.id, account_id, exc) from None
+            raise await _pool(state).refused(device.id, account_id, exc) from None
         raise
     except BaseException:  # cancelled mid-send: the outcome is unknown, the row stays pending (never re-sent)
         log.error("send of pending message %s on device %s interrupted; outcome unknown", pending.id, device.id)
@@ -362,12 +361,17 @@ async def send_reaction(
     target_sender = ""
     if known and not from_me and to_jid.endswith("@" + GROUP_SERVER) and known["from_jid"]:
         target_sender = str(known["from_jid"])
-    driver = _pool(state).driver
-    sent = await _driver_call(
-        driver.send_reaction(device.id, to_jid, target, emoji, target_from_me=from_me,
-                             target_sender_jid=target_sender),
-        "send reaction",
-    )
+    pool = _pool(state)
+    try:
+        sent = await _driver_call(
+            pool.driver.send_reaction(device.id, to_jid, target, emoji, target_from_me=from_me,
+                                      target_sender_jid=target_sender),
+            "send reaction",
+        )
+    except HTTPError as exc:
+        if exc.status == 409:  # as in _send: a client stopped by a lost lease is a retry, not "not connected"
+            raise await pool.refused(device.id, account_id, exc) from None
+        raise
     own = await _own_jid(state, device)
     sender_jid = non_ad(own) if own else ""
     try:

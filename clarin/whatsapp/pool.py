@@ -217,7 +217,8 @@ class DevicePool:
                 delay = REOPEN_INTERVAL
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
@@ -345,6 +346,18 @@ class DevicePool:
         """Run here, a paired session coming back (not a QR pairing): it will be connected in a moment."""
         live = self._devices.get(device_id)
         return live is not None and live.status == CONNECTING and bool(live.jid)
+
+    async def refused(self, device_id: uuid.UUID, account_id: uuid.UUID, exc: HTTPError) -> HTTPError:
+        """The error for a driver call refused as not connected (``exc``, the 409), which sent nothing. The client
+        the call started on may have been stopped by a lost lease session (its DeviceRef taken before), and the
+        device resumed since: resuming or connected again here, or stopped and not run here any more
+        (:meth:`not_running`), is a 503 the client retries; the 409 only for a device that is down here."""
+        live = self._devices.get(device_id)
+        if live is None:
+            return await self.not_running(device_id, account_id, exc)
+        if live.status == CONNECTED or self.resuming(device_id):
+            return resuming_error()
+        return exc
 
     async def not_running(self, device_id: uuid.UUID, account_id: uuid.UUID, nobody: HTTPError) -> HTTPError:
         """The error for a call on a device no process answers for: another process holds the lease → the 503 of
