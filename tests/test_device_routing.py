@@ -404,6 +404,18 @@ def test_router_timeout_late_replies_and_exactly_once(cluster: support.ServerPro
                 await probe(two, account_id, idle, 0.0)
             assert time.monotonic() - started < 0.5
 
+            # counted as a receiver but gone (a process killed as the request was published, before Redis saw
+            # its connection close) and nobody holds the lease: 504 after the owner check, not the 15 s timeout
+            ghost = two.redis.client.pubsub()
+            await ghost.subscribe(one.whatsapp.remote.device_channel(idle))
+            try:
+                started = time.monotonic()
+                with pytest.raises(HTTPError) as err:
+                    await probe(two, account_id, idle, 0.0)
+                assert err.value.status == 504 and time.monotonic() - started < 2.5
+            finally:
+                await ghost.aclose()
+
             # the owner stops running it: unsubscribed, not routed any more
             await one.whatsapp.disconnect(owned, account_id)
             await asyncio.sleep(0.2)

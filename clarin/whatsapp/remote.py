@@ -74,6 +74,7 @@ log = logging.getLogger("clarin.whatsapp.remote")
 OWNED_ELSEWHERE = "device is connected on another server, retry"
 TIMED_OUT = "the server running the device did not answer in time"
 DEFAULT_TIMEOUT = 30.0
+OWNER_CHECK = 1.0  # seconds without a reply after which a routed call checks that its device still has an owner
 SEEN_MAX = 10_000
 RESYNC_INTERVAL = 5.0  # subscriptions are also reconciled with the pool this often (changes apply at once)
 SHUTDOWN_GRACE = 5.0  # seconds in-flight executions for other processes get to finish at shutdown
@@ -319,10 +320,10 @@ class DeviceRouter:
             pending.expected = int(receivers)
             pending.settle()
             try:
-                async with asyncio.timeout(self.timeout):
-                    reply = await pending.future
+                reply = await self._answer(pending, uuid.UUID(str(device_id)))
             except TimeoutError:
-                log.warning("routed %s on device %s: no answer in %.0f s", op.name, request.device_id, self.timeout)
+                log.warning("routed %s on device %s: no answer (owner gone, or none in %.0f s)", op.name,
+                            request.device_id, self.timeout)
                 ROUTED_CALLS.labels(op.name, "timeout").inc()
                 raise HTTPError(504, TIMED_OUT) from None
         finally:
@@ -340,6 +341,32 @@ class DeviceRouter:
                 raise cls(reply.detail or "", reply.constraint)  # type: ignore[call-arg]
             raise cls(reply.detail or "")
         raise HTTPError(reply.status, reply.error, headers=[(k, v) for k, v in reply.headers], detail=reply.detail)
+
+    async def _answer(self, pending: _Pending, device_id: uuid.UUID) -> RouteReply | None:
+        """The owner's reply, or TimeoutError after ``self.timeout`` — or sooner when the owner is gone: a process
+        killed as the request was published may still have been counted as a receiver (Redis had not yet seen
+        its connection close), and nobody would answer. Every ``OWNER_CHECK`` s without a reply, the device's
+        lease says whether another process still holds it; if none does, the call ends like a timeout (504:
+        the outcome is unknown, as after any lost owner) instead of holding the client for the full timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            try:
+                async with asyncio.timeout(min(OWNER_CHECK, left)):
+                    return await asyncio.shield(pending.future)
+            except TimeoutError:
+                if loop.time() >= deadline:
+                    raise
+            try:
+                owner_alive = await self.pool.leased_elsewhere(device_id)
+            except Exception as exc:  # the database cannot say: keep waiting for the reply
+                log.debug("routed call on device %s: lease check failed: %s", device_id, exc)
+                continue
+            if not owner_alive and not pending.future.done():
+                raise TimeoutError
 
     async def not_routed(self, exc: OwnedElsewhere, device_id: uuid.UUID) -> NoReturn:
         """The call stays unanswered by an owner: the 503; when no process holds the lease, ``exc.if_nobody``
