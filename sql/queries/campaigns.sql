@@ -240,8 +240,7 @@ WITH changed AS (
     SELECT ch.account_id, w.id, ch.event_id, 'campaign_status',
            json_build_object('campaign_id', ch.id, 'status', ch.status)::text
     FROM changed ch
-    JOIN webhooks w ON w.account_id = ch.account_id AND w.enabled
-        AND ('campaign_status' = ANY (w.events) OR '*' = ANY (w.events))
+    CROSS JOIN LATERAL webhook_subscribers(ch.account_id, 'campaign_status') AS w
     ORDER BY ch.id, w.id
     RETURNING 1
 )
@@ -261,8 +260,7 @@ WITH changed AS (
     SELECT ch.account_id, w.id, ch.event_id, 'campaign_status',
            json_build_object('campaign_id', ch.id, 'status', ch.status)::text
     FROM changed ch
-    JOIN webhooks w ON w.account_id = ch.account_id AND w.enabled
-        AND ('campaign_status' = ANY (w.events) OR '*' = ANY (w.events))
+    CROSS JOIN LATERAL webhook_subscribers(ch.account_id, 'campaign_status') AS w
     ORDER BY ch.id, w.id
     RETURNING 1
 )

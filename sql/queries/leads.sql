@@ -199,8 +199,7 @@ WITH c AS (
     SELECT $1::uuid, w.id, $9::uuid, 'lead_update',
            '{"action":"' || CASE WHEN up.inserted THEN 'created' ELSE 'updated' END || '","lead_id":"' || up.id || '"}'
     FROM up
-    JOIN webhooks w ON w.account_id = $1::uuid AND w.enabled
-                   AND ('lead_update' = ANY (w.events) OR '*' = ANY (w.events))
+    CROSS JOIN webhook_subscribers($1::uuid, 'lead_update') AS w
     WHERE $9::uuid IS NOT NULL
     ORDER BY w.id
     RETURNING 1

@@ -48,7 +48,7 @@ WITH ins AS (
     INSERT INTO webhook_deliveries (account_id, webhook_id, event_id, event, data)
     SELECT $1, w.id, e.event_id, e.event, e.data
     FROM unnest($2::uuid[], $3::text[], $4::text[]) WITH ORDINALITY AS e(event_id, event, data, ord)
-    JOIN webhooks w ON w.account_id = $1 AND w.enabled AND (e.event = ANY (w.events) OR '*' = ANY (w.events))
+    CROSS JOIN LATERAL webhook_subscribers($1, e.event) AS w
     ORDER BY e.ord, w.id
     RETURNING 1
 )
