@@ -446,7 +446,8 @@ def test_a_send_refused_by_a_resuming_client_is_a_retry(pool_database: str) -> N
     from clarin.realtime.broadcaster import Broadcaster
     from clarin.realtime.hub import Hub
     from clarin.whatsapp.lease import DeviceLeases
-    from clarin.whatsapp.pool import NOT_CONNECTED, RESUMING, DevicePool
+    from clarin.whatsapp.live import NOT_CONNECTED, RESUMING
+    from clarin.whatsapp.pool import DevicePool
     from clarin.whatsapp.simulated_driver import SimulatedDriver
 
     class StalledDriver(SimulatedDriver):

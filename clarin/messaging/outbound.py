@@ -70,7 +70,8 @@ from clarin.whatsapp.driver import (
     non_ad,
     parse_jid,
 )
-from clarin.whatsapp.pool import NOT_CONNECTED, DeviceRef
+from clarin.whatsapp.live import NOT_CONNECTED
+from clarin.whatsapp.pool import DeviceRef
 from clarin.whatsapp.remote import routed
 from clarin.wire.messages import Message, MessageReactionEvent
 

@@ -38,7 +38,6 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clarin.db.queries import query
@@ -57,6 +56,18 @@ from clarin.whatsapp.drivers import make_driver
 from clarin.whatsapp.held import HeldWrites
 from clarin.whatsapp.inbox import DeviceInboxes, DeviceRef, InboundHandler
 from clarin.whatsapp.lease import DeviceLeases, LeaseUnavailable
+from clarin.whatsapp.live import (
+    CONNECTED,
+    CONNECTING,
+    DISCONNECTED,
+    LIVE_STATUSES,
+    LOGGED_OUT,
+    NOT_CONNECTED,
+    LiveDevice,
+    describe_event,
+    resuming_error,
+    set_fields,
+)
 from clarin.whatsapp.proto import (
     ClientOutdatedEv,
     ConnectedEv,
@@ -78,9 +89,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clarin.whatsapp.pool")
 
-DISCONNECTED, CONNECTING, CONNECTED, LOGGED_OUT = "disconnected", "connecting", "connected", "logged_out"
-LIVE_STATUSES = frozenset({CONNECTING, CONNECTED})
-NOT_CONNECTED = "device not connected"
 QR_TIMEOUT = 160.0  # whatsmeow: 60 s for the first code + 5 × 20 s (B.4); neonize does not report it
 CLAIM_BATCH = 500
 SHUTDOWN_DRAIN_SECONDS = 5.0  # at shutdown, how long received events may take to be written
@@ -93,7 +101,6 @@ LEASE_CHECK = 0.5
 LEASE_PING_TIMEOUT = 2.0
 REOPEN_INTERVAL = 0.25
 CLAIM_GRACE = 1.5
-RESUMING = "device is reconnecting, retry"
 
 Q_SET_STATUS = query("device_set_status")
 Q_SET_QR = query("device_set_qr")
@@ -103,23 +110,6 @@ Q_TO_RECONNECT = query("devices_to_reconnect")
 Q_TO_TAKE_OVER = query("devices_to_take_over")
 Q_LEASE_HELD = query("device_lease_held")
 Q_RUN_STATE = query("device_run_state")
-
-
-@dataclass
-class LiveDevice:
-    id: uuid.UUID
-    account_id: uuid.UUID
-    jid: str = ""
-    status: str = CONNECTING
-    qr_code: str = ""
-    qr_timer: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    def ref(self) -> DeviceRef:
-        return DeviceRef(self.id, self.account_id, self.jid)
-
-
-def resuming_error() -> HTTPError:
-    return HTTPError(503, RESUMING, headers=[("retry-after", "1")])
 
 
 class DevicePool:
@@ -477,7 +467,7 @@ class DevicePool:
             elif isinstance(event, LoggedOutEv):
                 await self._on_logged_out(device_id, event)
             elif isinstance(event, (ConnectFailureEv, StreamReplacedEv, TemporaryBanEv, ClientOutdatedEv)):
-                log.warning("device %s: %s %s", device_id, type(event).__name__, _describe(event))
+                log.warning("device %s: %s %s", device_id, type(event).__name__, describe_event(event))
             else:
                 await self.inboxes.put(live.ref(), event)
         except Exception:
@@ -510,7 +500,7 @@ class DevicePool:
             async with recording(self, live.account_id, quiet=True) as rec:  # device_status outbox rows with it
                 await rec.db.execute(Q_SET_CONNECTED, [device_id, live.account_id, jid, jid_user(jid)])
                 rec.emit("device_status", DeviceStatusEvent(str(device_id), CONNECTED))
-                rec.on_commit(lambda: _set(live, jid=jid, status=CONNECTED, qr_code=""))
+                rec.on_commit(lambda: set_fields(live, jid=jid, status=CONNECTED, qr_code=""))
             self._spawn(self._sync_contacts(live.ref()))  # on every (re)connect (B.5)
 
     async def _on_disconnected(self, device_id: uuid.UUID) -> None:
@@ -589,24 +579,10 @@ class DevicePool:
         async with recording(self, live.account_id, quiet=True) as rec:  # device_status outbox rows with the row
             await rec.db.execute(Q_SET_STATUS, [live.id, live.account_id, status])
             rec.emit("device_status", DeviceStatusEvent(str(live.id), status))
-            rec.on_commit(lambda: _set(live, status=status))
+            rec.on_commit(lambda: set_fields(live, status=status))
 
     async def _broadcast(self, live: LiveDevice, event: str, payload: Any) -> None:
         try:
             await self.broadcaster.broadcast(live.account_id, event, payload)
         except Exception as exc:
             log.warning("broadcast of %s failed: %s", event, exc)
-
-
-async def _set(live: LiveDevice, **fields: str) -> None:  # memory follows the committed row, before the event
-    for name, value in fields.items():
-        setattr(live, name, value)
-
-
-def _describe(event: Any) -> str:
-    try:
-        from google.protobuf import text_format
-
-        return text_format.MessageToString(event, as_one_line=True)[:300]
-    except Exception:
-        return ""

@@ -26,7 +26,8 @@ from clarin.whatsapp.driver import (
     non_ad,
     parse_jid,
 )
-from clarin.whatsapp.pool import NOT_CONNECTED, DevicePool, resuming_error
+from clarin.whatsapp.live import NOT_CONNECTED, resuming_error
+from clarin.whatsapp.pool import DevicePool
 from clarin.whatsapp.remote import OwnedElsewhere, routed
 from clarin.wire.devices import Device, InboundSpec, SentCallOut, SimulatedContact
 
