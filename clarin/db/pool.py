@@ -85,6 +85,13 @@ class Connection(_Executor):
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
 
+    async def execute_statement(self, sql: str) -> None:
+        """Run one statement on its own, outside any transaction (e.g. ``CREATE INDEX CONCURRENTLY``)."""
+        try:
+            await self._conn.execute_batch(sql)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         try:

@@ -17,3 +17,9 @@ SELECT version, name, checksum FROM schema_migrations ORDER BY version
 
 -- name: record_migration
 INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)
+
+-- name: missing_extensions
+-- The extensions of $1 this server cannot install (not in pg_available_extensions).
+SELECT array_agg(wanted ORDER BY wanted) AS missing
+FROM unnest($1::text[]) AS wanted
+WHERE NOT EXISTS (SELECT 1 FROM pg_available_extensions e WHERE e.name = wanted)
