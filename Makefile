@@ -24,7 +24,7 @@ endif
 PIP := $(BIN)/python -m pip install $(PIP_QUIET) --no-compile --disable-pip-version-check
 say = @printf '==> %s\n' $(1)
 
-.PHONY: run test lint bench fuzz build clean distclean stop services
+.PHONY: run test lint bench bench-growth fuzz build clean distclean stop services
 
 $(BIN)/python:
 	$(call say,"creating the virtualenv $(VENV)")
@@ -68,6 +68,12 @@ lint: $(TEST_STAMP)
 # (bench/load.py); `python -m bench.gate --profiles cached,busy_account` runs a subset.
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.gate
+
+# Growth profile (issue 17, not part of `make test`): every dashboard read at 10k and at 1M leads (databases
+# clarin_bench_g01 / clarin_bench_g10, seeded on first use), PostgreSQL blocks per request and p95, page cache
+# off; fails when 1M costs more than 3x the blocks of 10k or p95 > 50 ms. See bench/growth.py.
+bench-growth: $(BENCH_STAMP)
+	$(BIN)/python -m bench.growth
 
 # Longer schemathesis run (not part of `make test`): tests/test_fuzz.py against its own test server with
 # FUZZ_MAX_EXAMPLES requests per operation (default 200; `make test` uses 10) and longer stateful walks.
