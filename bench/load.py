@@ -146,6 +146,8 @@ class Server:
             "ADMIN_PASSWORD": BENCH_PASSWORD,
             "ADMIN_EMAIL": f"{SUPER_ADMIN}@bench.local",
             "CLARIN_DATA_DIR": str(log_dir / "data"),
+            # The WS profiles put BENCH_WS_SOCKETS (1000) dashboards on one account: no per-account cap.
+            "WS_MAX_PER_ACCOUNT": "0",
         })
         if cfg.pool_size:
             env["DB_POOL_SIZE"] = cfg.pool_size

@@ -109,6 +109,8 @@ def _embedded_running(settings: Settings) -> bool:
 
 
 def _serve(settings: Settings) -> int:
+    # First, before granian is imported: importing it raises the soft limit too, silently.
+    open_files = raise_open_files_limit()
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -135,9 +137,12 @@ def _serve(settings: Settings) -> int:
     metrics_dir, remove_metrics_dir = prepare_multiprocess_dir()
     if remove_metrics_dir:
         atexit.register(remove_multiprocess_dir, metrics_dir)
-    max_connections = connection_limit(settings, raise_open_files_limit())
-    log.info("serving on http://%s:%d (workers=%d threads=%d, up to %d connections per worker)",
-             settings.host, settings.port, settings.workers, settings.threads, max_connections)
+    max_connections = connection_limit(settings, open_files)
+    ws_cap = websocket_limit(settings, max_connections)
+    os.environ["WS_MAX_CONNECTIONS"] = str(ws_cap)  # the workers read it (0 would mean uncapped)
+    log.info("serving on http://%s:%d (workers=%d threads=%d, up to %d connections per worker, of them up to "
+             "%d WebSockets, %s per account)", settings.host, settings.port, settings.workers, settings.threads,
+             max_connections, ws_cap, settings.ws_max_per_account or "any number")
     _log_first_steps(settings)
     # Last, once the environment is final: some modules read it on import (prometheus_client picks its
     # multi-process value class from PROMETHEUS_MULTIPROC_DIR). A replacement worker then starts in ~0.4 s of
@@ -198,12 +203,14 @@ def raise_open_files_limit() -> int:
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        log.info("open files: soft limit %s, hard limit %s", soft, hard)
         return soft if soft != resource.RLIM_INFINITY else 1 << 20
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError) as exc:
         log.warning("could not raise the open-files limit from %d to %d: %s", soft, hard, exc)
         return soft
+    log.info("open files: soft limit raised from %d to the hard limit %d", soft, hard)
     return hard
 
 
@@ -215,6 +222,14 @@ def connection_limit(settings: Settings, open_files: int) -> int:
     if settings.http_max_connections:
         return settings.http_max_connections
     return max(64, open_files - RESERVED_FDS)
+
+
+def websocket_limit(settings: Settings, max_connections: int) -> int:
+    """WebSockets per worker: WS_MAX_CONNECTIONS, else the connection limit minus a reserve (an eighth, at
+    least 32) so that with every dashboard slot taken, /health and ordinary API requests still get in."""
+    if settings.ws_max_connections:
+        return min(settings.ws_max_connections, max_connections)
+    return max(1, max_connections - max(32, max_connections // 8))
 
 
 def cmd_bench_seed(argv: list[str]) -> int:

@@ -97,6 +97,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # open connections per worker, 0 = what the open-files limit allows.
     http_header_timeout: float = 15.0
     http_max_connections: int = 0
+    # WebSocket sockets per worker process (0 = the worker's connection limit minus a reserve kept for HTTP,
+    # so /health and the API still answer when dashboards fill a worker) and per account per worker: past
+    # either, the handshake is refused (503 / 429) before it costs anything.
+    ws_max_connections: int = 0
+    ws_max_per_account: int = 500
     # Outgoing webhooks (clarin.webhooks, docs/WEBHOOKS.md): loopback/private targets (never in production),
     # multiplier of the retry schedule and of the 24 h give-up window (tests: 0.001), per-attempt timeout,
     # how often the delivering process looks for due deliveries, days delivered rows are kept.
@@ -184,6 +189,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         campaign_tick=max(0.01, _float(env, "CAMPAIGN_TICK", 10.0)),
         http_header_timeout=max(0.5, _float(env, "HTTP_HEADER_TIMEOUT", 15.0)),
         http_max_connections=max(0, _int(env, "HTTP_MAX_CONNECTIONS", 0)),
+        ws_max_connections=max(0, _int(env, "WS_MAX_CONNECTIONS", 0)),
+        ws_max_per_account=max(0, _int(env, "WS_MAX_PER_ACCOUNT", 500)),
         **_webhook_settings(env, app_env),
     )
 

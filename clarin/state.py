@@ -62,7 +62,7 @@ class AppState:
     @classmethod
     def build(cls, settings: Settings, dsn: str) -> AppState:
         redis = RedisHandle(settings.redis_url)
-        hub = Hub()
+        hub = Hub(max_connections=settings.ws_max_connections, max_per_account=settings.ws_max_per_account)
         pages = PageCache(redis, settings.redis_prefix, ttl=settings.page_cache_ttl)
         state = cls(
             settings=settings,

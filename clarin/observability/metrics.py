@@ -72,6 +72,9 @@ DB_POOL = Gauge(
 WS_CONNECTIONS = Gauge(
     "clarin_ws_connections", "Open WebSocket connections (all accounts)", multiprocess_mode="livesum",
 )
+WS_REFUSED = Counter(
+    "clarin_ws_refused_total", "WebSocket handshakes refused at a cap (reason: process | account)", ["reason"],
+)
 # Account ids are tenant identifiers: this family gets samples only with METRICS_PER_ACCOUNT=true (an
 # operator's explicit choice, e.g. for a private Prometheus); by default only the aggregate above exists.
 WS_ACCOUNT_CONNECTIONS = Gauge(

@@ -2,6 +2,10 @@
 
 Each connection owns a bounded queue and one sender task, so a slow consumer only fills its own
 queue; when it is full the connection is dropped and nobody else waits.
+
+Caps: at most ``max_connections`` sockets in this process and ``max_per_account`` per account (0 = none).
+A handshake reserves its slot before it awaits anything (``reserve``), so concurrent handshakes cannot
+overshoot a cap, and one tenant cannot take the sockets (file descriptors) every other tenant needs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("clarin.ws")
 
 QUEUE_SIZE = 256
+REFUSED_PROCESS_FULL = 503  # this process holds max_connections sockets: retry (another node/worker)
+REFUSED_ACCOUNT_FULL = 429  # this account holds max_per_account sockets here
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN = 1013
 CLOSE_POLICY_VIOLATION = 1008  # access revoked (granian may send the close frame without the code)
@@ -79,23 +85,54 @@ class WSConnection:
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, *, max_connections: int = 0, max_per_account: int = 0) -> None:
+        self.max_connections = max_connections
+        self.max_per_account = max_per_account
         self._by_account: dict[str, set[WSConnection]] = defaultdict(set)
         self._by_user: dict[uuid.UUID, set[WSConnection]] = defaultdict(set)
+        self._count = 0
+        self._reserved: dict[str, int] = defaultdict(int)
+        self._reserved_total = 0
+
+    def reserve(self, account_id: str) -> int:
+        """Hold a socket slot for a handshake: 0, or the HTTP status refusing it (a cap is reached). A held
+        slot is released by ``register`` or, when the handshake fails, by ``release``."""
+        if self.max_connections and self._count + self._reserved_total >= self.max_connections:
+            return REFUSED_PROCESS_FULL
+        if self.max_per_account and (len(self._by_account.get(account_id, ())) + self._reserved.get(account_id, 0)
+                                     >= self.max_per_account):
+            return REFUSED_ACCOUNT_FULL
+        self._reserved[account_id] += 1
+        self._reserved_total += 1
+        return 0
+
+    def release(self, account_id: str) -> None:
+        left = self._reserved.get(account_id, 0) - 1
+        if left < 0:
+            return
+        self._reserved_total -= 1
+        if left:
+            self._reserved[account_id] = left
+        else:
+            del self._reserved[account_id]
 
     def register(
-        self, account_id: str, protocol: Any, transport: Any, auth: AuthContext | None = None
+        self, account_id: str, protocol: Any, transport: Any, auth: AuthContext | None = None, *, reserved: bool = False
     ) -> WSConnection:
+        if reserved:
+            self.release(account_id)
         conn = WSConnection(account_id, protocol, transport, auth)
         self._by_account[account_id].add(conn)
+        self._count += 1
         if auth is not None:
             self._by_user[auth.user_id].add(conn)
         return conn
 
     def unregister(self, conn: WSConnection, *, close: bool = True) -> None:
         conns = self._by_account.get(conn.account_id)
-        if conns is not None:
+        if conns is not None and conn in conns:
             conns.discard(conn)
+            self._count -= 1
             if not conns:
                 del self._by_account[conn.account_id]
         if conn.auth is not None:
@@ -126,7 +163,7 @@ class Hub:
         return [conn for conns in self._by_account.values() for conn in conns]
 
     def connection_count(self) -> int:
-        return sum(len(conns) for conns in self._by_account.values())
+        return self._count
 
     def account_connection_count(self, account_id: str) -> int:
         """Open connections of one account held by this process (R114 ``ws_clients``)."""

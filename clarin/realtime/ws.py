@@ -14,6 +14,8 @@ from clarin.auth.tokens import InvalidToken, verify_token
 from clarin.db.errors import DatabaseError
 from clarin.http.errors import HTTPError
 from clarin.http.json import decode_any
+from clarin.observability.metrics import WS_REFUSED
+from clarin.realtime.hub import REFUSED_PROCESS_FULL
 
 if TYPE_CHECKING:
     from clarin.state import AppState
@@ -48,9 +50,19 @@ async def handle_websocket(state: AppState, scope: Any, protocol: Any) -> None:
     except DatabaseError:
         protocol.close(HTTP_UNAVAILABLE)
         return
-    transport = await protocol.accept()
     account_id = str(auth.account_id)
-    conn = state.hub.register(account_id, protocol, transport, auth)
+    refused = state.hub.reserve(account_id)
+    if refused:
+        WS_REFUSED.labels("process" if refused == REFUSED_PROCESS_FULL else "account").inc()
+        protocol.close(refused)
+        return
+    try:
+        transport = await protocol.accept()
+    except Exception as exc:  # e.g. out of file descriptors mid-upgrade: the client sees a failed handshake
+        state.hub.release(account_id)
+        log.warning("websocket handshake failed: %s", exc)
+        return
+    conn = state.hub.register(account_id, protocol, transport, auth, reserved=True)
     # A revocation between the handshake check and the registration found no socket to close: look again.
     await state.socket_auth.recheck([conn])
     try:
