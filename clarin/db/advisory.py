@@ -25,6 +25,8 @@ Q_UNLOCK = query("advisory_unlock")
 Q_UNLOCK_ALL = query("advisory_unlock_all")
 Q_PING = query("advisory_ping")
 Q_SETTING = query("advisory_setting")
+Q_TRY_PAIR = query("advisory_try_pair")
+Q_HOLDERS = query("advisory_holders")
 
 OP_TIMEOUT = 5.0
 
@@ -107,6 +109,14 @@ class AdvisorySession:
     async def try_lock(self, key: str) -> bool:
         rows = await self._run(Q_TRY, [key])
         return bool(rows and rows[0]["acquired"])
+
+    async def try_lock_pair(self, space: int, key: int) -> bool:
+        rows = await self._run(Q_TRY_PAIR, [space, key])
+        return bool(rows and rows[0]["acquired"])
+
+    async def holders(self, space: int) -> set[int]:
+        """The keys of ``space`` (``try_lock_pair``) other sessions hold now."""
+        return {int(row["key"]) for row in await self._run(Q_HOLDERS, [space])}
 
     async def unlock(self, key: str) -> None:
         await self._run(Q_UNLOCK, [key])

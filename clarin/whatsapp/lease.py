@@ -6,8 +6,9 @@ the main pool can never starve it) and takes ``pg_try_advisory_lock(hashtextexte
 
 - the owner releases it on disconnect / logout / delete / shutdown;
 - the owner dies (crash, SIGKILL, OOM): the kernel closes its socket, PostgreSQL ends the session and
-  the locks are free at once; another process's periodic take-over scan (every
-  ``WHATSAPP_LEASE_RENEW`` s, default 10) claims the device and resumes its session;
+  the locks are free at once; the processes watching its node key (clarin.whatsapp.peers) wake their
+  take-over scan, which claims the device after the claim grace and resumes its session (the periodic
+  scan, every ``WHATSAPP_LEASE_RENEW`` s, default 10, remains the fallback);
 - the owner's host vanishes (no FIN): server-side TCP keepalives set on the session (idle TTL/3,
   interval TTL/6, 3 probes) end it within ~``WHATSAPP_LEASE_TTL`` s (default 30);
 - the owner loses its database connection: its health check (every 0.5 s, clarin.whatsapp.pool) fails, it
@@ -22,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import uuid
 
 from clarin.db.advisory import AdvisorySession, AdvisoryUnavailable
+from clarin.whatsapp.peers import NODE_SPACE
 
 log = logging.getLogger("clarin.whatsapp.lease")
 
@@ -46,6 +49,8 @@ class DeviceLeases:
         )
         self._lock = asyncio.Lock()
         self.held: set[uuid.UUID] = set()
+        # This process's node key (clarin.whatsapp.peers): held on the lease session, so peers learn of its end.
+        self.node = secrets.randbelow(2**31 - 2) + 1
 
     @property
     def is_open(self) -> bool:
@@ -54,7 +59,14 @@ class DeviceLeases:
     async def open(self) -> None:
         if not self._session.is_open:
             await self._session.open()
+            async with self._lock:
+                await self._session.try_lock_pair(NODE_SPACE, self.node)
             log.info("device lease connection open")
+
+    async def peers(self) -> set[int]:
+        """The node keys of the other processes holding a lease session now."""
+        async with self._lock:
+            return await self._session.holders(NODE_SPACE)
 
     async def try_acquire(self, device_id: uuid.UUID) -> bool:
         async with self._lock:

@@ -68,6 +68,7 @@ from clarin.whatsapp.live import (
     resuming_error,
     set_fields,
 )
+from clarin.whatsapp.peers import PeerWatch
 from clarin.whatsapp.proto import (
     ClientOutdatedEv,
     ConnectedEv,
@@ -122,6 +123,7 @@ class DevicePool:
         *,
         renew_interval: float = 10.0,
         qr_timeout: float = QR_TIMEOUT,
+        peers: PeerWatch | None = None,
     ) -> None:
         self.driver = driver
         self.db = db
@@ -136,6 +138,7 @@ class DevicePool:
         self._maintainer: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self.peers = peers  # wakes the take-over scan when a peer process's lease session ends
         self._unleased_since: dict[uuid.UUID, float] = {}  # first seen unleased (claim grace)
         self._mine_before: set[uuid.UUID] = set()  # stopped here when the lease session broke: re-claimed at once
         self._epoch = 0  # lease sessions opened so far
@@ -146,10 +149,12 @@ class DevicePool:
 
     @classmethod
     def create(cls, settings: Settings, dsn: str, db: Database, broadcaster: Broadcaster) -> DevicePool:
-        return cls(
+        pool = cls(
             make_driver(settings, dsn), db, broadcaster, DeviceLeases(dsn, settings.whatsapp_lease_ttl),
             renew_interval=settings.whatsapp_lease_renew,
         )
+        pool.peers = PeerWatch(dsn, lambda _peer: pool._wake.set())
+        return pool
 
     # -- process lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -159,6 +164,8 @@ class DevicePool:
 
     async def stop(self) -> None:
         await self.remote.stop()  # no more calls from other processes; in-flight ones finish first
+        if self.peers is not None:
+            await self.peers.stop()
         for task in (self._maintainer, self._watchdog):
             if task is not None:
                 task.cancel()
@@ -182,6 +189,7 @@ class DevicePool:
         boot, failing = True, False
         while True:
             delay = float(self.renew_interval)
+            self._wake.clear()  # before the scan: a wake-up arriving during it is kept for the wait below
             try:
                 if not self.leases.is_open:
                     if self._devices:
@@ -198,6 +206,8 @@ class DevicePool:
                 failing = False
                 if wait is not None:
                     delay = min(delay, wait)
+                if self.peers is not None:
+                    self.peers.watch(self.leases.node, await self.leases.peers())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -205,7 +215,6 @@ class DevicePool:
                     log.warning("device pool maintenance failed (retrying every %.2f s): %s", REOPEN_INTERVAL, exc)
                 failing = True
                 delay = REOPEN_INTERVAL
-            self._wake.clear()
             try:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
