@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -69,8 +70,9 @@ def inbox(tenant: Any, database: str) -> dict[str, Any]:
                                 device_id=U(sales))
     ids["silent"] = insert_chat(database, acct, jid(), name="Sin mensajes")
     ids["archived"] = insert_chat(database, acct, jid(), name="Archivado", is_archived=True, last_message_at=ago(60))
+    # equal keys are ordered by id, descending (the keyset order of idx_chats_order)
     ids["tie"] = sorted([insert_chat(database, acct, jid(), name=f"Empate {i}", last_message_at=tie_at)
-                         for i in range(2)] + [ids["ana"]])
+                         for i in range(2)] + [ids["ana"]], reverse=True)
     for hidden in ("120363000000000001@g.us", "120363000000000002@newsletter", "status@broadcast", "123456@lid"):
         insert_chat(database, acct, hidden, name="oculto", last_message_at=ago(1))
     gomez = insert_contact(database, acct, ids["gomez_jid"], custom_name="Señora Gómez", name="Rosa",
@@ -116,7 +118,7 @@ def test_list_filters(client: httpx.Client, tenant: Any, inbox: dict[str, Any]) 
     assert ids(search="archivado") == []
     assert ids(search="archivado", archived="true") == [inbox["archived"]]
     assert ids(search="empate", unread_only="true") == []
-    assert chats(client, tenant, search="%")["total"] == 0  # wildcards are literal
+    assert chats(client, tenant, search="%%%")["total"] == 0  # wildcards are literal
     assert ids(search="oculto") == []  # groups, newsletters, broadcasts and LIDs never listed
 
 
@@ -136,7 +138,8 @@ def test_list_paging(client: httpx.Client, tenant: Any, inbox: dict[str, Any]) -
 
 def test_list_is_tenant_scoped(client: httpx.Client, make_tenant: Any, inbox: dict[str, Any]) -> None:
     other = make_tenant()
-    assert chats(client, other) == {"chats": [], "total": 0, "limit": 50, "offset": 0, "success": True}
+    assert chats(client, other) == {"chats": [], "total": 0, "total_capped": False, "limit": 50, "offset": 0,
+                                    "next_cursor": None, "success": True}
     assert chats(client, other, search="ana", archived="true")["total"] == 0
 
 
@@ -147,9 +150,12 @@ def test_chat_list_uses_the_inbox_index(make_tenant: Any, database: str) -> None
                       "now() - g * interval '1 minute', g % 97 = 0, g % 11 = 0 FROM generate_series(1, 4000) g",
             [U(tenant.account_id)])
     run_sql(database, "ANALYZE chats")
-    plan = explain(database, query("chats_page_inbox"), [U(tenant.account_id), None, None, False, 50, 0])
-    # the page is read in index order straight under its LIMIT (no sort of the tenant's chats)
-    assert re.search(r"Limit\n\s+->  Index Scan using idx_chats_inbox on chats", plan), plan
+    first = [True, datetime(9999, 12, 31, tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1)]
+    plan = explain(database, query("chats_page_inbox_unfiltered"), [U(tenant.account_id), 51, 0, *first])
+    # the page is read in index order straight under its LIMIT (no sort of the tenant's chats), the cursor bound
+    # being an index condition
+    assert re.search(r"Limit\n\s+->  Index Scan using idx_chats_order on chats", plan), plan
+    assert re.search(r"Index Cond: .*ROW\(is_pinned, COALESCE\(last_message_at", plan), plan
 
 
 # -- R21 -------------------------------------------------------------------------------------------------

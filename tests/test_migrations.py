@@ -156,8 +156,8 @@ PROMISED_INDEXES = {
     "leads": ["idx_leads_account_created", "idx_leads_account_stage", "idx_leads_account_pipeline",
               "idx_leads_kommo_id", "idx_leads_contact"],
     "messages": ["idx_messages_chat_ts", "idx_messages_device", "idx_messages_account_sticker"],
-    "chats": ["idx_chats_inbox", "idx_chats_account_last_message", "idx_chats_contact"],
-    "contacts": ["idx_contacts_display", "idx_contacts_account_phone", "idx_contacts_kommo_id"],
+    "chats": ["idx_chats_order", "idx_chats_account_last_message", "idx_chats_contact"],
+    "contacts": ["idx_contacts_keyset", "idx_contacts_account_phone", "idx_contacts_kommo_id"],
     "user_accounts": ["idx_user_accounts_unique"],
 }
 
@@ -176,12 +176,17 @@ def test_promised_indexes_exist(server: support.ServerProcess, database: str) ->
     # Spot-check definitions, not just names.
     assert 'ON public.messages USING btree (chat_id, "timestamp" DESC, id DESC)' in present[
         ("messages", "idx_messages_chat_ts")]
-    assert "WHERE (NOT is_archived)" in present[("chats", "idx_chats_inbox")]
+    assert "is_pinned DESC, COALESCE(last_message_at, '-infinity'" in present[("chats", "idx_chats_order")]
+    assert "INCLUDE (name, last_name" in present[("contacts", "idx_contacts_keyset")]
     assert present[("leads", "idx_leads_account_created")].endswith("(account_id, created_at DESC, id DESC)")
     assert "CREATE UNIQUE INDEX" in present[("user_accounts", "idx_user_accounts_unique")]
     # pg_trgm ships with the test PostgreSQL: the optional search indexes were created too.
     trgm = {name for (_, name) in present if name.endswith("_search_trgm")}
-    assert trgm == {"idx_leads_search_trgm", "idx_contacts_search_trgm", "idx_chats_search_trgm"}
+    assert trgm == {"idx_leads_search_trgm"}
+    # 0012: contacts' and chats' search indexes start from the account (btree_gin); the old ones are gone
+    assert {name for (_, name) in present if name.endswith("_search_acct")} >= {"idx_contacts_search_acct",
+                                                                                 "idx_chats_search_acct"}
+    assert "USING gin (account_id," in present[("chats", "idx_chats_search_acct")]
 
 
 NO_TX_INDEX = """-- migrate: no-transaction

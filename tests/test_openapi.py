@@ -186,7 +186,8 @@ def test_every_query_parameter_read_is_documented() -> None:
 def test_query_scanner_sees_helpers_and_dynamic_reads() -> None:
     """The scanner itself: reads through helpers are found, a non-literal read is reported."""
     assert query_reads(contacts_routes.list_contacts).names == {
-        "search", "is_group", "device_id", "has_phone", "tags", "tag_ids", "limit", "offset"}  # via list_window
+        "search", "is_group", "device_id", "has_phone", "tags", "tag_ids", "limit", "offset",  # via list_window
+        "cursor"}
     assert query_reads(tags_routes.list_tags).names == {"limit", "offset"}  # via page_params
 
     async def sneaky(req: Any) -> None:

@@ -20,6 +20,7 @@ import msgspec
 
 from clarin.crm import lead_reads
 from clarin.db.pool import Database
+from clarin.http.cursor import encode_cursor
 from clarin.http.json import encode
 from clarin.wire.contacts import Contact
 from clarin.wire.leads import LeadResponse, LeadsResponse
@@ -282,10 +283,18 @@ def test_contacts_page_is_the_struct_encoding(client: httpx.Client, make_tenant:
     forget_cached_reads(tenant.account_id)
     page = client.get("/api/contacts", headers=tenant.headers)
     assert page.status_code == 200, page.text
-    same(page.content, b'{"contacts":[' + b",".join(expected) + b'],"total":3,"limit":50,"offset":0,"success":true}')
+    same(page.content, b'{"contacts":[' + b",".join(expected) + b'],"total":3,"total_capped":false,"limit":50,'
+                       b'"offset":0,"next_cursor":null,"success":true}')
     second = client.get("/api/contacts", params={"limit": 1, "offset": 1}, headers=tenant.headers)
-    same(second.content, b'{"contacts":[' + expected[1] + b'],"total":3,"limit":1,"offset":1,"success":true}')
+    key = sql(database, "SELECT (COALESCE(custom_name, name, push_name, phone) IS NULL) AS k_null, "
+                        "COALESCE(custom_name, name, push_name, phone, '') AS k_text, id FROM contacts "
+                        "WHERE account_id = $1 AND NOT is_group "
+                        "ORDER BY COALESCE(custom_name, name, push_name, phone) ASC NULLS LAST, id", account)[1]
+    cursor = encode_cursor(key["k_null"], key["k_text"], uuid.UUID(str(key["id"]))).encode()
+    same(second.content, b'{"contacts":[' + expected[1] + b'],"total":3,"total_capped":false,"limit":1,"offset":1,'
+                         b'"next_cursor":"' + cursor + b'","success":true}')
     past = client.get("/api/contacts", params={"offset": 10}, headers=tenant.headers)
-    assert past.content == b'{"contacts":[],"total":3,"limit":50,"offset":10,"success":true}'
+    assert past.content == (b'{"contacts":[],"total":3,"total_capped":false,"limit":50,"offset":10,'
+                            b'"next_cursor":null,"success":true}')
     found = client.get("/api/contacts", params={"search": "ñandú"}, headers=tenant.headers)
     assert [c["company"] for c in found.json()["contacts"]] == ["Ñandú"] and found.json()["total"] == 1

@@ -1,49 +1,86 @@
 """R75 ``GET /api/contacts``: the page, its total and the page's tags in one statement that also builds the JSON.
 
 Split from :mod:`clarin.crm.contacts` (the write rules): a hot dashboard read.
+
+- One statement per filter shape (sql/queries/contacts.sql): unfiltered, device/phone/legacy tags, structured
+  tag ids, search, search with filters; none has a catch-all that changes which index its generic plan walks.
+- Keyset paging: ``?cursor=`` (clarin/http/cursor.py) is the sort key of the previous page's last contact
+  (display name IS NULL, display name or "", id); ``next_cursor`` is null after the last page. ``offset`` still
+  works and applies after the cursor.
+- Totals: unfiltered from the account's counters (exact, O(1)); filtered ones are counted up to
+  clarin.http.totals.COUNT_CAP rows (``total_capped``) and kept in Redis (clarin.cache.totals) until a contacts-scope
+  event drops them.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from clarin.crm.contacts import ContactFilter
-from clarin.crm.filtering import Window, like_pattern
+from clarin.crm.filtering import Window, search_pattern
 from clarin.db.queries import query
+from clarin.http.cursor import decode_cursor, encode_cursor
+from clarin.http.totals import COUNT_CAP, capped
 from clarin.state import AppState
 
 Q_PAGE = query("contacts_page")
+Q_PAGE_TAGGED = query("contacts_page_tagged")
 Q_PAGE_SEARCH = query("contacts_page_search")
+Q_PAGE_SEARCH_FILTERED = query("contacts_page_search_filtered")
 Q_PAGE_UNFILTERED = query("contacts_page_unfiltered")
 TOTALS = "contacts"  # clarin.cache.totals list name
+FIRST_KEY: tuple[bool, str, uuid.UUID] = (False, "", uuid.UUID(int=0))  # sorts before every contact
 
 
-async def list_contacts(state: AppState, account_id: uuid.UUID, flt: ContactFilter, window: Window) -> tuple[
-    bytes, int
-]:
-    """The page's JSON array of contacts (tags included, built by PostgreSQL) and the filter's total: without a
-    filter the account's counter (exact, O(1), 0009_account_counters.sql), else counted only when it is not cached
-    (clarin.cache.totals)."""
-    pattern = like_pattern(flt.search)
-    if not (pattern or flt.device_id or flt.has_phone or flt.tags or flt.tag_ids):
-        row = await state.db.fetch_tuple(Q_PAGE_UNFILTERED, [account_id, flt.is_group, window.limit, window.offset])
-        total, contacts = row if row is not None else (0, "[]")
-        return contacts.encode(), int(total or 0)
-    signature = "|".join((str(flt.is_group), str(flt.device_id or ""), str(flt.has_phone),
-                          ",".join(sorted(flt.tags or ())), ",".join(sorted(map(str, flt.tag_ids or ()))),
-                          flt.search))
-    cached = await state.totals.get(account_id, TOTALS, signature)
-    params: list[Any] = [
-        account_id, flt.is_group, flt.device_id, flt.has_phone, flt.tags or None, flt.tag_ids or None,
-        window.limit, window.offset,
-    ]
-    if pattern:
-        row = await state.db.fetch_tuple(Q_PAGE_SEARCH, [*params, pattern, cached is None])
+@dataclass(frozen=True, slots=True)
+class ContactsPageResult:
+    body: bytes  # JSON array of contacts
+    total: int
+    total_capped: bool
+    next_cursor: str | None
+
+
+def parse_cursor(text: str) -> tuple[bool, str, uuid.UUID] | None:
+    """``?cursor=`` of GET /api/contacts; ``""`` = none; anything but a cursor this route issued → 400."""
+    if not text:
+        return None
+    key: tuple[bool, str, uuid.UUID] = decode_cursor(text, tuple[bool, str, uuid.UUID])
+    return key
+
+
+async def list_contacts(state: AppState, account_id: uuid.UUID, flt: ContactFilter, window: Window,
+                        cursor: tuple[bool, str, uuid.UUID] | None = None) -> ContactsPageResult:
+    pattern = search_pattern(flt.search)
+    key = cursor or FIRST_KEY
+    head: list[Any] = [account_id, flt.is_group, window.limit, window.offset, *key]
+    filtered = bool(flt.device_id or flt.has_phone or flt.tags or flt.tag_ids)
+    if not (pattern or filtered):
+        row = await state.db.fetch_tuple(Q_PAGE_UNFILTERED, head)
+        total, capped_total = (int(row[0] or 0) if row else 0), False
     else:
-        row = await state.db.fetch_tuple(Q_PAGE, [*params, cached is None])
-    counted, contacts = row if row is not None else (None, "[]")
-    if cached is None:
-        cached = int(counted or 0)
-        await state.totals.put(account_id, TOTALS, signature, cached)
-    return contacts.encode(), cached
+        signature = "|".join((str(flt.is_group), str(flt.device_id or ""), str(flt.has_phone),
+                              ",".join(sorted(flt.tags or ())), ",".join(sorted(map(str, flt.tag_ids or ()))),
+                              pattern, str(COUNT_CAP)))
+        cached = await state.totals.get(account_id, TOTALS, signature)
+        cap = COUNT_CAP if cached is None else 0  # 0: the statement counts nothing
+        filters: list[Any] = [flt.device_id, flt.has_phone, flt.tags or None]
+        if pattern and filtered:
+            row = await state.db.fetch_tuple(Q_PAGE_SEARCH_FILTERED,
+                                             [*head, *filters, flt.tag_ids or None, cap, pattern])
+        elif pattern:
+            row = await state.db.fetch_tuple(Q_PAGE_SEARCH, [*head, pattern, cap])
+        elif flt.tag_ids:
+            row = await state.db.fetch_tuple(Q_PAGE_TAGGED, [*head, *filters, flt.tag_ids, cap])
+        else:
+            row = await state.db.fetch_tuple(Q_PAGE, [*head, *filters, cap])
+        if cached is None:
+            cached = int(row[0] or 0) if row else 0
+            await state.totals.put(account_id, TOTALS, signature, cached)
+        total, capped_total = capped(cached)
+    if row is None:
+        return ContactsPageResult(b"[]", total, capped_total, None)
+    _, body, more, last_null, last_text, last_id = row
+    next_cursor = encode_cursor(bool(last_null), last_text, last_id) if more and last_id is not None else None
+    return ContactsPageResult(body.encode(), total, capped_total, next_cursor)

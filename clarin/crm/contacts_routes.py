@@ -12,6 +12,10 @@ the same transaction; broadcast to the caller's account after the transaction co
 - ``participant_update`` ``{action: "updated", event_id, participant_id}`` — per participant the R80
   contact→participant sync rewrote.
 
+``GET /api/contacts`` adds ``cursor`` (keyset paging, ``next_cursor`` in the answer; 400 "Invalid cursor") and
+``total_capped`` (filtered totals are exact up to clarin.http.totals.COUNT_CAP); a 1-2 character ``search`` is
+``400 search must be at least 3 characters``.
+
 Messages follow the original: ``400 invalid id`` for a bad path UUID, ``400 invalid body`` for a body
 that does not parse, ``404 contact not found`` for an unknown or foreign contact.
 """
@@ -61,9 +65,13 @@ async def list_contacts(req: Request) -> RawJSONResponse:
         tag_ids=uuid_list(req.query_list("tag_ids"), "Invalid tag ID") or None,
     )
     window = list_window(req, CONTACTS_DEFAULT_LIMIT, non_positive_means_all=True)
-    page, total = await contact_reads.list_contacts(req.app, req.account_id, flt, window)
-    return RawJSONResponse(b'{"contacts":%s,"total":%d,"limit":%d,"offset":%d,"success":true}' % (
-        page, total, window.limit, window.offset))
+    cursor = contact_reads.parse_cursor(req.query_str("cursor"))
+    page = await contact_reads.list_contacts(req.app, req.account_id, flt, window, cursor)
+    next_cursor = b'"%s"' % page.next_cursor.encode("ascii") if page.next_cursor else b"null"
+    return RawJSONResponse(
+        b'{"contacts":%s,"total":%d,"total_capped":%s,"limit":%d,"offset":%d,"next_cursor":%s,"success":true}' % (
+            page.body, page.total, b"true" if page.total_capped else b"false", window.limit, window.offset,
+            next_cursor))
 
 
 @routes.get("/api/contacts/duplicates", response=DuplicatesResponse)

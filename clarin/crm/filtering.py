@@ -1,7 +1,8 @@
 """Small input helpers shared by the contacts, events and interactions services.
 
 - ``like_pattern``: a user search term as an ``ILIKE`` pattern with ``%``, ``_`` and ``\\`` escaped
-  (PostgreSQL's default LIKE escape is the backslash), NULs dropped.
+  (PostgreSQL's default LIKE escape is the backslash), NULs dropped; ``search_pattern``: the same for the
+  contacts and chats lists, which refuse 1-2 character terms (400 "search must be at least 3 characters").
 - UUID parsing: lenient (invalid → ignored) or strict (invalid → 400 with the route's message).
 - ``blank_to_none``: optional text columns store NULL instead of ``""`` (so the display-name order,
   the participant unique keys and ``omitempty`` all see "no value").
@@ -24,6 +25,18 @@ def like_pattern(term: str) -> str:
     """``'%term%'`` with LIKE wildcards in ``term`` matched literally; ``""`` when nothing to search."""
     cleaned = term.strip().translate(_LIKE_ESCAPES)
     return f"%{cleaned}%" if cleaned else ""
+
+
+MIN_SEARCH = 3  # a trigram index cannot serve a shorter pattern (issue 17): 1-2 characters are a 400
+SEARCH_TOO_SHORT = f"search must be at least {MIN_SEARCH} characters"
+
+
+def search_pattern(term: str) -> str:
+    """``like_pattern`` of a list route's ``search``: ``""`` when blank; 1-2 characters after trimming → 400."""
+    trimmed = term.strip()
+    if 0 < len(trimmed) < MIN_SEARCH:
+        raise HTTPError(400, SEARCH_TOO_SHORT)
+    return like_pattern(trimmed)
 
 
 def lenient_uuid(raw: str | None) -> uuid.UUID | None:

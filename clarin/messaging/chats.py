@@ -2,10 +2,13 @@
 
 - Every chat id is checked against the caller's account: unknown and foreign ids are both
   ``404 Chat not found`` (the original did not check ownership at all).
-- R20 answers the page and its total in one round trip; the inbox order walks ``idx_chats_inbox``.
-  ``limit`` defaults to 50; ``limit<=0`` (the dashboard's "everything") and larger limits are capped at
-  ``MAX_LIMIT`` (1000). Search matches the chat (name, JID) or its contact (name, last/short/custom/push
-  name, phone, JID, email, company) through the trigram-indexed expressions.
+- R20 answers the page and its total in one round trip; the order (pinned first, newest activity first, no activity
+  last, then id DESC) walks ``idx_chats_order`` (0012). ``limit`` defaults to 50; ``limit<=0`` (the dashboard's
+  "everything") and larger limits are capped at ``MAX_LIMIT`` (1000). Keyset paging: ``cursor`` (the
+  ``next_cursor`` of the previous page; ``offset`` applies after it). Search (at least 3 characters, else 400)
+  matches the chat (name, JID) or its contact (name, last/short/custom/push name, phone, JID, email, company)
+  through the per-account trigram-indexed expressions. Filtered totals are exact up to
+  clarin.http.totals.COUNT_CAP (``total_capped``); the default inbox's total is the account's counter.
 - R22 deletes only the caller's chats and reports how many really went.
 - R23 reads the chat, its contact and its lead with one statement each (tags included).
 - R24 pages newest first (``timestamp DESC, id DESC``, ``idx_messages_chat_ts``), limit 50 by default,
@@ -21,13 +24,16 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from clarin.crm.filtering import Window, like_pattern
+from clarin.crm.filtering import Window, search_pattern
 from clarin.db.queries import query
+from clarin.http.cursor import decode_cursor, encode_cursor
 from clarin.http.errors import HTTPError
+from clarin.http.totals import COUNT_CAP, capped
 from clarin.messaging import outbound
 from clarin.state import AppState
 from clarin.webhooks.recording import recording
@@ -37,9 +43,8 @@ from clarin.wire.leads import Lead
 
 log = logging.getLogger("clarin.messaging.chats")
 
-Q_PAGE_INBOX = query("chats_page_inbox")
+Q_PAGE = query("chats_page")
 Q_PAGE_INBOX_UNFILTERED = query("chats_page_inbox_unfiltered")
-Q_PAGE_ALL = query("chats_page_all")
 Q_PAGE_SEARCH = query("chats_page_search")
 Q_GET = query("chats_get")
 Q_CONTACT = query("chats_contact_of_jid")
@@ -51,6 +56,9 @@ Q_DELETE_ALL = query("chats_delete_all")
 CHAT_NOT_FOUND = "Chat not found"
 EVENT = "chat_update"  # emitted by the writes below, its webhook outbox rows in the same transaction
 INITIAL_MESSAGE_FAILED = "Chat created but initial message failed to send"
+# No cursor: a key before every chat in the page order (pinned first, newest first), so the keyset bound is
+# always an index condition of idx_chats_order (one plan per shape).
+FIRST_KEY: tuple[bool, datetime, uuid.UUID] = (True, datetime(9999, 12, 31, tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,23 +71,51 @@ class ChatFilter:
 
 
 # -- R20 ------------------------------------------------------------------------------------------------
-async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, window: Window) -> tuple[
-    list[Chat], int
-]:
-    params: list[Any] = [account_id, flt.device_ids or None, flt.tag_ids or None, flt.unread_only,
-                         window.limit, window.offset]
-    pattern = like_pattern(flt.search)
+@dataclass(frozen=True, slots=True)
+class ChatsPageResult:
+    chats: list[Chat]
+    total: int
+    total_capped: bool
+    next_cursor: str | None
+
+
+def parse_cursor(text: str) -> tuple[bool, datetime | None, uuid.UUID] | None:
+    """``?cursor=`` of GET /api/chats: the previous page's last (is_pinned, last_message_at, id); ``""`` = none;
+    anything but a cursor this route issued → 400 "Invalid cursor"."""
+    if not text:
+        return None
+    key: tuple[bool, datetime | None, uuid.UUID] = decode_cursor(text, tuple[bool, datetime | None, uuid.UUID])
+    if key[1] is not None and key[1].tzinfo is None:
+        raise HTTPError(400, "Invalid cursor")
+    return key
+
+
+async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, window: Window,
+                     cursor: tuple[bool, datetime | None, uuid.UUID] | None = None) -> ChatsPageResult:
+    """One statement per shape (sql/queries/chats.sql): the default inbox (total = the account's counter, exact and
+    O(1)), filters, search. Filtered totals are exact up to COUNT_CAP (``total_capped``). One row more than the
+    page is read to know whether ``next_cursor`` is needed."""
+    pattern = search_pattern(flt.search)
+    key = cursor or FIRST_KEY
+    head: list[Any] = [account_id, window.limit + 1, window.offset, *key]
+    filters: list[Any] = [flt.archived, flt.device_ids or None, flt.tag_ids or None, flt.unread_only, COUNT_CAP]
+    counted = True
     if pattern:
-        rows = await state.db.fetch(Q_PAGE_SEARCH, [*params, flt.archived, pattern])
-    elif flt.archived:
-        rows = await state.db.fetch(Q_PAGE_ALL, params)
-    elif flt.device_ids or flt.tag_ids or flt.unread_only:
-        rows = await state.db.fetch(Q_PAGE_INBOX, params)
+        rows = await state.db.fetch(Q_PAGE_SEARCH, [*head, *filters, pattern])
+    elif flt.archived or flt.device_ids or flt.tag_ids or flt.unread_only:
+        rows = await state.db.fetch(Q_PAGE, [*head, *filters])
     else:
-        # the default inbox: its total is the account's counter (exact, O(1)), not a count of the inbox
-        rows = await state.db.fetch(Q_PAGE_INBOX_UNFILTERED, [account_id, window.limit, window.offset])
-    total = int(rows[0]["total"]) if rows else 0
-    return [msgspec.convert(row, Chat) for row in rows if row["id"] is not None], total
+        counted = False  # the default inbox: its total is the account's counter (exact, O(1))
+        rows = await state.db.fetch(Q_PAGE_INBOX_UNFILTERED, head)
+    raw_total = int(rows[0]["total"] or 0) if rows else 0
+    total, total_capped = capped(raw_total) if counted else (raw_total, False)
+    found = [row for row in rows if row["id"] is not None]
+    page = [msgspec.convert(row, Chat) for row in found[:window.limit]]
+    next_cursor = None
+    if len(found) > window.limit:
+        last = found[window.limit - 1]
+        next_cursor = encode_cursor(bool(last["is_pinned"]), last["last_message_at"], uuid.UUID(str(last["id"])))
+    return ChatsPageResult(page, total, total_capped, next_cursor)
 
 
 # -- R21 ------------------------------------------------------------------------------------------------

@@ -56,8 +56,10 @@ async def list_chats(req: Request) -> ChatsPage:
         tag_ids=_lenient_ids(req.query_list("tag_ids")),
     )
     window = list_window(req, CHATS_DEFAULT_LIMIT, non_positive_means_all=True)
-    page, total = await chats.list_chats(req.app, req.account_id, flt, window)
-    return ChatsPage(chats=page, total=total, limit=window.limit, offset=window.offset)
+    cursor = chats.parse_cursor(req.query_str("cursor"))
+    page = await chats.list_chats(req.app, req.account_id, flt, window, cursor)
+    return ChatsPage(chats=page.chats, total=page.total, total_capped=page.total_capped, limit=window.limit,
+                     offset=window.offset, next_cursor=page.next_cursor)
 
 
 @routes.post("/api/chats/new", body=NewChatBody, response=NewChatResponse, status=201)

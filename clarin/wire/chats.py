@@ -34,13 +34,17 @@ class Chat(msgspec.Struct, omit_defaults=True, kw_only=True):
 
 
 # -- envelopes and bodies (R20–R26) ---------------------------------------------------------------
-class ChatsPage(msgspec.Struct):
-    """R20."""
+class ChatsPage(msgspec.Struct, kw_only=True):
+    """R20. ``total_capped`` and ``next_cursor`` are additive (issue 17): a filtered ``total`` is exact up to the cap
+    (clarin.http.totals; ``total_capped`` true = more rows match and ``total`` is the cap); ``next_cursor`` is
+    the ``cursor`` of the next page, null after the last one."""
 
     chats: list[Chat]
     total: int
+    total_capped: bool = False
     limit: int
     offset: int
+    next_cursor: str | None = None
     success: bool = True
 
 

@@ -79,11 +79,17 @@ class IdsBody(msgspec.Struct):
 
 
 # -- responses --------------------------------------------------------------------------------------
-class ContactsPage(msgspec.Struct):
+class ContactsPage(msgspec.Struct, kw_only=True):
+    """R75. ``total_capped`` and ``next_cursor`` are additive (issue 17): a filtered ``total`` is exact up to the cap
+    (clarin.http.totals; ``total_capped`` true = more rows match and ``total`` is the cap); ``next_cursor`` is
+    the ``cursor`` of the next page, null after the last one."""
+
     contacts: list[Contact]
     total: int
+    total_capped: bool = False
     limit: int
     offset: int
+    next_cursor: str | None = None
     success: bool = True
 
 

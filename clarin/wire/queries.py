@@ -43,7 +43,8 @@ class ContactsQuery(msgspec.Struct, kw_only=True):
     """GET /api/contacts."""
 
     search: Annotated[str, Meta(
-        description="Substring of name, last/short/custom/push name, phone, JID, email or company.")] = ""
+        description="Substring of name, last/short/custom/push name, phone, JID, email or company; trimmed; at "
+                    "least 3 characters (1-2 → 400 search must be at least 3 characters).")] = ""
     is_group: Annotated[bool, Meta(description="Group contacts instead of people.")] = False
     device_id: Annotated[uuid.UUID | None, Meta(
         description="Only contacts synced from this device; malformed → ignored.")] = None
@@ -53,7 +54,10 @@ class ContactsQuery(msgspec.Struct, kw_only=True):
     tag_ids: Annotated[list[uuid.UUID], Meta(
         description="Structured tag IDs (any of); repeated and/or comma-separated; malformed → 400.")] = []
     limit: Annotated[int, Meta(description="Page size; <=0 → 1000; capped at 1000.")] = 50
-    offset: Offset = 0
+    offset: Annotated[int, Meta(description="Rows to skip (after the cursor, if any); negative → 0.")] = 0
+    cursor: Annotated[str, Meta(description=(
+        "Keyset paging: the next_cursor of the previous page (opaque); the page starts after that contact, at "
+        "the same cost at any depth. Combines with the filters and search; malformed → 400 Invalid cursor."))] = ""
 
 
 class InteractionsPageQuery(msgspec.Struct, kw_only=True):
@@ -125,7 +129,8 @@ class ChatsQuery(msgspec.Struct, kw_only=True):
     """GET /api/chats."""
 
     search: Annotated[str, Meta(
-        description="Substring of the chat name or JID, or of its contact's names or phone.")] = ""
+        description="Substring of the chat name or JID, or of its contact's names, phone, JID, email or company; "
+                    "trimmed; at least 3 characters (1-2 → 400 search must be at least 3 characters).")] = ""
     archived: Annotated[bool, Meta(description="Include archived chats (false → exclude them).")] = False
     unread_only: Annotated[bool, Meta(description="Only chats with unread messages.")] = False
     device_ids: Annotated[list[uuid.UUID], Meta(
@@ -134,7 +139,10 @@ class ChatsQuery(msgspec.Struct, kw_only=True):
         description="Tag IDs of the chat's contact (any of); repeated and/or comma-separated; "
                     "malformed entries ignored.")] = []
     limit: Annotated[int, Meta(description="Page size; <=0 → 1000; capped at 1000.")] = 50
-    offset: Offset = 0
+    offset: Annotated[int, Meta(description="Rows to skip (after the cursor, if any); negative → 0.")] = 0
+    cursor: Annotated[str, Meta(description=(
+        "Keyset paging: the next_cursor of the previous page (opaque); the page starts after that chat, at "
+        "the same cost at any depth. Combines with the filters and search; malformed → 400 Invalid cursor."))] = ""
 
 
 class ChatMessagesQuery(msgspec.Struct, kw_only=True):

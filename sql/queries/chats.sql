@@ -1,61 +1,21 @@
 -- Chats R20–R26 (api.md §4.3, schema.md §5.2, §7). Every statement is scoped to $1 = account_id.
 --
--- List filters shared by the page queries (not chats_page_inbox_unfiltered): $2 device ids|NULL (any-of), $3 tag ids|NULL (the chat's
--- contact — same account + JID — has any of them), $4 unread only, $5 limit, $6 offset. Group, newsletter,
--- broadcast and unresolved LID chats are never listed. Order: pinned first, newest activity, then id (stable).
+-- GET /api/chats pages. Order: pinned first, newest activity first (no activity last), then id DESC, written as the
+-- key (is_pinned, last_message_at or -infinity, id) DESC so that a keyset cursor is one row comparison on
+-- idx_chats_order (0012). Parameters shared by the page queries: $2 limit (the caller asks one row more than it
+-- returns, to know whether a next page exists), $3 offset (applied after the cursor), $4/$5/$6 the cursor = the key
+-- of the previous page's last row (pinned, last_message_at|NULL, id; the first page passes true, 9999-12-31 and the
+-- max UUID, which sort before every row). The filtered queries add $7 archived (true = include archived chats),
+-- $8 device ids|NULL (any-of), $9 tag ids|NULL (the chat's contact — same account + JID — has any of them),
+-- $10 unread only, $11 the count cap (clarin/http/totals.py: count(*) over at most $11 + 1 matching rows, never
+-- the whole account; 0 = no count). Group, newsletter, broadcast and unresolved LID chats are never listed.
 -- Each query answers in one round trip: the total, then the page (LATERAL, after LIMIT the joins run for the
 -- page's rows only); a page past the end still returns one row carrying the total (page columns NULL).
 -- Empty names read as NULL (omitted on the wire, as Go's omitempty).
 
--- name: chats_page_inbox
--- archived=false (the dashboard's inbox) with a device, tag or unread filter (exact count(*); without one the
--- caller uses chats_page_inbox_unfiltered): walks idx_chats_inbox
--- (account_id, is_pinned DESC, last_message_at DESC NULLS LAST, id) WHERE NOT is_archived in order.
-SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
-       p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
-       p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
-FROM (
-    SELECT count(*) AS total
-    FROM chats c
-    WHERE c.account_id = $1 AND NOT c.is_archived
-      AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
-      AND c.jid NOT LIKE '%@lid'
-      AND ($2::uuid[] IS NULL OR c.device_id = ANY($2::uuid[]))
-      AND ($3::uuid[] IS NULL OR EXISTS (
-            SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
-            WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($3::uuid[])))
-      AND (NOT $4::bool OR c.unread_count > 0)
-) t
-LEFT JOIN LATERAL (
-    SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
-           c.last_message_at, c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at,
-           NULLIF(d.name, '') AS device_name, NULLIF(d.phone, '') AS device_phone,
-           NULLIF(k.phone, '') AS contact_phone, NULLIF(k.avatar_url, '') AS contact_avatar_url,
-           NULLIF(k.custom_name, '') AS contact_custom_name, NULLIF(k.name, '') AS contact_name
-    FROM (
-        SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, c.name, c.last_message, c.last_message_at,
-               c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at
-        FROM chats c
-        WHERE c.account_id = $1 AND NOT c.is_archived
-          AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
-          AND c.jid NOT LIKE '%@lid'
-          AND ($2::uuid[] IS NULL OR c.device_id = ANY($2::uuid[]))
-          AND ($3::uuid[] IS NULL OR EXISTS (
-                SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
-                WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($3::uuid[])))
-          AND (NOT $4::bool OR c.unread_count > 0)
-        ORDER BY c.is_pinned DESC, c.last_message_at DESC NULLS LAST, c.id
-        LIMIT $5 OFFSET $6
-    ) c
-    LEFT JOIN devices d ON d.id = c.device_id
-    LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid
-) p ON true
-ORDER BY p.is_pinned DESC, p.last_message_at DESC NULLS LAST, p.id
-
 -- name: chats_page_inbox_unfiltered
--- The inbox without device, tag or unread filter (the dashboard's default view): $2 limit, $3 offset. The page as
--- chats_page_inbox; the total is the account's inbox_chats counter (0009_account_counters.sql: exactly this
--- predicate, kept in the writing transaction), O(1) instead of a count(*) of the inbox (5,070 blocks at 50k chats).
+-- The inbox without device, tag or unread filter (the dashboard's default view). The total is the account's
+-- inbox_chats counter (0009_account_counters.sql: exactly this predicate, kept in the writing transaction), O(1).
 SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
        p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
        p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
@@ -77,83 +37,38 @@ LEFT JOIN LATERAL (
         WHERE c.account_id = $1 AND NOT c.is_archived
           AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
           AND c.jid NOT LIKE '%@lid'
-        ORDER BY c.is_pinned DESC, c.last_message_at DESC NULLS LAST, c.id
+          AND (c.is_pinned, COALESCE(c.last_message_at, '-infinity'::timestamptz), c.id)
+              < ($4::bool, COALESCE($5::timestamptz, '-infinity'::timestamptz), $6::uuid)
+        ORDER BY c.is_pinned DESC, COALESCE(c.last_message_at, '-infinity'::timestamptz) DESC, c.id DESC
         LIMIT $2 OFFSET $3
     ) c
     LEFT JOIN devices d ON d.id = c.device_id
     LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid
 ) p ON true
-ORDER BY p.is_pinned DESC, p.last_message_at DESC NULLS LAST, p.id
+ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz) DESC, p.id DESC
 
--- name: chats_page_all
--- archived=true: archived and non-archived chats together (as the original; it does not restrict to archived).
+-- name: chats_page
+-- With archived=true or a device, tag or unread filter, without search. The catch-alls are row filters on the walk
+-- of idx_chats_order in the custom and the generic plan alike.
 SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
        p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
        p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
 FROM (
     SELECT count(*) AS total
-    FROM chats c
-    WHERE c.account_id = $1
-      AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
-      AND c.jid NOT LIKE '%@lid'
-      AND ($2::uuid[] IS NULL OR c.device_id = ANY($2::uuid[]))
-      AND ($3::uuid[] IS NULL OR EXISTS (
-            SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
-            WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($3::uuid[])))
-      AND (NOT $4::bool OR c.unread_count > 0)
-) t
-LEFT JOIN LATERAL (
-    SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
-           c.last_message_at, c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at,
-           NULLIF(d.name, '') AS device_name, NULLIF(d.phone, '') AS device_phone,
-           NULLIF(k.phone, '') AS contact_phone, NULLIF(k.avatar_url, '') AS contact_avatar_url,
-           NULLIF(k.custom_name, '') AS contact_custom_name, NULLIF(k.name, '') AS contact_name
     FROM (
-        SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, c.name, c.last_message, c.last_message_at,
-               c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at
+        SELECT 1
         FROM chats c
-        WHERE c.account_id = $1
+        WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
           AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
           AND c.jid NOT LIKE '%@lid'
-          AND ($2::uuid[] IS NULL OR c.device_id = ANY($2::uuid[]))
-          AND ($3::uuid[] IS NULL OR EXISTS (
+          AND ($8::uuid[] IS NULL OR c.device_id = ANY($8::uuid[]))
+          AND ($9::uuid[] IS NULL OR EXISTS (
                 SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
-                WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($3::uuid[])))
-          AND (NOT $4::bool OR c.unread_count > 0)
-        ORDER BY c.is_pinned DESC, c.last_message_at DESC NULLS LAST, c.id
-        LIMIT $5 OFFSET $6
-    ) c
-    LEFT JOIN devices d ON d.id = c.device_id
-    LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid
-) p ON true
-ORDER BY p.is_pinned DESC, p.last_message_at DESC NULLS LAST, p.id
-
--- name: chats_page_search
--- With search: $7 archived (true = include archived), $8 = escaped ILIKE pattern. The candidate JIDs come from
--- two trigram-indexed sources (0002_search_trigram.sql, expressions repeated verbatim): the chat's name + JID
--- (idx_chats_search_trgm) and the account's contacts (idx_contacts_search_trgm: name, last/short/custom/push
--- name, phone, JID, email, company); the chats are then fetched by the (account_id, jid) unique key.
-SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
-       p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
-       p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
-FROM (
-    SELECT count(*) AS total
-    FROM chats c
-    WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
-      AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
-      AND c.jid NOT LIKE '%@lid'
-      AND ($2::uuid[] IS NULL OR c.device_id = ANY($2::uuid[]))
-      AND ($3::uuid[] IS NULL OR EXISTS (
-            SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
-            WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($3::uuid[])))
-      AND (NOT $4::bool OR c.unread_count > 0)
-      AND c.jid IN (
-            SELECT s.jid FROM chats s
-            WHERE s.account_id = $1 AND (coalesce(s.name,'') || ' ' || s.jid) ILIKE $8::text
-            UNION
-            SELECT k.jid FROM contacts k
-            WHERE k.account_id = $1
-              AND (coalesce(k.name,'') || ' ' || coalesce(k.last_name,'') || ' ' || coalesce(k.short_name,'') || ' ' || coalesce(k.custom_name,'') || ' ' || coalesce(k.push_name,'') || ' ' || coalesce(k.phone,'') || ' ' || k.jid || ' ' || coalesce(k.email,'') || ' ' || coalesce(k.company,'')) ILIKE $8::text)
+                WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($9::uuid[])))
+          AND (NOT $10::bool OR c.unread_count > 0)
+        LIMIT $11::int + 1
+    ) capped
+    WHERE $11::int > 0
 ) t
 LEFT JOIN LATERAL (
     SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
@@ -168,25 +83,93 @@ LEFT JOIN LATERAL (
         WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
           AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
           AND c.jid NOT LIKE '%@lid'
-          AND ($2::uuid[] IS NULL OR c.device_id = ANY($2::uuid[]))
-          AND ($3::uuid[] IS NULL OR EXISTS (
+          AND (c.is_pinned, COALESCE(c.last_message_at, '-infinity'::timestamptz), c.id)
+              < ($4::bool, COALESCE($5::timestamptz, '-infinity'::timestamptz), $6::uuid)
+          AND ($8::uuid[] IS NULL OR c.device_id = ANY($8::uuid[]))
+          AND ($9::uuid[] IS NULL OR EXISTS (
                 SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
-                WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($3::uuid[])))
-          AND (NOT $4::bool OR c.unread_count > 0)
-          AND c.jid IN (
-                SELECT s.jid FROM chats s
-                WHERE s.account_id = $1 AND (coalesce(s.name,'') || ' ' || s.jid) ILIKE $8::text
-                UNION
-                SELECT k.jid FROM contacts k
-                WHERE k.account_id = $1
-                  AND (coalesce(k.name,'') || ' ' || coalesce(k.last_name,'') || ' ' || coalesce(k.short_name,'') || ' ' || coalesce(k.custom_name,'') || ' ' || coalesce(k.push_name,'') || ' ' || coalesce(k.phone,'') || ' ' || k.jid || ' ' || coalesce(k.email,'') || ' ' || coalesce(k.company,'')) ILIKE $8::text)
-        ORDER BY c.is_pinned DESC, c.last_message_at DESC NULLS LAST, c.id
-        LIMIT $5 OFFSET $6
+                WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($9::uuid[])))
+          AND (NOT $10::bool OR c.unread_count > 0)
+        ORDER BY c.is_pinned DESC, COALESCE(c.last_message_at, '-infinity'::timestamptz) DESC, c.id DESC
+        LIMIT $2 OFFSET $3
     ) c
     LEFT JOIN devices d ON d.id = c.device_id
     LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid
 ) p ON true
-ORDER BY p.is_pinned DESC, p.last_message_at DESC NULLS LAST, p.id
+ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz) DESC, p.id DESC
+
+-- name: chats_page_search
+-- With search: chats_page's parameters plus $12 = escaped ILIKE pattern. A chat matches by its own name + JID
+-- (idx_chats_search_acct, 0012) or by its contact's search expression (idx_contacts_search_acct: name,
+-- last/short/custom/push name, phone, JID, email, company; expressions repeated verbatim). The two are separate
+-- branches, each in key order and limited to offset + limit rows, so the planner serves each from the cheaper of
+-- its trigram index (a rare term) and the ordered walk of idx_chats_order (a common one: O(page / selectivity),
+-- whatever the account's size); their union is the page. The capped count is the union of both branches capped
+-- at $11 + 1 rows each (exact up to the cap).
+WITH named AS NOT MATERIALIZED (
+    SELECT c.id, c.is_pinned, COALESCE(c.last_message_at, '-infinity'::timestamptz) AS k_time
+    FROM chats c
+    WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
+      AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
+      AND c.jid NOT LIKE '%@lid'
+      AND ($8::uuid[] IS NULL OR c.device_id = ANY($8::uuid[]))
+      AND ($9::uuid[] IS NULL OR EXISTS (
+            SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
+            WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($9::uuid[])))
+      AND (NOT $10::bool OR c.unread_count > 0)
+      AND (coalesce(c.name,'') || ' ' || c.jid) ILIKE $12::text
+), by_contact AS NOT MATERIALIZED (
+    SELECT c.id, c.is_pinned, COALESCE(c.last_message_at, '-infinity'::timestamptz) AS k_time
+    FROM chats c
+    JOIN contacts k ON k.account_id = $1 AND k.jid = c.jid
+    WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
+      AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
+      AND c.jid NOT LIKE '%@lid'
+      AND ($8::uuid[] IS NULL OR c.device_id = ANY($8::uuid[]))
+      AND ($9::uuid[] IS NULL OR EXISTS (
+            SELECT 1 FROM contact_tags kt WHERE kt.contact_id = k.id AND kt.tag_id = ANY($9::uuid[])))
+      AND (NOT $10::bool OR c.unread_count > 0)
+      AND (coalesce(k.name,'') || ' ' || coalesce(k.last_name,'') || ' ' || coalesce(k.short_name,'') || ' ' || coalesce(k.custom_name,'') || ' ' || coalesce(k.push_name,'') || ' ' || coalesce(k.phone,'') || ' ' || k.jid || ' ' || coalesce(k.email,'') || ' ' || coalesce(k.company,'')) ILIKE $12::text
+), page_ids AS (
+    SELECT u.id, u.is_pinned, u.k_time
+    FROM (
+        (SELECT n.id, n.is_pinned, n.k_time FROM named n
+         WHERE (n.is_pinned, n.k_time, n.id) < ($4::bool, COALESCE($5::timestamptz, '-infinity'::timestamptz), $6::uuid)
+         ORDER BY n.is_pinned DESC, n.k_time DESC, n.id DESC
+         LIMIT $2::bigint + $3::bigint)
+        UNION
+        (SELECT b.id, b.is_pinned, b.k_time FROM by_contact b
+         WHERE (b.is_pinned, b.k_time, b.id) < ($4::bool, COALESCE($5::timestamptz, '-infinity'::timestamptz), $6::uuid)
+         ORDER BY b.is_pinned DESC, b.k_time DESC, b.id DESC
+         LIMIT $2::bigint + $3::bigint)
+    ) u
+    ORDER BY u.is_pinned DESC, u.k_time DESC, u.id DESC
+    LIMIT $2 OFFSET $3
+)
+SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
+       p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
+       p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
+FROM (
+    SELECT count(*) AS total
+    FROM (
+        (SELECT n.id FROM named n LIMIT $11::int + 1)
+        UNION
+        (SELECT b.id FROM by_contact b LIMIT $11::int + 1)
+    ) capped
+    WHERE $11::int > 0
+) t
+LEFT JOIN LATERAL (
+    SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
+           c.last_message_at, c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at,
+           NULLIF(d.name, '') AS device_name, NULLIF(d.phone, '') AS device_phone,
+           NULLIF(k.phone, '') AS contact_phone, NULLIF(k.avatar_url, '') AS contact_avatar_url,
+           NULLIF(k.custom_name, '') AS contact_custom_name, NULLIF(k.name, '') AS contact_name
+    FROM page_ids i
+    JOIN chats c ON c.id = i.id AND c.account_id = $1
+    LEFT JOIN devices d ON d.id = c.device_id
+    LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid
+) p ON true
+ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz) DESC, p.id DESC
 
 -- name: chats_get
 -- R23 and the chat re-read after R21: the chat with its device and contact join fields.

@@ -2,98 +2,248 @@
 -- Contact columns are listed in the order of the wire struct; legacy `tags` never carries NULL elements
 -- (the driver cannot read them) and an empty array reads as NULL (omitted, as Go's omitempty).
 
--- name: contacts_page
--- R75 without search. $2 is_group, $3 device_id|NULL, $4 has_phone, $5 legacy tags|NULL (any-of),
--- $6 tag ids|NULL (any-of), $7 limit, $8 offset, $9 count (false: the caller has the total, clarin.cache.totals;
--- ``total`` is then NULL and nothing is counted). One round trip, one row: the total, and ``body``, the page's
--- JSON array of contacts with their tags (wire_contact, 0008_wire_json.sql), served in order by
--- idx_contacts_display and built by PostgreSQL (issue 13).
-WITH t AS (
-    SELECT count(*) AS total
-    FROM contacts c
-    WHERE c.account_id = $1 AND c.is_group = $2
-      AND ($3::uuid IS NULL OR c.device_id = $3::uuid)
-      AND (NOT $4::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
-      AND ($5::text[] IS NULL OR c.tags && $5::text[])
-      AND ($6::uuid[] IS NULL OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($6::uuid[])))
-), page AS (
-    SELECT c AS contact, c.id, COALESCE(c.custom_name, c.name, c.push_name, c.phone) AS sort_name
-    FROM contacts c
-    WHERE c.account_id = $1 AND c.is_group = $2
-      AND ($3::uuid IS NULL OR c.device_id = $3::uuid)
-      AND (NOT $4::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
-      AND ($5::text[] IS NULL OR c.tags && $5::text[])
-      AND ($6::uuid[] IS NULL OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($6::uuid[])))
-    ORDER BY COALESCE(c.custom_name, c.name, c.push_name, c.phone) ASC NULLS LAST, c.id
-    LIMIT $7 OFFSET $8
-)
-SELECT (SELECT t.total FROM t WHERE $9::bool) AS total,
-       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.sort_name ASC NULLS LAST, p.id), '')
-           || ']' AS body
-FROM page p
-LEFT JOIN LATERAL (
-    SELECT '[' || string_agg(wire_tag(tag), ',' ORDER BY tag.name, tag.id) || ']' AS list
-    FROM contact_tags ct
-    JOIN tags tag ON tag.id = ct.tag_id
-    WHERE ct.contact_id = p.id AND tag.account_id = $1
-) tg ON true
+-- GET /api/contacts (R75) pages. Order: display name (first non-null of custom_name, name, push_name, phone) ASC
+-- NULLS LAST, then id, written as the key (display name IS NULL, display name or '', id) so that a keyset cursor
+-- is one row comparison on idx_contacts_keyset (0012): $5/$6/$7 = the cursor (the last row of the previous page;
+-- the first page passes false, '', the nil UUID, which sorts before every row). ``offset`` applies after the cursor.
+-- Each page statement reads $3 + 1 rows: ``more`` says whether a next page exists, ``last_*`` is the key of the
+-- page's last row (the next cursor). ``body`` is the page's JSON array of contacts with their tags (wire_contact,
+-- 0008_wire_json.sql), built by PostgreSQL. One statement per filter shape (clarin/crm/contact_reads.py picks it),
+-- so no statement has a catch-all whose generic plan differs from its custom plan on the index it walks.
+-- Filtered totals are capped (clarin/http/totals.py): count(*) over at most $cap + 1 matching rows, never the
+-- whole account; ``total`` is NULL when the caller has it (clarin.cache.totals) or needs none ($cap = 0).
 
 -- name: contacts_page_unfiltered
--- R75 without search, device, phone or tag filter (the dashboard's default list): $2 is_group, $3 limit,
--- $4 offset. The page as contacts_page; the total from the account's counter slots (0009_account_counters.sql),
--- exact and O(1) instead of a count(*) over the account (3,090 blocks at 1M leads / 300k contacts).
+-- No filter: $2 is_group, $3 limit, $4 offset, $5-$7 cursor. The total is the account's counter slots
+-- (0009_account_counters.sql), exact and O(1).
 WITH page AS (
-    SELECT c AS contact, c.id, COALESCE(c.custom_name, c.name, c.push_name, c.phone) AS sort_name
+    SELECT c AS contact, c.id,
+           (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL) AS k_null,
+           COALESCE(c.custom_name, c.name, c.push_name, c.phone, '') AS k_text,
+           row_number() OVER (ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+                                       COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id) AS rn
     FROM contacts c
     WHERE c.account_id = $1 AND c.is_group = $2
-    ORDER BY COALESCE(c.custom_name, c.name, c.push_name, c.phone) ASC NULLS LAST, c.id
-    LIMIT $3 OFFSET $4
+      AND ((COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+           COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id) > ($5::bool, $6::text, $7::uuid)
+    ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+             COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id
+    LIMIT $3::int + 1 OFFSET $4::int
 )
 SELECT (SELECT coalesce(sum(CASE WHEN $2::bool THEN a.group_contacts ELSE a.contacts - a.group_contacts END), 0)
         FROM account_counters a WHERE a.account_id = $1)::bigint AS total,
-       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.sort_name ASC NULLS LAST, p.id), '')
-           || ']' AS body
+       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.rn)
+                           FILTER (WHERE p.rn <= $3::int + $4::int), '') || ']' AS body,
+       count(p.id) > $3::int AS more,
+       bool_or(p.k_null) FILTER (WHERE p.rn = $3::int + $4::int) AS last_null,
+       min(p.k_text) FILTER (WHERE p.rn = $3::int + $4::int) AS last_text,
+       (array_agg(p.id) FILTER (WHERE p.rn = $3::int + $4::int))[1] AS last_id
 FROM page p
 LEFT JOIN LATERAL (
     SELECT '[' || string_agg(wire_tag(tag), ',' ORDER BY tag.name, tag.id) || ']' AS list
     FROM contact_tags ct
     JOIN tags tag ON tag.id = ct.tag_id
-    WHERE ct.contact_id = p.id AND tag.account_id = $1
+    WHERE ct.contact_id = p.id AND tag.account_id = $1 AND p.rn <= $3::int + $4::int
+) tg ON true
+
+-- name: contacts_page
+-- Device, phone or legacy-tag filters without search or tag ids: $2 is_group, $3 limit, $4 offset, $5-$7 cursor,
+-- $8 device_id|NULL, $9 has_phone, $10 legacy tags|NULL (any-of), $11 count cap (0: no count).
+-- The catch-alls are row filters on the walk of idx_contacts_keyset in both the custom and the generic plan.
+WITH t AS (
+    SELECT count(*) AS total
+    FROM (
+        SELECT 1
+        FROM contacts c
+        WHERE c.account_id = $1 AND c.is_group = $2
+          AND ($8::uuid IS NULL OR c.device_id = $8::uuid)
+          AND (NOT $9::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
+          AND ($10::text[] IS NULL OR c.tags && $10::text[])
+        LIMIT $11::int + 1
+    ) capped
+    WHERE $11::int > 0
+), page AS (
+    SELECT c AS contact, c.id,
+           (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL) AS k_null,
+           COALESCE(c.custom_name, c.name, c.push_name, c.phone, '') AS k_text,
+           row_number() OVER (ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+                                       COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id) AS rn
+    FROM contacts c
+    WHERE c.account_id = $1 AND c.is_group = $2
+      AND ((COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+           COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id) > ($5::bool, $6::text, $7::uuid)
+      AND ($8::uuid IS NULL OR c.device_id = $8::uuid)
+      AND (NOT $9::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
+      AND ($10::text[] IS NULL OR c.tags && $10::text[])
+    ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+             COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id
+    LIMIT $3::int + 1 OFFSET $4::int
+)
+SELECT (SELECT t.total FROM t) AS total,
+       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.rn)
+                           FILTER (WHERE p.rn <= $3::int + $4::int), '') || ']' AS body,
+       count(p.id) > $3::int AS more,
+       bool_or(p.k_null) FILTER (WHERE p.rn = $3::int + $4::int) AS last_null,
+       min(p.k_text) FILTER (WHERE p.rn = $3::int + $4::int) AS last_text,
+       (array_agg(p.id) FILTER (WHERE p.rn = $3::int + $4::int))[1] AS last_id
+FROM page p
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_tag(tag), ',' ORDER BY tag.name, tag.id) || ']' AS list
+    FROM contact_tags ct
+    JOIN tags tag ON tag.id = ct.tag_id
+    WHERE ct.contact_id = p.id AND tag.account_id = $1 AND p.rn <= $3::int + $4::int
+) tg ON true
+
+-- name: contacts_page_tagged
+-- Structured tag ids without search: contacts_page's parameters with $11 = tag ids (any-of, required) and $12 = the
+-- count cap. The page is driven from the tag's contacts (LATERAL: a
+-- nested loop from contact_tags, O(tagged contacts)), never a walk of the account probing contact_tags per row
+-- (the planner misjudges ANY(array) selectivity: 81k blocks at 30k contacts for a 102-contact tag).
+WITH t AS (
+    SELECT count(*) AS total
+    FROM (
+        SELECT 1
+        FROM (SELECT DISTINCT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($11::uuid[])) tagged
+        CROSS JOIN LATERAL (SELECT c.device_id, c.phone, c.tags FROM contacts c
+                            WHERE c.id = tagged.contact_id AND c.account_id = $1 AND c.is_group = $2) c
+        WHERE true
+          AND ($8::uuid IS NULL OR c.device_id = $8::uuid)
+          AND (NOT $9::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
+          AND ($10::text[] IS NULL OR c.tags && $10::text[])
+        LIMIT $12::int + 1
+    ) capped
+    WHERE $12::int > 0
+), page AS (
+    SELECT l.contact, l.id, l.k_null, l.k_text, row_number() OVER (ORDER BY l.k_null, l.k_text, l.id) AS rn
+    FROM (SELECT DISTINCT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($11::uuid[])) tagged
+    CROSS JOIN LATERAL (
+        SELECT c AS contact, c.id, (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL) AS k_null,
+               COALESCE(c.custom_name, c.name, c.push_name, c.phone, '') AS k_text
+        FROM contacts c
+        WHERE c.id = tagged.contact_id AND c.account_id = $1 AND c.is_group = $2
+          AND ($8::uuid IS NULL OR c.device_id = $8::uuid)
+          AND (NOT $9::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
+          AND ($10::text[] IS NULL OR c.tags && $10::text[])
+        OFFSET 0  -- a fence: not flattened into a hash join against a walk of the whole account
+    ) l
+    WHERE (l.k_null, l.k_text, l.id) > ($5::bool, $6::text, $7::uuid)
+    ORDER BY l.k_null, l.k_text, l.id
+    LIMIT $3::int + 1 OFFSET $4::int
+)
+SELECT (SELECT t.total FROM t) AS total,
+       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.rn)
+                           FILTER (WHERE p.rn <= $3::int + $4::int), '') || ']' AS body,
+       count(p.id) > $3::int AS more,
+       bool_or(p.k_null) FILTER (WHERE p.rn = $3::int + $4::int) AS last_null,
+       min(p.k_text) FILTER (WHERE p.rn = $3::int + $4::int) AS last_text,
+       (array_agg(p.id) FILTER (WHERE p.rn = $3::int + $4::int))[1] AS last_id
+FROM page p
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_tag(tag), ',' ORDER BY tag.name, tag.id) || ']' AS list
+    FROM contact_tags ct
+    JOIN tags tag ON tag.id = ct.tag_id
+    WHERE ct.contact_id = p.id AND tag.account_id = $1 AND p.rn <= $3::int + $4::int
 ) tg ON true
 
 -- name: contacts_page_search
--- R75 with search: as contacts_page ($10 = count) plus $9 = escaped ILIKE pattern over the trigram expression of
--- 0002_search_trigram.sql (repeated verbatim, alias-prefixed) so idx_contacts_search_trgm serves it.
+-- Search only (the dashboard's search box): $2 is_group, $3 limit, $4 offset, $5-$7 cursor, $8 = escaped ILIKE
+-- pattern over the trigram expression of 0002/0012 (repeated verbatim, alias-prefixed), $9 count cap. Every column
+-- the walk reads is in idx_contacts_keyset, so the page's ids come from an Index Only Scan that filters on the
+-- index tuple (O(page / selectivity) index pages), or, for a rare term, from idx_contacts_search_acct (GIN,
+-- account first): the custom plan picks by the term's estimated matches. The capped count the same way.
 WITH t AS (
     SELECT count(*) AS total
+    FROM (
+        SELECT 1
+        FROM contacts c
+        WHERE c.account_id = $1 AND c.is_group = $2
+          AND (coalesce(c.name,'') || ' ' || coalesce(c.last_name,'') || ' ' || coalesce(c.short_name,'') || ' ' || coalesce(c.custom_name,'') || ' ' || coalesce(c.push_name,'') || ' ' || coalesce(c.phone,'') || ' ' || c.jid || ' ' || coalesce(c.email,'') || ' ' || coalesce(c.company,'')) ILIKE $8::text
+        LIMIT $9::int + 1
+    ) capped
+    WHERE $9::int > 0
+), ids AS (
+    SELECT c.id,
+           (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL) AS k_null,
+           COALESCE(c.custom_name, c.name, c.push_name, c.phone, '') AS k_text,
+           row_number() OVER (ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+                                       COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id) AS rn
     FROM contacts c
     WHERE c.account_id = $1 AND c.is_group = $2
-      AND ($3::uuid IS NULL OR c.device_id = $3::uuid)
-      AND (NOT $4::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
-      AND ($5::text[] IS NULL OR c.tags && $5::text[])
-      AND ($6::uuid[] IS NULL OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($6::uuid[])))
-      AND (coalesce(c.name,'') || ' ' || coalesce(c.last_name,'') || ' ' || coalesce(c.short_name,'') || ' ' || coalesce(c.custom_name,'') || ' ' || coalesce(c.push_name,'') || ' ' || coalesce(c.phone,'') || ' ' || c.jid || ' ' || coalesce(c.email,'') || ' ' || coalesce(c.company,'')) ILIKE $9::text
+      AND ((COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+           COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id) > ($5::bool, $6::text, $7::uuid)
+      AND (coalesce(c.name,'') || ' ' || coalesce(c.last_name,'') || ' ' || coalesce(c.short_name,'') || ' ' || coalesce(c.custom_name,'') || ' ' || coalesce(c.push_name,'') || ' ' || coalesce(c.phone,'') || ' ' || c.jid || ' ' || coalesce(c.email,'') || ' ' || coalesce(c.company,'')) ILIKE $8::text
+    ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+             COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id
+    LIMIT $3::int + 1 OFFSET $4::int
 ), page AS (
-    SELECT c AS contact, c.id, COALESCE(c.custom_name, c.name, c.push_name, c.phone) AS sort_name
-    FROM contacts c
-    WHERE c.account_id = $1 AND c.is_group = $2
-      AND ($3::uuid IS NULL OR c.device_id = $3::uuid)
-      AND (NOT $4::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
-      AND ($5::text[] IS NULL OR c.tags && $5::text[])
-      AND ($6::uuid[] IS NULL OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($6::uuid[])))
-      AND (coalesce(c.name,'') || ' ' || coalesce(c.last_name,'') || ' ' || coalesce(c.short_name,'') || ' ' || coalesce(c.custom_name,'') || ' ' || coalesce(c.push_name,'') || ' ' || coalesce(c.phone,'') || ' ' || c.jid || ' ' || coalesce(c.email,'') || ' ' || coalesce(c.company,'')) ILIKE $9::text
-    ORDER BY COALESCE(c.custom_name, c.name, c.push_name, c.phone) ASC NULLS LAST, c.id
-    LIMIT $7 OFFSET $8
+    SELECT c AS contact, i.id, i.k_null, i.k_text, i.rn
+    FROM ids i
+    JOIN contacts c ON c.id = i.id AND c.account_id = $1
 )
-SELECT (SELECT t.total FROM t WHERE $10::bool) AS total,
-       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.sort_name ASC NULLS LAST, p.id), '')
-           || ']' AS body
+SELECT (SELECT t.total FROM t) AS total,
+       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.rn)
+                           FILTER (WHERE p.rn <= $3::int + $4::int), '') || ']' AS body,
+       count(p.id) > $3::int AS more,
+       bool_or(p.k_null) FILTER (WHERE p.rn = $3::int + $4::int) AS last_null,
+       min(p.k_text) FILTER (WHERE p.rn = $3::int + $4::int) AS last_text,
+       (array_agg(p.id) FILTER (WHERE p.rn = $3::int + $4::int))[1] AS last_id
 FROM page p
 LEFT JOIN LATERAL (
     SELECT '[' || string_agg(wire_tag(tag), ',' ORDER BY tag.name, tag.id) || ']' AS list
     FROM contact_tags ct
     JOIN tags tag ON tag.id = ct.tag_id
-    WHERE ct.contact_id = p.id AND tag.account_id = $1
+    WHERE ct.contact_id = p.id AND tag.account_id = $1 AND p.rn <= $3::int + $4::int
+) tg ON true
+
+-- name: contacts_page_search_filtered
+-- Search with device, phone or tag filters: contacts_page's parameters ($8-$11 filters, $12 count cap) plus
+-- $13 = escaped ILIKE pattern. The filters read columns outside idx_contacts_keyset, so rows are fetched.
+WITH t AS (
+    SELECT count(*) AS total
+    FROM (
+        SELECT 1
+        FROM contacts c
+        WHERE c.account_id = $1 AND c.is_group = $2
+          AND ($8::uuid IS NULL OR c.device_id = $8::uuid)
+          AND (NOT $9::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
+          AND ($10::text[] IS NULL OR c.tags && $10::text[])
+          AND ($11::uuid[] IS NULL OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($11::uuid[])))
+          AND (coalesce(c.name,'') || ' ' || coalesce(c.last_name,'') || ' ' || coalesce(c.short_name,'') || ' ' || coalesce(c.custom_name,'') || ' ' || coalesce(c.push_name,'') || ' ' || coalesce(c.phone,'') || ' ' || c.jid || ' ' || coalesce(c.email,'') || ' ' || coalesce(c.company,'')) ILIKE $13::text
+        LIMIT $12::int + 1
+    ) capped
+    WHERE $12::int > 0
+), page AS (
+    SELECT c AS contact, c.id,
+           (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL) AS k_null,
+           COALESCE(c.custom_name, c.name, c.push_name, c.phone, '') AS k_text,
+           row_number() OVER (ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+                                       COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id) AS rn
+    FROM contacts c
+    WHERE c.account_id = $1 AND c.is_group = $2
+      AND ((COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+           COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id) > ($5::bool, $6::text, $7::uuid)
+      AND ($8::uuid IS NULL OR c.device_id = $8::uuid)
+      AND (NOT $9::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
+      AND ($10::text[] IS NULL OR c.tags && $10::text[])
+      AND ($11::uuid[] IS NULL OR c.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($11::uuid[])))
+      AND (coalesce(c.name,'') || ' ' || coalesce(c.last_name,'') || ' ' || coalesce(c.short_name,'') || ' ' || coalesce(c.custom_name,'') || ' ' || coalesce(c.push_name,'') || ' ' || coalesce(c.phone,'') || ' ' || c.jid || ' ' || coalesce(c.email,'') || ' ' || coalesce(c.company,'')) ILIKE $13::text
+    ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+             COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id
+    LIMIT $3::int + 1 OFFSET $4::int
+)
+SELECT (SELECT t.total FROM t) AS total,
+       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.rn)
+                           FILTER (WHERE p.rn <= $3::int + $4::int), '') || ']' AS body,
+       count(p.id) > $3::int AS more,
+       bool_or(p.k_null) FILTER (WHERE p.rn = $3::int + $4::int) AS last_null,
+       min(p.k_text) FILTER (WHERE p.rn = $3::int + $4::int) AS last_text,
+       (array_agg(p.id) FILTER (WHERE p.rn = $3::int + $4::int))[1] AS last_id
+FROM page p
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_tag(tag), ',' ORDER BY tag.name, tag.id) || ']' AS list
+    FROM contact_tags ct
+    JOIN tags tag ON tag.id = ct.tag_id
+    WHERE ct.contact_id = p.id AND tag.account_id = $1 AND p.rn <= $3::int + $4::int
 ) tg ON true
 
 -- name: contacts_tags_for_contacts
