@@ -25,6 +25,8 @@ SELECT (SELECT count(*) FROM leads WHERE account_id = $1) AS leads,
        (SELECT count(*) FROM contacts WHERE account_id = $1) AS contacts,
        (SELECT count(*) FROM devices WHERE account_id = $1 AND status = 'connected') AS connected_devices
 """
+# leads_count as it was before the counters (the catch-all statement was split per filter shape since)
+LEADS_COUNT_BEFORE = "SELECT count(*) AS total FROM leads l WHERE l.account_id = $1"
 RUNS = 7
 
 
@@ -53,7 +55,7 @@ async def main(dsn: str) -> None:
              query("contacts_page_unfiltered"), [account, False, 50, 0]),
             ("GET /api/chats (inbox, 50)", query("chats_page_inbox"), [account, None, None, False, 50, 0],
              query("chats_page_inbox_unfiltered"), [account, 50, 0]),
-            ("leads total (GET /api/leads?limit=50)", query("leads_count"), [account, None, None, None],
+            ("leads total (GET /api/leads?limit=50)", LEADS_COUNT_BEFORE, [account],
              query("leads_count_all"), [account]),
         ]
         print(f"account {account}")

@@ -153,7 +153,8 @@ def test_server_database_has_one_record_per_migration_file(server: support.Serve
 
 
 PROMISED_INDEXES = {
-    "leads": ["idx_leads_account_created", "idx_leads_account_stage", "idx_leads_account_pipeline",
+    "leads": ["idx_leads_account_created", "idx_leads_account_stage_created",
+              "idx_leads_account_pipeline_created",
               "idx_leads_kommo_id", "idx_leads_contact"],
     "messages": ["idx_messages_chat_ts", "idx_messages_device", "idx_messages_account_sticker"],
     "chats": ["idx_chats_order", "idx_chats_account_last_message", "idx_chats_contact"],
@@ -182,7 +183,7 @@ def test_promised_indexes_exist(server: support.ServerProcess, database: str) ->
     assert "CREATE UNIQUE INDEX" in present[("user_accounts", "idx_user_accounts_unique")]
     # pg_trgm ships with the test PostgreSQL: the optional search indexes were created too.
     trgm = {name for (_, name) in present if name.endswith("_search_trgm")}
-    assert trgm == {"idx_leads_search_trgm"}
+    assert trgm == {"idx_leads_account_search_trgm"}
     # 0012: contacts' and chats' search indexes start from the account (btree_gin); the old ones are gone
     assert {name for (_, name) in present if name.endswith("_search_acct")} >= {"idx_contacts_search_acct",
                                                                                  "idx_chats_search_acct"}

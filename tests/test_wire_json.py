@@ -108,22 +108,25 @@ def test_lead_get_is_the_struct_encoding(client: httpx.Client, tenant: Any, data
 def test_leads_page_and_board_are_the_struct_encoding(client: httpx.Client, make_tenant: Any, database: str) -> None:
     tenant = make_tenant()
     ids = shapes(database, tenant.account_id)
-    order = [str(row["id"]) for row in sql(
-        database, "SELECT id FROM leads WHERE account_id = $1 ORDER BY created_at DESC, id DESC",
-        uuid.UUID(tenant.account_id))]
+    rows = sql(database, "SELECT id, created_at FROM leads WHERE account_id = $1 ORDER BY created_at DESC, id DESC",
+               uuid.UUID(tenant.account_id))
+    order = [str(row["id"]) for row in rows]
     assert sorted(order) == sorted(ids)
     expected = struct_bodies(database, tenant.account_id, order)
     forget_cached_reads(tenant.account_id)
     page = client.get("/api/leads", params={"limit": 2, "offset": 1}, headers=tenant.headers)
     assert page.status_code == 200, page.text
+    cursor = encode_cursor(rows[2]["created_at"], rows[2]["id"]).encode() if len(ids) > 3 else None
+    more = b'"next_cursor":"' + cursor + b'"' if cursor else b'"next_cursor":null'
     same(page.content, b'{"leads":[' + b",".join(expected[1:3]) + b'],"total":%d,"limit":2,"offset":1,'
-                       b'"success":true}' % len(ids))
+                       b'"total_capped":false,' % len(ids) + more + b',"success":true}')
     board = client.get("/api/leads", headers=tenant.headers)
     assert board.status_code == 200, board.text
     same(board.content, b'{"leads":[' + b",".join(expected) + b'],"success":true}')
     assert len(msgspec.json.decode(board.content, type=LeadsResponse).leads) == len(ids)
     empty = client.get("/api/leads", params={"limit": 5, "search": "no-such-lead-zzqx"}, headers=tenant.headers)
-    assert empty.content == b'{"leads":[],"total":0,"limit":5,"offset":0,"success":true}'
+    assert empty.content == (b'{"leads":[],"total":0,"limit":5,"offset":0,"total_capped":false,"next_cursor":null,'
+                             b'"success":true}')
 
 
 def test_created_lead_is_the_struct_encoding(client: httpx.Client, tenant: Any, database: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ import msgspec
 from clarin._speedups import group_rows
 from clarin.crm.leads_cache import get_cached_leads, get_cached_total, store_cached_leads, store_cached_total
 from clarin.db.queries import query
+from clarin.http.cursor import decode_cursor, encode_cursor
 from clarin.http.errors import HTTPError
 from clarin.http.json import encode
 from clarin.state import AppState
@@ -23,15 +25,31 @@ from clarin.wire.leads import Lead, LeadsResponse
 
 Q_LIST_ALL = query("leads_list_all")
 Q_PAGE = query("leads_page")
-Q_COUNT = query("leads_count")
+Q_PAGE_PIPELINE = query("leads_page_pipeline")
+Q_PAGE_STAGE = query("leads_page_stage")
+Q_PAGE_TAG = query("leads_page_tag")
+Q_PAGE_SEARCH_FEW = query("leads_page_search_few")
+Q_PAGE_SEARCH_MANY = query("leads_page_search_many")
 Q_COUNT_ALL = query("leads_count_all")
-Q_PAGE_SEARCH = query("leads_page_search")
+Q_COUNT_PIPELINE = query("leads_count_pipeline")
+Q_COUNT_STAGE = query("leads_count_stage")
+Q_COUNT_STAGE_PIPELINE = query("leads_count_stage_pipeline")
+Q_COUNT_TAG = query("leads_count_tag")
 Q_COUNT_SEARCH = query("leads_count_search")
 Q_TAGS_FOR_LEADS = query("leads_tags_for_leads")
 Q_GET = query("leads_get")
 Q_GET_JSON = query("leads_get_json")
 
 COMPAT_CAP = 10_000  # the unpaged dashboard board never returns more rows than this
+# Filtered totals (search, pipeline, stage, tags) are exact up to this many leads; above it the page says
+# ``"total": LEADS_TOTAL_CAP, "total_capped": true``. Chosen by measurement (issue 17): counting 300 matches of
+# a search reads ~250 blocks at any account size, so a capped count of a 1M-lead account stays within 3x of
+# the same count at 10k leads, where a few hundred matches are counted exactly.
+LEADS_TOTAL_CAP = 300
+MIN_SEARCH = 3  # trigram indexes cannot serve a shorter pattern: shorter non-empty terms are a 400
+SEARCH_TOO_SHORT = f"search must be at least {MIN_SEARCH} characters"
+# No cursor: a key after every row, so the keyset bound is always an index condition (one plan per shape).
+_END_KEY = (datetime(9999, 12, 31, tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))
 LEAD_NOT_FOUND = "Lead not found"
 TAG_FIELDS = ("id", "account_id", "name", "color", "created_at", "updated_at")
 
@@ -42,6 +60,28 @@ class LeadFilter:
     pipeline_id: uuid.UUID | None = None
     stage_id: uuid.UUID | None = None
     tag_ids: list[uuid.UUID] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.search or self.pipeline_id or self.stage_id or self.tag_ids)
+
+
+def check_search(term: str) -> str:
+    """The trimmed term; ``""`` = no search; 1 or 2 characters → 400 (no index can serve them)."""
+    term = term.strip()
+    if 0 < len(term) < MIN_SEARCH:
+        raise HTTPError(400, SEARCH_TOO_SHORT)
+    return term
+
+
+def parse_cursor(text: str) -> tuple[datetime, uuid.UUID] | None:
+    """``?cursor=``: the (created_at, id) of the last lead of the previous page; ``""`` = none; else 400."""
+    if not text:
+        return None
+    created_at, lead_id = decode_cursor(text, tuple[datetime, uuid.UUID])
+    if created_at.tzinfo is None:
+        raise HTTPError(400, "Invalid cursor")
+    return created_at, lead_id
 
 
 def escape_like(term: str) -> str:
@@ -100,32 +140,77 @@ async def board_body(state: AppState, account_id: uuid.UUID) -> bytes:
         _building.pop(account_id, None)
 
 
-async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, limit: int, offset: int) -> bytes:
-    """The paged R37 body (``LeadsResponse`` with total/limit/offset). Rows hydrated in Python, not JSON built by
-    PostgreSQL as for one lead: on a 50-lead page that cost the database more than it saved here (RESULTS.md)."""
-    filters = [account_id, flt.pipeline_id, flt.stage_id, flt.tag_ids or None]
-    pattern = escape_like(flt.search) if flt.search else None
-    if pattern is not None:
-        rows = await state.db.fetch(Q_PAGE_SEARCH, [*filters, pattern, limit, offset])
-    else:
-        rows = await state.db.fetch(Q_PAGE, [*filters, limit, offset])
-    if (rows and len(rows) < limit) or (not rows and offset == 0):
-        total = offset + len(rows)  # the last page: the total is known without counting
-    elif pattern is None and not (flt.pipeline_id or flt.stage_id or flt.tag_ids):
-        # no filter: the account's counter (exact, O(1), 0009_account_counters.sql), no cache needed
-        total = int(await state.db.fetch_val(Q_COUNT_ALL, [account_id]) or 0)
-    else:
-        signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
-                              ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search))
-        total = await get_cached_total(state, account_id, signature)
-        if total is None:
-            if pattern is not None:
-                total = int(await state.db.fetch_val(Q_COUNT_SEARCH, [*filters, pattern]) or 0)
-            else:
-                total = int(await state.db.fetch_val(Q_COUNT, filters) or 0)
-            await store_cached_total(state, account_id, signature, total)
+async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, limit: int, offset: int,
+                    cursor: tuple[datetime, uuid.UUID] | None = None) -> bytes:
+    """The paged R37 body (``LeadsResponse``: total/total_capped/limit/offset/next_cursor).
+
+    One statement per filter shape (sql/queries/leads.sql), all keyset pages from ``cursor`` (then ``offset``).
+    Rows are hydrated in Python, not JSON built by PostgreSQL as for one lead: on a 50-lead page that cost the
+    database more than it saved here (RESULTS.md)."""
+    total: int | None = None
+    counted = False  # total came from a capped count (so more than the cap means "capped")
+    if flt.search:  # the capped count first: it decides how the page is read
+        total, counted = await filtered_total(state, account_id, flt), True
+    rows = await page_rows(state, account_id, flt, limit + 1, offset, cursor or _END_KEY, total)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if total is None:
+        if not more and cursor is None and (rows or offset == 0):
+            total = offset + len(rows)  # the last page: the total is known without counting
+        elif flt.empty:
+            # no filter: the account's counter (exact, O(1), 0009_account_counters.sql), no cache needed
+            total = int(await state.db.fetch_val(Q_COUNT_ALL, [account_id]) or 0)
+        else:
+            total, counted = await filtered_total(state, account_id, flt), True
+    capped = counted and total > LEADS_TOTAL_CAP
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
     leads = await hydrate(state.db, account_id, rows)
-    return encode(LeadsResponse(leads=leads, total=int(total or 0), limit=limit, offset=offset))
+    return encode(LeadsResponse(leads=leads, total=LEADS_TOTAL_CAP if capped else total, limit=limit,
+                                offset=offset, total_capped=capped, next_cursor=next_cursor))
+
+
+async def page_rows(state: AppState, account_id: uuid.UUID, flt: LeadFilter, fetch: int, offset: int,
+                    key: tuple[datetime, uuid.UUID], search_total: int | None) -> list[dict[str, Any]]:
+    head = [account_id, key[0], key[1], fetch, offset]
+    tags = flt.tag_ids or None
+    if flt.search:
+        pattern = escape_like(flt.search)
+        if search_total is not None and search_total <= LEADS_TOTAL_CAP:  # few matches: all from the index
+            args = [*head, pattern, flt.pipeline_id, flt.stage_id, LEADS_TOTAL_CAP + 1, tags]
+            return await state.db.fetch(Q_PAGE_SEARCH_FEW, args)
+        return await state.db.fetch(Q_PAGE_SEARCH_MANY, [*head, pattern, flt.pipeline_id, flt.stage_id, tags])
+    if tags:
+        return await state.db.fetch(Q_PAGE_TAG, [*head, tags, flt.pipeline_id, flt.stage_id])
+    if flt.stage_id:
+        return await state.db.fetch(Q_PAGE_STAGE, [*head, flt.stage_id, flt.pipeline_id])
+    if flt.pipeline_id:
+        return await state.db.fetch(Q_PAGE_PIPELINE, [*head, flt.pipeline_id])
+    return await state.db.fetch(Q_PAGE, head)
+
+
+async def filtered_total(state: AppState, account_id: uuid.UUID, flt: LeadFilter) -> int:
+    """The filter's total, counted up to ``LEADS_TOTAL_CAP + 1`` rows (more = capped), cached in Redis."""
+    signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
+                          ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search))
+    total = await get_cached_total(state, account_id, signature)
+    if total is not None:
+        return total
+    cap = LEADS_TOTAL_CAP + 1
+    tags = flt.tag_ids or None
+    if flt.search:
+        args = [account_id, cap, escape_like(flt.search), flt.pipeline_id, flt.stage_id, tags]
+        total = await state.db.fetch_val(Q_COUNT_SEARCH, args)
+    elif tags:
+        total = await state.db.fetch_val(Q_COUNT_TAG, [account_id, cap, tags, flt.pipeline_id, flt.stage_id])
+    elif flt.stage_id and flt.pipeline_id:
+        total = await state.db.fetch_val(Q_COUNT_STAGE_PIPELINE, [account_id, cap, flt.stage_id, flt.pipeline_id])
+    elif flt.stage_id:
+        total = await state.db.fetch_val(Q_COUNT_STAGE, [account_id, cap, flt.stage_id])
+    else:
+        total = await state.db.fetch_val(Q_COUNT_PIPELINE, [account_id, cap, flt.pipeline_id])
+    total = int(total or 0)
+    await store_cached_total(state, account_id, signature, total)
+    return total
 
 
 async def lead_body(executor: Any, account_id: uuid.UUID, lead_id: uuid.UUID) -> bytes:

@@ -11,10 +11,12 @@ WebSocket: every committed lead write broadcasts ``lead_update`` to the caller's
 - ``batch_deleted`` (R39) — ``ids`` + ``count`` (by ids) or ``count`` only (``all``)
 - ``imported`` (R74, see imports_routes) — ``count``
 
-R37 modes: without any of ``limit, offset, search, pipeline_id, stage_id, tag_ids`` the dashboard's
+R37 modes: without any of ``limit, offset, cursor, search, pipeline_id, stage_id, tag_ids`` the dashboard's
 original board is served (``{"success":true,"leads":[...]}``, all leads newest first, capped at 10000,
 cached byte-identical in Redis for 30 s). With any of them the list is paged (limit default 50,
-capped at 1000) and filtered, and ``total``/``limit``/``offset`` are added; it is never cached.
+capped at 1000) and filtered, and ``total``/``total_capped``/``limit``/``offset``/``next_cursor`` are added
+(filtered totals are exact up to ``lead_reads.LEADS_TOTAL_CAP``; ``cursor`` = a previous page's
+``next_cursor``, keyset paging; ``search`` needs 3 characters or more).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from clarin.wire.queries import LeadsQuery
 routes = RouteGroup(tags=("leads",))
 
 INVALID_LEAD_ID = "Invalid lead ID"
-PAGED_PARAMS = ("limit", "offset", "search", "pipeline_id", "stage_id", "tag_ids")
+PAGED_PARAMS = ("limit", "offset", "cursor", "search", "pipeline_id", "stage_id", "tag_ids")
 DEFAULT_PAGE = 50
 
 
@@ -55,12 +57,14 @@ async def list_leads(req: Request) -> RawJSONResponse:
     pipeline = req.query_str("pipeline_id").strip()
     stage = req.query_str("stage_id").strip()
     flt = lead_reads.LeadFilter(
-        search=service.check_text("search", req.query_str("search").strip()),
+        search=lead_reads.check_search(service.check_text("search", req.query_str("search").strip())),
         pipeline_id=parse_uuid(pipeline, "Invalid pipeline_id") if pipeline else None,
         stage_id=parse_uuid(stage, "Invalid stage_id") if stage else None,
         tag_ids=[parse_uuid(raw, "Invalid tag_ids") for raw in req.query_list("tag_ids")] or None,
     )
-    return RawJSONResponse(await lead_reads.list_page(req.app, req.account_id, flt, page.limit, page.offset))
+    cursor = lead_reads.parse_cursor(req.query_str("cursor").strip())
+    body = await lead_reads.list_page(req.app, req.account_id, flt, page.limit, page.offset, cursor)
+    return RawJSONResponse(body)
 
 
 @routes.post("/api/leads", body=LeadCreateBody, response=LeadResponse, status=201)

@@ -99,12 +99,19 @@ class LeadStageBody(msgspec.Struct):
 
 # -- responses --------------------------------------------------------------------------------------
 class LeadsResponse(msgspec.Struct):
-    """R37. ``total``/``limit``/``offset`` only in paged mode (any paging or filter parameter)."""
+    """R37. ``total``/``total_capped``/``limit``/``offset``/``next_cursor`` only in paged mode (any paging or
+    filter parameter).
+
+    ``total``: exact without a filter; with one (search, pipeline, stage, tags) exact up to 300 leads, above that
+    ``total`` is 300 and ``total_capped`` is true. ``next_cursor``: pass it back as ``?cursor=`` for the next
+    page (keyset: the same cost at any depth); null on the last page."""
 
     leads: list[Lead]
     total: int | msgspec.UnsetType = msgspec.UNSET
     limit: int | msgspec.UnsetType = msgspec.UNSET
     offset: int | msgspec.UnsetType = msgspec.UNSET
+    total_capped: bool | msgspec.UnsetType = msgspec.UNSET
+    next_cursor: str | msgspec.UnsetType | None = msgspec.UNSET
     success: bool = True
 
 

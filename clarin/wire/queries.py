@@ -116,13 +116,18 @@ class PageQuery(msgspec.Struct, kw_only=True):
 class LeadsQuery(msgspec.Struct, kw_only=True):
     """GET /api/leads: without any of these the whole board is served; with any, a filtered page."""
 
-    search: Annotated[str, Meta(description="Case-insensitive substring search; a NUL character → 400.")] = ""
+    search: Annotated[str, Meta(description=(
+        "Case-insensitive substring of name, last name, phone, email, company or JID; trimmed; at least 3 "
+        "characters (1-2 → 400 search must be at least 3 characters); a NUL character → 400."))] = ""
     pipeline_id: Annotated[uuid.UUID | None, Meta(description="Only leads of this pipeline; malformed → 400.")] = None
     stage_id: Annotated[uuid.UUID | None, Meta(description="Only leads in this stage; malformed → 400.")] = None
     tag_ids: Annotated[list[uuid.UUID], Meta(
         description="Tag IDs (any of); repeated and/or comma-separated; malformed → 400.")] = []
     limit: Annotated[int, Meta(description="Page size; missing or <=0 → 50; capped at 1000.")] = 50
-    offset: Offset = 0
+    offset: Annotated[int, Meta(description="Rows to skip (after the cursor, if any); negative → 0.")] = 0
+    cursor: Annotated[str, Meta(description=(
+        "Keyset paging: the next_cursor of the previous page (opaque); the page starts after that lead, at "
+        "the same cost at any depth. Combines with the filters and search; malformed → 400 Invalid cursor."))] = ""
 
 
 class ChatsQuery(msgspec.Struct, kw_only=True):

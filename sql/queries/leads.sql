@@ -1,7 +1,7 @@
 -- Leads (spec api.md §4.7 R37–R44, schema.md §3.11, §5.1, §5.4, §5.5).
 -- Every statement is scoped by account_id. Lists use idx_leads_account_created
 -- (account_id, created_at DESC, id DESC); search repeats the trigram expression of
--- 0002_search_trigram.sql verbatim (with the l. alias) so idx_leads_search_trgm serves it.
+-- 0011_leads_search_per_account.sql verbatim (with the l. alias) so idx_leads_account_search_trgm serves it.
 
 -- name: leads_list_all
 -- R37 compatibility mode (no paging parameters): the whole board, newest first, capped by $2, as the JSON
@@ -25,68 +25,187 @@ FROM page p
 LEFT JOIN pipeline_stages ps ON ps.id = p.stage_id
 LEFT JOIN tg ON tg.lead_id = p.id
 
+-- R37 paged mode: ONE statement per filter shape, chosen in clarin/crm/lead_reads.py, so that no statement
+-- carries a catch-all "($n IS NULL OR ...)" on its driving filter and every generic plan is the custom plan
+-- (bench/explain.py checks it). All pages are keyset pages on (created_at, id): $2/$3 are the cursor (the
+-- last row of the previous page; without a cursor the service passes a sentinel after every row, so the
+-- condition is an index bound of idx_leads_account_created / idx_leads_account_stage_created / ...,
+-- never a filter). OFFSET applies after the cursor. Rows are hydrated in Python (building this page's JSON
+-- in PostgreSQL cost its CPU more than it saved, bench/RESULTS.md). The service asks LIMIT n+1 to know
+-- whether a next page exists.
+
 -- name: leads_page
--- R37 paged mode without search, as rows (hydrated and encoded in Python: measured side by side, PostgreSQL
--- building this page's JSON cost 3.2 ms of its CPU per page against 1.4 ms saved in Python, bench/RESULTS.md). $2 pipeline, $3 stage, $4 tag ids (any-of); NULL = no filter.
--- The tag filter is an uncorrelated IN (a hashed SubPlan: the tag's lead ids are read once from
--- idx_lead_tags_tag), not a correlated EXISTS: behind "$4 IS NULL OR" the EXISTS cannot become a semi-join
--- and the prepared (generic) plan probed lead_tags once per lead of the account (bench: 300 ms → 15 ms).
+-- No filter: idx_leads_account_created from the cursor on, O(page) at any depth.
+-- $1 account, $2/$3 cursor (created_at, id), $4 limit, $5 offset.
 SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
        l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
        l.assigned_to, l.created_at, l.updated_at,
        ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
 FROM leads l
 LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
-WHERE l.account_id = $1
-  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
-  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR l.id IN (
-        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
+WHERE l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
 ORDER BY l.created_at DESC, l.id DESC
-LIMIT $5 OFFSET $6
+LIMIT $4 OFFSET $5
 
--- name: leads_count
-SELECT count(*) AS total
+-- name: leads_page_pipeline
+-- ?pipeline_id (without stage, tags or search): idx_leads_account_pipeline_created. $6 pipeline.
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
 FROM leads l
-WHERE l.account_id = $1
-  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
-  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR l.id IN (
-        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.account_id = $1 AND l.pipeline_id = $6::uuid AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $4 OFFSET $5
+
+-- name: leads_page_stage
+-- ?stage_id (without tags or search): idx_leads_account_stage_created; $7 pipeline is an optional
+-- residual filter (a stage belongs to one pipeline, so it only ever removes rows of a moved lead).
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM leads l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.account_id = $1 AND l.stage_id = $6::uuid AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
+  AND ($7::uuid IS NULL OR l.pipeline_id = $7::uuid)
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $4 OFFSET $5
+
+-- name: leads_page_tag
+-- ?tag_ids (any of; without search): the newest leads of the account walked from the cursor, each kept when
+-- the hashed set of the tags' lead ids (idx_lead_tags_tag, read once, index only) holds it: about
+-- page / (share of tagged leads) rows, flat with the account's size. "IS TRUE" keeps the IN a hashed SubPlan:
+-- as a bare IN the planner turns it into a join that fetches every tagged lead from the heap and sorts them
+-- (measured at 100k leads: 6,126 blocks against 3,138). $7 pipeline, $8 stage: optional residual filters.
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM leads l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
+  AND (l.id IN (SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($6::uuid[]))) IS TRUE
+  AND ($7::uuid IS NULL OR l.pipeline_id = $7::uuid)
+  AND ($8::uuid IS NULL OR l.stage_id = $8::uuid)
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $4 OFFSET $5
+
+-- name: leads_page_search_few
+-- ?search when the capped count found at most LEADS_TOTAL_CAP matches: all of them come from the account's
+-- trigram index (idx_leads_account_search_trgm, 0011: account_id and the expression in one GIN index), at
+-- most $9 rows, and are sorted here. The expression must stay identical to the index's. $6 ILIKE pattern,
+-- $7 pipeline, $8 stage, $10 tag ids: optional residual filters.
+WITH hits AS MATERIALIZED (
+    SELECT l.id, l.created_at
+    FROM leads l
+    WHERE l.account_id = $1
+      AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $6
+      AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
+      AND ($7::uuid IS NULL OR l.pipeline_id = $7::uuid)
+      AND ($8::uuid IS NULL OR l.stage_id = $8::uuid)
+      AND ($10::uuid[] IS NULL OR l.id IN (SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($10::uuid[])))
+    LIMIT (SELECT $9::bigint)  -- unseen by the planner, as in leads_count_search
+), page AS (
+    SELECT h.id, h.created_at FROM hits h ORDER BY h.created_at DESC, h.id DESC LIMIT $4 OFFSET $5
+)
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM page p
+JOIN leads l ON l.id = p.id
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+ORDER BY p.created_at DESC, p.id DESC
+
+-- name: leads_page_search_many
+-- ?search when the capped count found more than LEADS_TOTAL_CAP matches: the newest leads of the account are
+-- walked from the cursor (idx_leads_account_created) and tested until the page is full, about
+-- page / (share of matching leads) rows, where sorting every match would cost O(matches). The inner
+-- LIMIT (SELECT ...) is a fence: it keeps the ILIKE out of the scan (so the planner cannot swap the walk for
+-- a trigram bitmap plus a sort of every match) and, unknown at plan time, keeps the walk in custom plans too.
+-- Parameters as leads_page_search_few without the $9 cap: $9 tag ids.
+WITH page AS (
+    SELECT w.id, w.created_at
+    FROM (SELECT l.id, l.created_at, l.name, l.last_name, l.phone, l.email, l.company, l.jid, l.pipeline_id,
+                 l.stage_id
+          FROM leads l
+          WHERE l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
+          ORDER BY l.created_at DESC, l.id DESC
+          LIMIT (SELECT 1000000000)) w
+    WHERE (coalesce(w.name,'') || ' ' || coalesce(w.last_name,'') || ' ' || coalesce(w.phone,'') || ' ' || coalesce(w.email,'') || ' ' || coalesce(w.company,'') || ' ' || w.jid) ILIKE $6
+      AND ($7::uuid IS NULL OR w.pipeline_id = $7::uuid)
+      AND ($8::uuid IS NULL OR w.stage_id = $8::uuid)
+      AND ($9::uuid[] IS NULL OR w.id IN (SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($9::uuid[])))
+    ORDER BY w.created_at DESC, w.id DESC
+    LIMIT $4 OFFSET $5
+)
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM page p
+JOIN leads l ON l.id = p.id
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+ORDER BY p.created_at DESC, p.id DESC
+
+-- Filtered totals: exact up to a cap, never a count of the whole account. Each counts at most $2 rows
+-- (the service passes LEADS_TOTAL_CAP + 1; more than the cap answers total = cap, "total_capped": true).
+
+-- name: leads_count_pipeline
+SELECT count(*) AS total
+FROM (SELECT 1 FROM leads l WHERE l.account_id = $1 AND l.pipeline_id = $3::uuid LIMIT $2) x
+
+-- name: leads_count_stage
+-- Index only (idx_leads_account_stage_created). No pipeline filter here: a residual "$n IS NULL OR" on a column
+-- the index lacks made the generic plan visit the heap (307 blocks against 7 at 100k leads).
+SELECT count(*) AS total
+FROM (SELECT 1 FROM leads l WHERE l.account_id = $1 AND l.stage_id = $3::uuid LIMIT $2) x
+
+-- name: leads_count_stage_pipeline
+-- Both: index only on idx_leads_account_stage_created, which includes pipeline_id. "IS TRUE" keeps the generic
+-- plan off a BitmapAnd with the pipeline's index (729 blocks against 49 at 100k leads).
+SELECT count(*) AS total
+FROM (SELECT 1 FROM leads l
+      WHERE l.account_id = $1 AND l.stage_id = $3::uuid AND (l.pipeline_id = $4::uuid) IS TRUE
+      LIMIT $2) x
+
+-- name: leads_count_tag
+-- Driven by the tags' lead ids (idx_lead_tags_tag, index only, de-duplicated for several tags), each looked up
+-- by primary key until $2 leads of the account are found: O(cap). OFFSET 0 keeps the lookup a parameterised
+-- nested loop (flattened, the generic plan scanned every lead of the table and probed lead_tags for each:
+-- 54,575 blocks at 100k leads against 1,218). $4 pipeline, $5 stage: optional residual filters.
+SELECT count(*) AS total
+FROM (SELECT 1
+      FROM (SELECT DISTINCT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($3::uuid[])) t
+      CROSS JOIN LATERAL (
+          SELECT 1 FROM leads l
+          WHERE l.id = t.lead_id AND l.account_id = $1
+            AND ($4::uuid IS NULL OR l.pipeline_id = $4::uuid)
+            AND ($5::uuid IS NULL OR l.stage_id = $5::uuid)
+          OFFSET 0) hit
+      LIMIT $2) x
+
+-- name: leads_count_search
+-- The account's trigram index (0011), at most $2 matches read. $3 pattern; $4 pipeline, $5 stage, $6 tags.
+-- LIMIT (SELECT $2): a limit the planner cannot see. With a visible one, a custom plan for a term that is
+-- common in the whole table read the table sequentially until $2 matches of this account turned up: cheap
+-- when the account has them, a scan of every account's leads when it does not (estimates are per table).
+SELECT count(*) AS total
+FROM (SELECT 1 FROM leads l
+      WHERE l.account_id = $1
+        AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $3
+        AND ($4::uuid IS NULL OR l.pipeline_id = $4::uuid)
+        AND ($5::uuid IS NULL OR l.stage_id = $5::uuid)
+        AND ($6::uuid[] IS NULL OR l.id IN (SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($6::uuid[])))
+      LIMIT (SELECT $2::bigint)) x
 
 -- name: leads_count_all
--- leads_count without any filter: the account's counter slots (0009_account_counters.sql), exact and O(1).
+-- The unfiltered total: the account's counter slots (0009_account_counters.sql), exact and O(1).
 SELECT coalesce(sum(a.leads), 0)::bigint AS total
 FROM account_counters a
 WHERE a.account_id = $1
-
--- name: leads_page_search
--- R37 paged mode with search: $5 is an ILIKE pattern ('%' || escaped term || '%'). The expression
--- must stay identical to idx_leads_search_trgm's.
-SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
-       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
-       l.assigned_to, l.created_at, l.updated_at,
-       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
-FROM leads l
-LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
-WHERE l.account_id = $1
-  AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $5
-  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
-  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR l.id IN (
-        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
-ORDER BY l.created_at DESC, l.id DESC
-LIMIT $6 OFFSET $7
-
--- name: leads_count_search
-SELECT count(*) AS total
-FROM leads l
-WHERE l.account_id = $1
-  AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $5
-  AND ($2::uuid IS NULL OR l.pipeline_id = $2::uuid)
-  AND ($3::uuid IS NULL OR l.stage_id = $3::uuid)
-  AND ($4::uuid[] IS NULL OR l.id IN (
-        SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($4::uuid[])))
 
 -- name: leads_tags_for_leads
 -- structured_tags for a whole page in one query; grouped by lead_id in Python.

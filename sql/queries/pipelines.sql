@@ -15,7 +15,7 @@ LIMIT $2
 
 -- name: pipeline_stages_of
 -- Stages of the given pipelines (idx_pipeline_stages_pipeline) with their lead counts: one LATERAL index-only count
--- per stage on idx_leads_account_stage, all in this one statement (no query per pipeline or stage).
+-- per stage on idx_leads_account_stage_created, all in this one statement (no query per pipeline or stage).
 SELECT ps.id, ps.pipeline_id, ps.name, ps.color, ps.position, ps.created_at, c.n AS lead_count
 FROM pipeline_stages ps
 JOIN pipelines p ON p.id = ps.pipeline_id AND p.account_id = $2
