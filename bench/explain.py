@@ -3,13 +3,17 @@
 The SQL comes from the server's named-query registry (``clarin.db.queries.REGISTRY``), with realistic
 parameters for the large account. Each query is run the way the server runs it: psqlpy prepares every
 statement once per connection and re-executes it, so after five executions PostgreSQL may switch to the
-*generic* plan. For each query we therefore ``PREPARE`` it, ``EXECUTE`` it five times, then
-``EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE`` it ("server plan"), and also show the generic plan
-(``plan_cache_mode = force_generic_plan``). Writes run inside a transaction that is rolled back.
+*generic* plan. For each query we therefore ``EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE`` it three ways:
+its custom plan (``plan_cache_mode = force_custom_plan``), its generic plan (``force_generic_plan``), and the
+plan the server settles on ("server plan": a fresh ``PREPARE``, five ``EXECUTE``, then the EXPLAIN). Each
+runs inside a transaction that is rolled back (writes included). Blocks = shared hit + read of the plan.
 
 Exit 1 when a server plan of an account-scoped query has a Seq Scan on leads, messages, contacts or
-chats (or a query failed). Generic-plan seq scans are printed as warnings. ``--json FILE`` writes every
-plan; ``-v`` prints the plan trees.
+chats, when a generic or server plan touches more than ``GENERIC_RATIO`` x the blocks of the custom plan
+(+ ``GENERIC_SLACK_BLOCKS``: a catch-all statement that can flip to a bad generic plan, issue 17 goal 4),
+or when a query failed. A spec whose statement is not in the registry is printed and skipped. Generic-plan
+seq scans are printed as warnings. ``--json FILE`` writes every plan; ``-v`` prints the plan trees.
+Point it at a database with ``--database-url`` or ``BENCH_DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +33,28 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import DEFAULT_SEED, bench_dsn, exit_now, load_sql
+from clarin.http.totals import COUNT_CAP
 
 HOT_TABLES = frozenset({"leads", "messages", "contacts", "chats"})
 ACCT = "acct"
+END = (datetime(9999, 12, 31, tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))  # lead_reads._END_KEY: no cursor
+CAP = 301  # lead_reads.LEADS_TOTAL_CAP + 1: a capped count reads at most this many rows
+
+
+def CONTACTS_HEAD(f: dict[str, Any]) -> list[Any]:
+    from clarin.crm.contact_reads import FIRST_KEY
+    return [f[ACCT], False, 50, 0, *FIRST_KEY]
+
+
+def CHATS_HEAD(f: dict[str, Any]) -> list[Any]:
+    from clarin.messaging.chats import FIRST_KEY
+    return [f[ACCT], 51, 0, *FIRST_KEY]
+
+
+# Goal 4 of issue 17: a statement's generic plan (or the plan the server settles on after 5 executions) may
+# touch at most GENERIC_RATIO x the blocks of its custom plan, plus a little slack for tiny plans.
+GENERIC_RATIO = 3
+GENERIC_SLACK_BLOCKS = 30
 
 
 @dataclass
@@ -50,20 +73,35 @@ def _u(value: str | None) -> uuid.UUID | None:
 
 SPECS: list[Spec] = [
     # -- leads (GET /api/leads paged, filtered, searched; compat board; one lead; writes) -------------------
-    Spec("leads page", "leads_page", lambda f: [f[ACCT], None, None, None, 50, 0]),
-    Spec("leads count", "leads_count", lambda f: [f[ACCT], None, None, None]),
-    Spec("leads page ?stage_id", "leads_page", lambda f: [f[ACCT], None, f["stage"], None, 50, 0]),
-    Spec("leads count ?stage_id", "leads_count", lambda f: [f[ACCT], None, f["stage"], None]),
-    Spec("leads page ?pipeline_id", "leads_page", lambda f: [f[ACCT], f["pipeline"], None, None, 50, 0]),
-    Spec("leads page ?tag_ids", "leads_page", lambda f: [f[ACCT], None, None, [f["tag"]], 50, 0]),
-    Spec("leads count ?tag_ids", "leads_count", lambda f: [f[ACCT], None, None, [f["tag"]]]),
-    Spec("leads page ?search=maría", "leads_page_search",
-         lambda f: [f[ACCT], None, None, None, "%maría%", 50, 0]),
-    Spec("leads count ?search=maría", "leads_count_search", lambda f: [f[ACCT], None, None, None, "%maría%"]),
-    Spec("leads page ?search=5190 (phone)", "leads_page_search",
-         lambda f: [f[ACCT], None, None, None, "%5190%", 50, 0]),
-    Spec("leads page ?search=zzqx (no hit)", "leads_page_search",
-         lambda f: [f[ACCT], None, None, None, "%zzqx%", 50, 0]),
+    # One statement per filter shape (sql/queries/leads.sql). END = no cursor (the service's sentinel key).
+    Spec("leads page", "leads_page", lambda f: [f[ACCT], *END, 51, 0]),
+    Spec("leads page deep offset 5000", "leads_page", lambda f: [f[ACCT], *END, 51, 5000],
+         note="OFFSET paging: cost grows with the offset (the cursor below is the O(page) way)"),
+    Spec("leads page ?cursor (5000 deep)", "leads_page", lambda f: [f[ACCT], *f["lead_cursor"], 51, 0]),
+    Spec("leads count (counters)", "leads_count_all", lambda f: [f[ACCT]]),
+    Spec("leads page ?stage_id", "leads_page_stage", lambda f: [f[ACCT], *END, 51, 0, f["stage"], None]),
+    Spec("leads count ?stage_id (capped)", "leads_count_stage", lambda f: [f[ACCT], CAP, f["stage"]]),
+    Spec("leads count ?stage_id&pipeline_id (capped)", "leads_count_stage_pipeline",
+         lambda f: [f[ACCT], CAP, f["stage"], f["pipeline"]]),
+    Spec("leads page ?pipeline_id", "leads_page_pipeline", lambda f: [f[ACCT], *END, 51, 0, f["pipeline"]]),
+    Spec("leads count ?pipeline_id (capped)", "leads_count_pipeline", lambda f: [f[ACCT], CAP, f["pipeline"]]),
+    Spec("leads page ?tag_ids", "leads_page_tag", lambda f: [f[ACCT], *END, 51, 0, [f["tag"]], None, None]),
+    Spec("leads count ?tag_ids (capped)", "leads_count_tag", lambda f: [f[ACCT], CAP, [f["tag"]], None, None]),
+    Spec("leads count ?search=maría (capped)", "leads_count_search",
+         lambda f: [f[ACCT], CAP, "%maría%", None, None, None]),
+    Spec("leads page ?search=maría (many)", "leads_page_search_many",
+         lambda f: [f[ACCT], *END, 51, 0, "%maría%", None, None, None]),
+    Spec("leads page ?search=maría (few)", "leads_page_search_few",
+         lambda f: [f[ACCT], *END, 51, 0, "%maría%", None, None, CAP, None],
+         note="the service takes this shape only when the capped count found <= the cap"),
+    Spec("leads count ?search=5190 (capped)", "leads_count_search",
+         lambda f: [f[ACCT], CAP, "%5190%", None, None, None]),
+    Spec("leads page ?search=5190 (many)", "leads_page_search_many",
+         lambda f: [f[ACCT], *END, 51, 0, "%5190%", None, None, None]),
+    Spec("leads count ?search=zzqx (no hit)", "leads_count_search",
+         lambda f: [f[ACCT], CAP, "%zzqx%", None, None, None]),
+    Spec("leads page ?search=zzqx (few)", "leads_page_search_few",
+         lambda f: [f[ACCT], *END, 51, 0, "%zzqx%", None, None, CAP, None]),
     Spec("leads compat board (10k)", "leads_list_all", lambda f: [f[ACCT], 10_000]),
     Spec("lead get", "leads_get", lambda f: [f["lead"], f[ACCT]]),
     Spec("lead set stage", "leads_set_stage", lambda f: [f["lead"], f[ACCT], f["stage"]], write=True),
@@ -73,22 +111,23 @@ SPECS: list[Spec] = [
     Spec("lead create (upsert)", "leads_create",
          lambda f: [f[ACCT], "51700000001@s.whatsapp.net", "Bench", "51700000001", "", "bench", "",
                     f["pipeline"], f["stage"]], write=True),
-    # -- contacts -----------------------------------------------------------------------------------------
-    Spec("contacts page (total counted)", "contacts_page",
-         lambda f: [f[ACCT], False, None, False, None, None, 50, 0, True]),
-    Spec("contacts page (total cached)", "contacts_page",
-         lambda f: [f[ACCT], False, None, False, None, None, 50, 0, False]),
-    Spec("contacts page ?search=carmen", "contacts_page_search",
-         lambda f: [f[ACCT], False, None, False, None, None, 50, 0, "%carmen%", True]),
+    # -- contacts (clarin/crm/contact_reads.py: head = account, is_group, limit, offset, cursor key) -------------
+    Spec("contacts page (counters)", "contacts_page_unfiltered", lambda f: [*CONTACTS_HEAD(f)]),
+    Spec("contacts page ?has_phone (total counted)", "contacts_page",
+         lambda f: [*CONTACTS_HEAD(f), None, True, None, COUNT_CAP]),
+    Spec("contacts page ?has_phone (total cached)", "contacts_page",
+         lambda f: [*CONTACTS_HEAD(f), None, True, None, 0]),
+    Spec("contacts page ?search=carmen", "contacts_page_search", lambda f: [*CONTACTS_HEAD(f), "%carmen%", COUNT_CAP]),
     Spec("contacts page ?search=519 (phone)", "contacts_page_search",
-         lambda f: [f[ACCT], False, None, False, None, None, 50, 0, "%519%", True]),
+         lambda f: [*CONTACTS_HEAD(f), "%519%", COUNT_CAP]),
     Spec("contact tags (one contact's detail)", "contacts_tags_for_contacts", lambda f: [f[ACCT], f["contact_page"]]),
     # -- stats --------------------------------------------------------------------------------------------
     Spec("stats counters", "stats_account_counts", lambda f: [f[ACCT]]),
-    # -- chats / messages (skipped while the queries do not exist) ------------------------------------------
-    Spec("chats inbox page", "chats_page_inbox", lambda f: [f[ACCT], None, None, False, 50, 0]),
+    # -- chats (clarin/messaging/chats.py: head = account, limit + 1, offset, cursor key) / messages ------------
+    Spec("chats inbox page", "chats_page_inbox_unfiltered", lambda f: [*CHATS_HEAD(f)]),
+    Spec("chats page ?archived", "chats_page", lambda f: [*CHATS_HEAD(f), True, None, None, False, COUNT_CAP]),
     Spec("chats page ?search=maría", "chats_page_search",
-         lambda f: [f[ACCT], None, None, False, 50, 0, False, "%maría%"]),
+         lambda f: [*CHATS_HEAD(f), False, None, None, False, COUNT_CAP, "%maría%"]),
     Spec("messages page (busiest chat)", "messages_page", lambda f: [f[ACCT], f["chat"], 50, 0]),
     Spec("messages page deep offset 5000", "messages_page", lambda f: [f[ACCT], f["chat"], 50, 5000],
          note="OFFSET paging: cost grows with the offset (keyset paging avoids it)"),
@@ -153,6 +192,8 @@ async def fixtures(conn: Any, seed: int) -> dict[str, Any]:
     fx = (await conn.execute(sql["bench_explain_fixtures"], [acct])).result()[0]
     cursor = (await conn.execute(sql["bench_explain_cursor"], [uuid.UUID(fx["busy_chat_id"])])).result()
     lead_page = [uuid.UUID(r["id"]) for r in (await conn.execute(sql["bench_explain_lead_page_ids"], [acct])).result()]
+    deep = (await conn.execute(sql["bench_explain_lead_cursor"], [acct])).result()
+    lead_cursor = (deep[0]["created_at"], _u(str(deep[0]["id"]))) if deep else END
     board = (await conn.execute(sql["bench_sample_leads"], [acct, 1, 10_000])).result()
     contact_page = [uuid.UUID(r["id"]) for r in
                     (await conn.execute(sql["bench_explain_contact_page_ids"], [acct])).result()]
@@ -160,30 +201,52 @@ async def fixtures(conn: Any, seed: int) -> dict[str, Any]:
         ACCT: acct, "lead": _u(fx["lead_id"]), "stage": _u(fx["stage_id"]), "pipeline": _u(fx["pipeline_id"]),
         "tag": _u(fx["tag_id"]), "chat": _u(fx["busy_chat_id"]),
         "cursor_ts": cursor[0]["ts"] if cursor else None, "cursor_id": _u(cursor[0]["id"]) if cursor else None,
-        "lead_page": lead_page, "lead_board": [uuid.UUID(r["id"]) for r in board], "contact_page": contact_page,
+        "lead_page": lead_page, "lead_cursor": lead_cursor, "lead_board": [uuid.UUID(r["id"]) for r in board], "contact_page": contact_page,
     }
 
 
-async def explain_one(conn: Any, sql_text: str, args: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(server plan after 5 executions, generic plan), both with ANALYZE, inside a rolled-back transaction."""
+async def explain_one(conn: Any, sql_text: str, args: list[Any]) -> dict[str, dict[str, Any]]:
+    """The custom plan, the generic plan and the server plan (after 5 executions), all with ANALYZE, each
+    inside a rolled-back transaction: {"custom": ..., "generic": ..., "server": ...}."""
     rendered = ", ".join(literal(a) for a in args)
     execute = f"EXECUTE bench_q({rendered})" if args else "EXECUTE bench_q"
-    await conn.execute_batch("BEGIN")
+    explain = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute}"
+    plans: dict[str, dict[str, Any]] = {}
+    await conn.execute_batch(f"PREPARE bench_q AS {sql_text}")
     try:
-        await conn.execute_batch(f"PREPARE bench_q AS {sql_text}")
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await conn.execute_batch("BEGIN")
+            try:
+                await conn.execute_batch(f"SET LOCAL plan_cache_mode = {mode}")
+                plans[mode.split("_")[1]] = _plan_of((await conn.execute(explain, prepared=False)).result())
+            finally:
+                await conn.execute_batch("ROLLBACK")
+    finally:
+        await conn.execute_batch("DEALLOCATE bench_q")
+    # the server's way: a fresh prepared statement, five executions, then the plan PostgreSQL settled on
+    await conn.execute_batch(f"PREPARE bench_q AS {sql_text}")
+    try:
+        await conn.execute_batch("BEGIN")
         try:
             for _ in range(5):
                 await conn.execute(execute, prepared=False)
-            server = (await conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute}",
-                                         prepared=False)).result()
-            await conn.execute_batch("SET LOCAL plan_cache_mode = force_generic_plan")
-            generic = (await conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute}",
-                                          prepared=False)).result()
+            plans["server"] = _plan_of((await conn.execute(explain, prepared=False)).result())
         finally:
-            await conn.execute_batch("DEALLOCATE bench_q")
+            await conn.execute_batch("ROLLBACK")
     finally:
-        await conn.execute_batch("ROLLBACK")
-    return _plan_of(server), _plan_of(generic)
+        await conn.execute_batch("DEALLOCATE bench_q")
+    return plans
+
+
+def blocks(plan: dict[str, Any]) -> int:
+    """Shared buffers the plan touched (hit + read; the root node's counts include every child)."""
+    top = plan["Plan"]
+    return int(top.get("Shared Hit Blocks", 0)) + int(top.get("Shared Read Blocks", 0))
+
+
+def plan_flip(custom: int, other: int) -> bool:
+    """A generic/server plan that touches more than GENERIC_RATIO x (+ slack) the blocks of the custom plan."""
+    return other > GENERIC_RATIO * custom + GENERIC_SLACK_BLOCKS
 
 
 def _plan_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -205,22 +268,24 @@ async def run(dsn: str, seed: int, verbose: bool, json_out: str | None) -> int:
     report: list[dict[str, Any]] = []
     try:
         fx = await fixtures(conn, seed)
-        print(f"{'query':<36} {'server plan (top → scans)':<78} {'exec ms':>8} {'plan ms':>8} {'jit ms':>7} "
-              f"{'buf hit':>8} {'read':>6}")
-        print("-" * 158)
+        print(f"{'query':<36} {'server plan (top → scans)':<70} {'exec ms':>8} {'plan ms':>8} {'jit ms':>7} "
+              f"{'buf hit':>8} {'read':>6} {'custom':>8} {'generic':>8} {'server':>8}")
+        print(f"{'':<36} {'':<70} {'':>8} {'':>8} {'':>7} {'':>8} {'':>6} {'(blocks: hit + read)':>26}")
+        print("-" * 177)
         for spec in SPECS:
             sql_text = REGISTRY.get(spec.query)
             if sql_text is None:
-                print(f"{spec.label:<36} (query {spec.query!r} is not in the registry yet — skipped)")
+                print(f"{spec.label:<36} (query {spec.query!r} is not in the registry — skipped)")
                 report.append({"label": spec.label, "query": spec.query, "status": "missing"})
                 continue
             try:
-                server, generic = await explain_one(conn, str(sql_text), spec.params(fx))
+                plans = await explain_one(conn, str(sql_text), spec.params(fx))
             except Exception as exc:
                 failures.append(f"{spec.label}: {exc}")
                 print(f"{spec.label:<36} ERROR {exc}")
                 report.append({"label": spec.label, "query": spec.query, "status": "error", "error": str(exc)})
                 continue
+            server, generic, custom = plans["server"], plans["generic"], plans["custom"]
             top = server["Plan"]
             scans = [describe(n) for n in plan_nodes(top)
                      if "Scan" in n["Node Type"] and n.get("Relation Name") in HOT_TABLES | {"lead_tags", "tags"}]
@@ -228,13 +293,14 @@ async def run(dsn: str, seed: int, verbose: bool, json_out: str | None) -> int:
             hit = top.get("Shared Hit Blocks", 0)
             read = top.get("Shared Read Blocks", 0)
             jit = server.get("JIT", {}).get("Timing", {}).get("Total", 0.0)
-            print(f"{spec.label:<36} {shape[:78]:<78} {server['Execution Time']:>8.2f} {server['Planning Time']:>8.2f} "
-                  f"{jit:>7.1f} {hit:>8} {read:>6}")
+            b_custom, b_generic, b_server = blocks(custom), blocks(generic), blocks(server)
+            print(f"{spec.label:<36} {shape[:70]:<70} {server['Execution Time']:>8.2f} {server['Planning Time']:>8.2f} "
+                  f"{jit:>7.1f} {hit:>8} {read:>6} {b_custom:>8} {b_generic:>8} {b_server:>8}")
             if jit:
                 warnings.append(f"{spec.label} ({spec.query}): JIT compilation {jit:.1f} ms of "
                                 f"{server['Execution Time']:.1f} ms (jit_above_cost reached)")
-            if len(shape) > 78:
-                print(f"{'':<36} {shape[78:200]}")
+            if len(shape) > 70:
+                print(f"{'':<36} {shape[70:190]}")
             bad = seq_scans(top)
             generic_bad = seq_scans(generic["Plan"])
             if bad and spec.check:
@@ -242,14 +308,20 @@ async def run(dsn: str, seed: int, verbose: bool, json_out: str | None) -> int:
             if generic_bad and not bad:
                 warnings.append(f"{spec.label} ({spec.query}) generic plan: {', '.join(generic_bad)} "
                                 f"({generic['Execution Time']:.1f} ms)")
+            for name, other in (("generic", b_generic), ("server", b_server)):
+                if plan_flip(b_custom, other):
+                    failures.append(f"{spec.label} ({spec.query}): {name} plan {other:,} blocks > "
+                                    f"{GENERIC_RATIO} x custom plan {b_custom:,} + {GENERIC_SLACK_BLOCKS}")
             if spec.note:
                 print(f"{'':<36} note: {spec.note}")
             if verbose:
-                print("\n".join("    " + line for line in tree(top)))
-                print(f"    generic plan ({generic['Execution Time']:.2f} ms):")
-                print("\n".join("    " + line for line in tree(generic["Plan"])))
+                for name, plan in (("server", server), ("custom", custom), ("generic", generic)):
+                    print(f"    {name} plan ({plan['Execution Time']:.2f} ms, {blocks(plan)} blocks):")
+                    print("\n".join("    " + line for line in tree(plan["Plan"])))
             report.append({"label": spec.label, "query": spec.query, "status": "ok", "server_plan": server,
-                           "generic_plan": generic, "seq_scans": bad, "generic_seq_scans": generic_bad})
+                           "generic_plan": generic, "custom_plan": custom, "blocks": {
+                               "custom": b_custom, "generic": b_generic, "server": b_server},
+                           "seq_scans": bad, "generic_seq_scans": generic_bad})
     finally:
         conn.close()
         pool.close()
@@ -264,7 +336,10 @@ async def run(dsn: str, seed: int, verbose: bool, json_out: str | None) -> int:
         for f in failures:
             print(f"  - {f}")
         return 1
-    print(f"explain: OK — no sequential scan on {', '.join(sorted(HOT_TABLES))} in {len(report)} plans")
+    skipped = sum(1 for r in report if r["status"] == "missing")
+    print(f"explain: OK — no sequential scan on {', '.join(sorted(HOT_TABLES))}, and no generic or server plan over "
+          f"{GENERIC_RATIO} x its custom plan's blocks (+{GENERIC_SLACK_BLOCKS}), in {len(report) - skipped} "
+          f"statements ({skipped} skipped: not in the registry)")
     return 0
 
 

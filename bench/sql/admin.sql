@@ -84,3 +84,8 @@ ORDER BY COALESCE(c.custom_name, c.name, c.push_name, c.phone) ASC NULLS LAST, c
 -- The run deleted what it wrote: reclaim it now, so the next run does not meet autovacuum on these tables
 -- mid-measurement (its first endpoint measured 25 % below the baseline when it did).
 VACUUM (ANALYZE) leads, lead_tags, contacts, chats, messages
+
+-- name: bench_explain_lead_cursor
+-- The keyset cursor after the 5000th-newest lead (explain.py: a cursor page as deep as offset=5000).
+SELECT l.created_at, l.id FROM leads l WHERE l.account_id = $1::uuid
+ORDER BY l.created_at DESC, l.id DESC OFFSET 4999 LIMIT 1
