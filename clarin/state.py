@@ -77,6 +77,10 @@ class AppState:
         state.whatsapp = DevicePool.create(settings, dsn, state.db, state.broadcaster)
         state.kommo = KommoService.create(settings, dsn, state)
         state.campaigns = CampaignWorker.create(settings, dsn, state)
+        campaigns = state.campaigns
+        # A device (re)connected here, e.g. taken over from a dead process: its running campaigns resume now,
+        # not at the next CAMPAIGN_TICK.
+        state.whatsapp.on_connected = lambda _device: campaigns.wake()
         state._build_webhooks(dsn)
         return state
 

@@ -38,6 +38,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from clarin.db.queries import query
@@ -139,6 +140,7 @@ class DevicePool:
         self._watchdog: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.peers = peers  # wakes the take-over scan when a peer process's lease session ends
+        self.on_connected: Callable[[uuid.UUID], None] | None = None  # e.g. resume its campaigns now
         self._unleased_since: dict[uuid.UUID, float] = {}  # first seen unleased (claim grace)
         self._mine_before: set[uuid.UUID] = set()  # stopped here when the lease session broke: re-claimed at once
         self._epoch = 0  # lease sessions opened so far
@@ -511,6 +513,8 @@ class DevicePool:
                 rec.emit("device_status", DeviceStatusEvent(str(device_id), CONNECTED))
                 rec.on_commit(lambda: set_fields(live, jid=jid, status=CONNECTED, qr_code=""))
             self._spawn(self._sync_contacts(live.ref()))  # on every (re)connect (B.5)
+        if self.on_connected is not None:
+            self.on_connected(device_id)
 
     async def _on_disconnected(self, device_id: uuid.UUID) -> None:
         """Unexpected socket loss: the driver reconnects by itself; the lease is kept."""
