@@ -4,6 +4,7 @@ Split from :mod:`clarin.crm.contacts` (the write rules): a hot dashboard read.
 
 - One statement per filter shape (sql/queries/contacts.sql): unfiltered, device/phone/legacy tags, structured
   tag ids, search, search with filters; none has a catch-all that changes which index its generic plan walks.
+  Searched pages run with custom plans only (``lists_custom_plans``: a rare and a common term need different plans).
 - Keyset paging: ``?cursor=`` (clarin/http/cursor.py) is the sort key of the previous page's last contact
   (display name IS NULL, display name or "", id); ``next_cursor`` is null after the last page. ``offset`` still
   works and applies after the cursor.
@@ -30,6 +31,7 @@ Q_PAGE_TAGGED = query("contacts_page_tagged")
 Q_PAGE_SEARCH = query("contacts_page_search")
 Q_PAGE_SEARCH_FILTERED = query("contacts_page_search_filtered")
 Q_PAGE_UNFILTERED = query("contacts_page_unfiltered")
+Q_CUSTOM_PLANS = query("lists_custom_plans")
 TOTALS = "contacts"  # clarin.cache.totals list name
 FIRST_KEY: tuple[bool, str, uuid.UUID] = (False, "", uuid.UUID(int=0))  # sorts before every contact
 
@@ -66,11 +68,14 @@ async def list_contacts(state: AppState, account_id: uuid.UUID, flt: ContactFilt
         cached = await state.totals.get(account_id, TOTALS, signature)
         cap = COUNT_CAP if cached is None else 0  # 0: the statement counts nothing
         filters: list[Any] = [flt.device_id, flt.has_phone, flt.tags or None]
-        if pattern and filtered:
-            row = await state.db.fetch_tuple(Q_PAGE_SEARCH_FILTERED,
-                                             [*head, *filters, flt.tag_ids or None, cap, pattern])
-        elif pattern:
-            row = await state.db.fetch_tuple(Q_PAGE_SEARCH, [*head, pattern, cap])
+        if pattern:  # custom plans only (lists_custom_plans): the best plan depends on the term
+            async with state.db.transaction() as tx:
+                await tx.execute(Q_CUSTOM_PLANS)
+                if filtered:
+                    row = await tx.fetch_tuple(Q_PAGE_SEARCH_FILTERED,
+                                               [*head, *filters, flt.tag_ids or None, cap, pattern])
+                else:
+                    row = await tx.fetch_tuple(Q_PAGE_SEARCH, [*head, pattern, cap])
         elif flt.tag_ids:
             row = await state.db.fetch_tuple(Q_PAGE_TAGGED, [*head, *filters, flt.tag_ids, cap])
         else:

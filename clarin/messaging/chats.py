@@ -46,6 +46,7 @@ log = logging.getLogger("clarin.messaging.chats")
 Q_PAGE = query("chats_page")
 Q_PAGE_INBOX_UNFILTERED = query("chats_page_inbox_unfiltered")
 Q_PAGE_SEARCH = query("chats_page_search")
+Q_CUSTOM_PLANS = query("lists_custom_plans")
 Q_GET = query("chats_get")
 Q_CONTACT = query("chats_contact_of_jid")
 Q_LEAD = query("chats_lead_of_jid")
@@ -100,8 +101,10 @@ async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, wi
     head: list[Any] = [account_id, window.limit + 1, window.offset, *key]
     filters: list[Any] = [flt.archived, flt.device_ids or None, flt.tag_ids or None, flt.unread_only, COUNT_CAP]
     counted = True
-    if pattern:
-        rows = await state.db.fetch(Q_PAGE_SEARCH, [*head, *filters, pattern])
+    if pattern:  # custom plans only (lists_custom_plans): a rare and a common term need different plans
+        async with state.db.transaction() as tx:
+            await tx.execute(Q_CUSTOM_PLANS)
+            rows = await tx.fetch(Q_PAGE_SEARCH, [*head, *filters, pattern])
     elif flt.archived or flt.device_ids or flt.tag_ids or flt.unread_only:
         rows = await state.db.fetch(Q_PAGE, [*head, *filters])
     else:
