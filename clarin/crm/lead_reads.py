@@ -20,6 +20,7 @@ from clarin.db.queries import query
 from clarin.http.cursor import decode_cursor, encode_cursor
 from clarin.http.errors import HTTPError
 from clarin.http.json import encode
+from clarin.http.totals import COUNT_CAP
 from clarin.state import AppState
 from clarin.wire.leads import Lead, LeadsResponse
 
@@ -42,10 +43,10 @@ Q_GET_JSON = query("leads_get_json")
 
 COMPAT_CAP = 10_000  # the unpaged dashboard board never returns more rows than this
 # Filtered totals (search, pipeline, stage, tags) are exact up to this many leads; above it the page says
-# ``"total": LEADS_TOTAL_CAP, "total_capped": true``. Chosen by measurement (issue 17): counting 300 matches of
-# a search reads ~250 blocks at any account size, so a capped count of a 1M-lead account stays within 3x of
-# the same count at 10k leads, where a few hundred matches are counted exactly.
-LEADS_TOTAL_CAP = 300
+# ``"total": LEADS_TOTAL_CAP, "total_capped": true``. The shared TOTAL_COUNT_CAP (clarin/http/totals.py, default
+# 300), chosen by measurement (issue 17): a capped search count reads ~270 blocks at 100k leads, where the
+# uncapped one read 1,819 (and 18k at 1M); the 10k-lead account counts a few hundred matches exactly.
+LEADS_TOTAL_CAP = COUNT_CAP
 MIN_SEARCH = 3  # trigram indexes cannot serve a shorter pattern: shorter non-empty terms are a 400
 SEARCH_TOO_SHORT = f"search must be at least {MIN_SEARCH} characters"
 # No cursor: a key after every row, so the keyset bound is always an index condition (one plan per shape).
@@ -191,7 +192,7 @@ async def page_rows(state: AppState, account_id: uuid.UUID, flt: LeadFilter, fet
 async def filtered_total(state: AppState, account_id: uuid.UUID, flt: LeadFilter) -> int:
     """The filter's total, counted up to ``LEADS_TOTAL_CAP + 1`` rows (more = capped), cached in Redis."""
     signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
-                          ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search))
+                          ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search, str(LEADS_TOTAL_CAP)))
     total = await get_cached_total(state, account_id, signature)
     if total is not None:
         return total
