@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import ClientConnection, connect
 
 from clarin.http.errors import HTTPError
-from clarin.whatsapp.remote import OwnedElsewhere, routed
+from clarin.whatsapp.remote import OWNER_GONE, OwnedElsewhere, routed
 from tests import support
 
 ADMIN_PASSWORD = "admin-pass-123"
@@ -405,14 +405,16 @@ def test_router_timeout_late_replies_and_exactly_once(cluster: support.ServerPro
             assert time.monotonic() - started < 0.5
 
             # counted as a receiver but gone (a process killed as the request was published, before Redis saw
-            # its connection close) and nobody holds the lease: 504 after the owner check, not the 15 s timeout
+            # its connection close) and nobody holds the lease: 503 + Retry-After after the owner check, not a 504
+            # at the 15 s timeout
             ghost = two.redis.client.pubsub()
             await ghost.subscribe(one.whatsapp.remote.device_channel(idle))
             try:
                 started = time.monotonic()
                 with pytest.raises(HTTPError) as err:
                     await probe(two, account_id, idle, 0.0)
-                assert err.value.status == 504 and time.monotonic() - started < 2.5
+                assert err.value.status == 503 and time.monotonic() - started < 2.5
+                assert err.value.message == OWNER_GONE and ("retry-after", "1") in err.value.headers
             finally:
                 await ghost.aclose()
 

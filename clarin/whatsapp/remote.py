@@ -25,7 +25,9 @@ answers :class:`OwnedElsewhere` (another process holds the lease) the call is se
   when every receiver declines, the requester answers the 503 above;
 - no reply within ``WHATSAPP_REMOTE_TIMEOUT`` s (default 30) → ``504 "the server running the device did
   not answer in time"`` (the owner may still complete the operation; a reply arriving later is dropped).
-  Losing the requester's own subscription fails its waiting calls at once with the same 504.
+  Losing the requester's own subscription fails its waiting calls at once with the same 504. When the owner
+  dies before answering (its lease gone, checked every ``OWNER_CHECK`` s), the call ends within ~1 s with
+  ``503 "the server running the device stopped, retry"`` + ``Retry-After: 1``.
 
 Exactly once: Redis delivers a published message once per subscribed connection; the owner also remembers
 the last ``SEEN_MAX`` request ids and never runs one twice. A requester never retries by itself.
@@ -34,7 +36,7 @@ Without Redis (``REDIS_URL`` unset, or Redis down): nothing is routed; such call
 and the condition is logged once (again after Redis came back and went away again).
 
 Metrics: ``clarin_whatsapp_routed_calls_total{op, outcome}`` (requester side: ``ok``, ``error``,
-``no_owner``, ``declined``, ``timeout``, ``unavailable``) and ``clarin_whatsapp_routed_executions_total{op}``
+``no_owner``, ``declined``, ``timeout``, ``owner_gone``, ``unavailable``) and ``clarin_whatsapp_routed_executions_total{op}``
 (owner side).
 """
 
@@ -74,6 +76,7 @@ log = logging.getLogger("clarin.whatsapp.remote")
 OWNED_ELSEWHERE = "device is connected on another server, retry"
 TIMED_OUT = "the server running the device did not answer in time"
 DEFAULT_TIMEOUT = 30.0
+OWNER_GONE = "the server running the device stopped, retry"
 OWNER_CHECK = 1.0  # seconds without a reply after which a routed call checks that its device still has an owner
 SEEN_MAX = 10_000
 RESYNC_INTERVAL = 5.0  # subscriptions are also reconciled with the pool this often (changes apply at once)
@@ -92,6 +95,10 @@ ROUTED_EXECUTIONS = Counter(
 
 # Set while a routed call runs on the owner: nothing inside it is routed again (no ping-pong).
 _EXECUTING: contextvars.ContextVar[bool] = contextvars.ContextVar("clarin_routed_executing", default=False)
+
+
+class _OwnerGone(Exception):
+    """A routed call's device lost its owner before the owner answered."""
 
 
 class OwnedElsewhere(HTTPError):
@@ -321,6 +328,13 @@ class DeviceRouter:
             pending.settle()
             try:
                 reply = await self._answer(pending, uuid.UUID(str(device_id)))
+            except _OwnerGone:
+                # 503, not 504: a retry is what the client should do. With an Idempotency-Key it can never send
+                # twice: the key stays "in progress" if the dead owner had linked a message (clarin.messaging.
+                # idempotency), and is released otherwise; a take-over resumes the device within ~2 s.
+                log.warning("routed %s on device %s: its owner died before answering", op.name, request.device_id)
+                ROUTED_CALLS.labels(op.name, "owner_gone").inc()
+                raise HTTPError(503, OWNER_GONE, headers=[("retry-after", "1")]) from None
             except TimeoutError:
                 log.warning("routed %s on device %s: no answer (owner gone, or none in %.0f s)", op.name,
                             request.device_id, self.timeout)
@@ -346,8 +360,8 @@ class DeviceRouter:
         """The owner's reply, or TimeoutError after ``self.timeout`` — or sooner when the owner is gone: a process
         killed as the request was published may still have been counted as a receiver (Redis had not yet seen
         its connection close), and nobody would answer. Every ``OWNER_CHECK`` s without a reply, the device's
-        lease says whether another process still holds it; if none does, the call ends like a timeout (504:
-        the outcome is unknown, as after any lost owner) instead of holding the client for the full timeout."""
+        lease says whether another process still holds it; if none does, the call ends at once with ``_OwnerGone``
+        (503 + Retry-After) instead of holding the client for the full timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         while True:
@@ -366,7 +380,7 @@ class DeviceRouter:
                 log.debug("routed call on device %s: lease check failed: %s", device_id, exc)
                 continue
             if not owner_alive and not pending.future.done():
-                raise TimeoutError
+                raise _OwnerGone
 
     async def not_routed(self, exc: OwnedElsewhere, device_id: uuid.UUID) -> NoReturn:
         """The call stays unanswered by an owner: the 503; when no process holds the lease, ``exc.if_nobody``
