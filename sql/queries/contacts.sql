@@ -113,7 +113,8 @@ WITH t AS (
         SELECT 1
         FROM (SELECT DISTINCT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($11::uuid[])) tagged
         CROSS JOIN LATERAL (SELECT c.device_id, c.phone, c.tags FROM contacts c
-                            WHERE c.id = tagged.contact_id AND c.account_id = $1 AND c.is_group = $2) c
+                            WHERE c.id = tagged.contact_id AND c.account_id = $1 AND c.is_group = $2
+                            OFFSET 0) c  -- a fence, as the page's
         WHERE true
           AND ($8::uuid IS NULL OR c.device_id = $8::uuid)
           AND (NOT $9::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
