@@ -64,6 +64,7 @@ class Spec:
     params: Any  # callable(fixtures) -> list
     write: bool = False
     check: bool = True  # account-scoped: a Seq Scan on a hot table fails the run
+    flip_check: bool = True  # generic/server plan vs custom plan (off only for O(offset) deep pages, see below)
     note: str = ""
 
 
@@ -75,7 +76,9 @@ SPECS: list[Spec] = [
     # -- leads (GET /api/leads paged, filtered, searched; compat board; one lead; writes) -------------------
     # One statement per filter shape (sql/queries/leads.sql). END = no cursor (the service's sentinel key).
     Spec("leads page", "leads_page", lambda f: [f[ACCT], *END, 51, 0]),
-    Spec("leads page deep offset 5000", "leads_page", lambda f: [f[ACCT], *END, 51, 5000],
+    # OFFSET costs O(offset) in every plan; on a small account the custom plan sorts the whole account instead
+    # (cheaper than a 5000-row walk), so "generic vs custom" says nothing here: the cursor spec is the gated one
+    Spec("leads page deep offset 5000", "leads_page", lambda f: [f[ACCT], *END, 51, 5000], flip_check=False,
          note="OFFSET paging: cost grows with the offset (the cursor below is the O(page) way)"),
     Spec("leads page ?cursor (5000 deep)", "leads_page", lambda f: [f[ACCT], *f["lead_cursor"], 51, 0]),
     Spec("leads count (counters)", "leads_count_all", lambda f: [f[ACCT]]),
@@ -309,7 +312,7 @@ async def run(dsn: str, seed: int, verbose: bool, json_out: str | None) -> int:
                 warnings.append(f"{spec.label} ({spec.query}) generic plan: {', '.join(generic_bad)} "
                                 f"({generic['Execution Time']:.1f} ms)")
             for name, other in (("generic", b_generic), ("server", b_server)):
-                if plan_flip(b_custom, other):
+                if spec.flip_check and plan_flip(b_custom, other):
                     failures.append(f"{spec.label} ({spec.query}): {name} plan {other:,} blocks > "
                                     f"{GENERIC_RATIO} x custom plan {b_custom:,} + {GENERIC_SLACK_BLOCKS}")
             if spec.note:

@@ -153,7 +153,7 @@ def test_server_database_has_one_record_per_migration_file(server: support.Serve
 
 
 PROMISED_INDEXES = {
-    "leads": ["idx_leads_account_created", "idx_leads_account_stage_created",
+    "leads": ["idx_leads_account_created_incl", "idx_leads_account_stage_created",
               "idx_leads_account_pipeline_created",
               "idx_leads_kommo_id", "idx_leads_contact"],
     "messages": ["idx_messages_chat_ts", "idx_messages_device", "idx_messages_account_sticker"],
@@ -179,7 +179,9 @@ def test_promised_indexes_exist(server: support.ServerProcess, database: str) ->
         ("messages", "idx_messages_chat_ts")]
     assert "is_pinned DESC, COALESCE(last_message_at, '-infinity'" in present[("chats", "idx_chats_order")]
     assert "INCLUDE (name, last_name" in present[("contacts", "idx_contacts_keyset")]
-    assert present[("leads", "idx_leads_account_created")].endswith("(account_id, created_at DESC, id DESC)")
+    assert present[("leads", "idx_leads_account_created_incl")].endswith(
+        "(account_id, created_at DESC, id DESC) INCLUDE (name, last_name, phone, email, company, jid, pipeline_id, "
+        "stage_id)")
     assert "CREATE UNIQUE INDEX" in present[("user_accounts", "idx_user_accounts_unique")]
     # pg_trgm ships with the test PostgreSQL: the optional search indexes were created too.
     trgm = {name for (_, name) in present if name.endswith("_search_trgm")}

@@ -13,8 +13,12 @@
 -- Also the per-shape pages of sql/queries/leads.sql (issue 17, goals 4 and 5): ?stage_id and ?pipeline_id pages
 -- are keyset walks of (account_id, stage_id | pipeline_id, created_at DESC, id DESC), O(page) for a rare stage
 -- as for a common one and in the generic plan as in the custom one; their capped counts read those indexes only.
--- They replace idx_leads_account_stage / idx_leads_account_pipeline (same leading columns). They need no
--- extension, but ride in this file (the embedded server keeps the 0001 indexes, which serve the same queries).
+-- They replace idx_leads_account_stage / idx_leads_account_pipeline (same leading columns).
+-- And idx_leads_account_created becomes idx_leads_account_created_incl, the same key with the searched columns
+-- (and pipeline/stage) included: a search with many matches walks the account's newest leads testing each, and
+-- the walk now reads the index only (at 100k leads, '%maría%' page: 2,132 -> 401 blocks; the index is 35 MB
+-- against 14 MB, while every page and the board read it as before). None of these need an extension, but they
+-- ride in this file (the embedded server keeps the 0001 indexes, which serve the same queries, reading rows).
 
 -- A concurrent build that failed leaves an INVALID index behind: drop those so the builds below run again.
 DO $$
@@ -24,7 +28,8 @@ BEGIN
     FOR broken IN
         SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
         WHERE NOT i.indisvalid AND c.relname IN ('idx_leads_account_search_trgm', 'idx_leads_account_stage_created',
-                                                 'idx_leads_account_pipeline_created')
+                                                 'idx_leads_account_pipeline_created',
+                                                 'idx_leads_account_created_incl')
     LOOP
         EXECUTE format('DROP INDEX %I', broken);
     END LOOP;
@@ -53,3 +58,9 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_leads_account_pipeline_created
 DROP INDEX CONCURRENTLY IF EXISTS idx_leads_account_stage;
 
 DROP INDEX CONCURRENTLY IF EXISTS idx_leads_account_pipeline;
+
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_leads_account_created_incl
+    ON leads (account_id, created_at DESC, id DESC)
+    INCLUDE (name, last_name, phone, email, company, jid, pipeline_id, stage_id);
+
+DROP INDEX CONCURRENTLY IF EXISTS idx_leads_account_created;

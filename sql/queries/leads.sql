@@ -1,6 +1,6 @@
 -- Leads (spec api.md §4.7 R37–R44, schema.md §3.11, §5.1, §5.4, §5.5).
--- Every statement is scoped by account_id. Lists use idx_leads_account_created
--- (account_id, created_at DESC, id DESC); search repeats the trigram expression of
+-- Every statement is scoped by account_id. Lists use idx_leads_account_created_incl
+-- (account_id, created_at DESC, id DESC, 0011; idx_leads_account_created without contrib); search repeats the trigram expression of
 -- 0011_leads_search_per_account.sql verbatim (with the l. alias) so idx_leads_account_search_trgm serves it.
 
 -- name: leads_list_all
@@ -29,13 +29,13 @@ LEFT JOIN tg ON tg.lead_id = p.id
 -- carries a catch-all "($n IS NULL OR ...)" on its driving filter and every generic plan is the custom plan
 -- (bench/explain.py checks it). All pages are keyset pages on (created_at, id): $2/$3 are the cursor (the
 -- last row of the previous page; without a cursor the service passes a sentinel after every row, so the
--- condition is an index bound of idx_leads_account_created / idx_leads_account_stage_created / ...,
+-- condition is an index bound of idx_leads_account_created_incl / idx_leads_account_stage_created / ...,
 -- never a filter). OFFSET applies after the cursor. Rows are hydrated in Python (building this page's JSON
 -- in PostgreSQL cost its CPU more than it saved, bench/RESULTS.md). The service asks LIMIT n+1 to know
 -- whether a next page exists.
 
 -- name: leads_page
--- No filter: idx_leads_account_created from the cursor on, O(page) at any depth.
+-- No filter: idx_leads_account_created_incl from the cursor on, O(page) at any depth.
 -- $1 account, $2/$3 cursor (created_at, id), $4 limit, $5 offset.
 SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
        l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
@@ -74,41 +74,24 @@ ORDER BY l.created_at DESC, l.id DESC
 LIMIT $4 OFFSET $5
 
 -- name: leads_page_tag
--- ?tag_ids (any of; without search): the newest leads of the account walked from the cursor, each kept when
--- the hashed set of the tags' lead ids (idx_lead_tags_tag, read once, index only) holds it: about
--- page / (share of tagged leads) rows, flat with the account's size. "IS TRUE" keeps the IN a hashed SubPlan:
--- as a bare IN the planner turns it into a join that fetches every tagged lead from the heap and sorts them
--- (measured at 100k leads: 6,126 blocks against 3,138). $7 pipeline, $8 stage: optional residual filters.
-SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
-       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
-       l.assigned_to, l.created_at, l.updated_at,
-       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
-FROM leads l
-LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
-WHERE l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
-  AND (l.id IN (SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($6::uuid[]))) IS TRUE
-  AND ($7::uuid IS NULL OR l.pipeline_id = $7::uuid)
-  AND ($8::uuid IS NULL OR l.stage_id = $8::uuid)
-ORDER BY l.created_at DESC, l.id DESC
-LIMIT $4 OFFSET $5
-
--- name: leads_page_search_few
--- ?search when the capped count found at most LEADS_TOTAL_CAP matches: all of them come from the account's
--- trigram index (idx_leads_account_search_trgm, 0011: account_id and the expression in one GIN index), at
--- most $9 rows, and are sorted here. The expression must stay identical to the index's. $6 ILIKE pattern,
--- $7 pipeline, $8 stage, $10 tag ids: optional residual filters.
-WITH hits AS MATERIALIZED (
-    SELECT l.id, l.created_at
-    FROM leads l
-    WHERE l.account_id = $1
-      AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $6
-      AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
-      AND ($7::uuid IS NULL OR l.pipeline_id = $7::uuid)
-      AND ($8::uuid IS NULL OR l.stage_id = $8::uuid)
-      AND ($10::uuid[] IS NULL OR l.id IN (SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($10::uuid[])))
-    LIMIT (SELECT $9::bigint)  -- unseen by the planner, as in leads_count_search
-), page AS (
-    SELECT h.id, h.created_at FROM hits h ORDER BY h.created_at DESC, h.id DESC LIMIT $4 OFFSET $5
+-- ?tag_ids (any of; without search): the newest leads of the account walked from the cursor (index only on
+-- idx_leads_account_created_incl), each kept when the hashed set of the tags' lead ids (idx_lead_tags_tag, read
+-- once, index only) holds it: about page / (share of tagged leads) index entries, flat with the account's size;
+-- then the page's rows. "IS TRUE" keeps the IN a hashed SubPlan (as a bare IN the planner joins every tagged
+-- lead, fetched from the heap, and sorts them: 6,126 blocks against 3,138 at 100k leads); LIMIT (SELECT ...)
+-- fences the walk as in leads_page_search_many. $7 pipeline, $8 stage: optional residual filters.
+WITH page AS (
+    SELECT w.id, w.created_at
+    FROM (SELECT l.id, l.created_at, l.pipeline_id, l.stage_id
+          FROM leads l
+          WHERE l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
+          ORDER BY l.created_at DESC, l.id DESC
+          LIMIT (SELECT 1000000000)) w
+    WHERE (w.id IN (SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($6::uuid[]))) IS TRUE
+      AND ($7::uuid IS NULL OR w.pipeline_id = $7::uuid)
+      AND ($8::uuid IS NULL OR w.stage_id = $8::uuid)
+    ORDER BY w.created_at DESC, w.id DESC
+    LIMIT $4 OFFSET $5
 )
 SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
        l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
@@ -119,9 +102,41 @@ JOIN leads l ON l.id = p.id
 LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
 ORDER BY p.created_at DESC, p.id DESC
 
+-- name: leads_page_search_few
+-- ?search when the capped count found at most LEADS_TOTAL_CAP matches: all of them come from the account's
+-- trigram index (idx_leads_account_search_trgm, 0011: account_id and the expression in one GIN index), at
+-- most $9 rows, and are sorted here. The expression must stay identical to the index's. (Reading columns that
+-- idx_leads_account_created_incl lacks keeps the generic plan from walking that index instead, testing every
+-- lead of the account: 230 blocks against 15 at 10k leads, 16k at 1M.) $6 ILIKE pattern,
+-- $7 pipeline, $8 stage, $10 tag ids: optional residual filters.
+WITH hits AS MATERIALIZED (
+    -- the whole rows (read from the heap anyway): the page needs no second lookup; reading columns that
+    -- idx_leads_account_created_incl lacks also keeps the plan on the trigram index
+    SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+           l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+           l.assigned_to, l.created_at, l.updated_at
+    FROM leads l
+    WHERE l.account_id = $1
+      AND (coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid) ILIKE $6
+      AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
+      AND ($7::uuid IS NULL OR l.pipeline_id = $7::uuid)
+      AND ($8::uuid IS NULL OR l.stage_id = $8::uuid)
+      AND ($10::uuid[] IS NULL OR l.id IN (SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($10::uuid[])))
+    LIMIT (SELECT $9::bigint)  -- unseen by the planner, as in leads_count_search
+)
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM hits l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $4 OFFSET $5
+
 -- name: leads_page_search_many
 -- ?search when the capped count found more than LEADS_TOTAL_CAP matches: the newest leads of the account are
--- walked from the cursor (idx_leads_account_created) and tested until the page is full, about
+-- walked from the cursor (idx_leads_account_created_incl, index only: it includes the searched columns) and
+-- tested until the page is full, about
 -- page / (share of matching leads) rows, where sorting every match would cost O(matches). The inner
 -- LIMIT (SELECT ...) is a fence: it keeps the ILIKE out of the scan (so the planner cannot swap the walk for
 -- a trigram bitmap plus a sort of every match) and, unknown at plan time, keeps the walk in custom plans too.
