@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.seed import STEPS, STEPS_AFTER
+from bench.seed import step_names
 from tests import support
 from tests.test_progress import stderr_on_pty
 
-# accounts 3, no vacuum: the steps, 2 message steps, chat_last_msg, the later steps, commit.
-STEP_NAMES = [*STEPS, "messages[0]", "messages[1-2]", "chat_last_msg", *STEPS_AFTER, "commit"]
+# accounts 3, no vacuum: drop_indexes, the table steps, 2 message steps, the index rebuilds, counters, commit, count.
+STEP_NAMES = step_names(accounts=3, vacuum=False)
 LINE_RE = re.compile(r"^bench-seed: +(\d+)% (\d+)/(\d+) steps \d+\.\d s (\S+) \d+\.\d s$")
 
 
