@@ -141,6 +141,10 @@ def test_contact_tag_filter_pages_by_cursor(client: httpx.Client, tenant: Any, d
     expected = [row["id"] for row in ok(client, tenant, "/api/contacts", limit=0, tag_ids=tag)["contacts"]]
     assert sorted(expected) == sorted(tagged)
     assert walk(client, tenant, "/api/contacts", "contacts", 2, tag_ids=tag) == expected
+    with_phone = [row["id"] for row in ok(client, tenant, "/api/contacts", limit=0, tag_ids=tag,
+                                          has_phone="true")["contacts"]]
+    assert with_phone == expected  # every one has a phone: the tag + filter shape, same order
+    assert walk(client, tenant, "/api/contacts", "contacts", 3, tag_ids=tag, has_phone="true") == expected
 
 
 @pytest.fixture
@@ -317,6 +321,8 @@ def test_indexes_serve_the_page_search_and_cursor_shapes(make_tenant: Any, datab
     assert "idx_chats_search_acct" in plan or "idx_chats_order" in plan, plan
     plan = _plan(database, "chats_page", [acct, 51, 0, *chat_first, True, None, None, False, 300])
     assert "Index Scan using idx_chats_order" in plan and "ROW(is_pinned" in plan, plan
-    plan = _plan(database, "contacts_page_tagged",
-                 [acct, False, 50, 0, *first, None, False, None, [str(uuid.uuid4())], 300])
+    plan = _plan(database, "contacts_page_tagged", [acct, False, 50, 0, *first, [str(uuid.uuid4())], 300])
+    assert "Index Only Scan using idx_contacts_keyset" in plan and "idx_contact_tags_tag" in plan, plan
+    plan = _plan(database, "contacts_page_tagged_filtered",
+                 [acct, False, 50, 0, *first, None, True, None, [str(uuid.uuid4())], 300])
     assert "idx_contact_tags_tag" in plan, plan

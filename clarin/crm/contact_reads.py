@@ -3,7 +3,7 @@
 Split from :mod:`clarin.crm.contacts` (the write rules): a hot dashboard read.
 
 - One statement per filter shape (sql/queries/contacts.sql): unfiltered, device/phone/legacy tags, structured
-  tag ids, search, search with filters; none has a catch-all that changes which index its generic plan walks.
+  tag ids, tag ids with other filters, search, search with filters; none has a catch-all that changes which index its generic plan walks.
   Searched pages run with custom plans only (``lists_custom_plans``: a rare and a common term need different plans).
 - Keyset paging: ``?cursor=`` (clarin/http/cursor.py) is the sort key of the previous page's last contact
   (display name IS NULL, display name or "", id); ``next_cursor`` is null after the last page. ``offset`` still
@@ -28,6 +28,7 @@ from clarin.state import AppState
 
 Q_PAGE = query("contacts_page")
 Q_PAGE_TAGGED = query("contacts_page_tagged")
+Q_PAGE_TAGGED_FILTERED = query("contacts_page_tagged_filtered")
 Q_PAGE_SEARCH = query("contacts_page_search")
 Q_PAGE_SEARCH_FILTERED = query("contacts_page_search_filtered")
 Q_PAGE_UNFILTERED = query("contacts_page_unfiltered")
@@ -76,8 +77,10 @@ async def list_contacts(state: AppState, account_id: uuid.UUID, flt: ContactFilt
                                                [*head, *filters, flt.tag_ids or None, cap, pattern])
                 else:
                     row = await tx.fetch_tuple(Q_PAGE_SEARCH, [*head, pattern, cap])
+        elif flt.tag_ids and not (flt.device_id or flt.has_phone or flt.tags):
+            row = await state.db.fetch_tuple(Q_PAGE_TAGGED, [*head, flt.tag_ids, cap])
         elif flt.tag_ids:
-            row = await state.db.fetch_tuple(Q_PAGE_TAGGED, [*head, *filters, flt.tag_ids, cap])
+            row = await state.db.fetch_tuple(Q_PAGE_TAGGED_FILTERED, [*head, *filters, flt.tag_ids, cap])
         else:
             row = await state.db.fetch_tuple(Q_PAGE, [*head, *filters, cap])
         if cached is None:

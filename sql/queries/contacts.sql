@@ -102,9 +102,9 @@ LEFT JOIN LATERAL (
     WHERE ct.contact_id = p.id AND tag.account_id = $1 AND p.rn <= $3::int + $4::int
 ) tg ON true
 
--- name: contacts_page_tagged
--- Structured tag ids without search: contacts_page's parameters with $11 = tag ids (any-of, required) and $12 = the
--- count cap. The page is driven from the tag's contacts (LATERAL: a
+-- name: contacts_page_tagged_filtered
+-- Structured tag ids with device, phone or legacy-tag filters, without search: contacts_page's parameters with
+-- $11 = tag ids (any-of, required) and $12 = the count cap. The page is driven from the tag's contacts (LATERAL: a
 -- nested loop from contact_tags, O(tagged contacts)), never a walk of the account probing contact_tags per row
 -- (the planner misjudges ANY(array) selectivity: 81k blocks at 30k contacts for a 102-contact tag).
 WITH t AS (
@@ -138,6 +138,59 @@ WITH t AS (
     WHERE (l.k_null, l.k_text, l.id) > ($5::bool, $6::text, $7::uuid)
     ORDER BY l.k_null, l.k_text, l.id
     LIMIT $3::int + 1 OFFSET $4::int
+)
+SELECT (SELECT t.total FROM t) AS total,
+       '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.rn)
+                           FILTER (WHERE p.rn <= $3::int + $4::int), '') || ']' AS body,
+       count(p.id) > $3::int AS more,
+       bool_or(p.k_null) FILTER (WHERE p.rn = $3::int + $4::int) AS last_null,
+       min(p.k_text) FILTER (WHERE p.rn = $3::int + $4::int) AS last_text,
+       (array_agg(p.id) FILTER (WHERE p.rn = $3::int + $4::int))[1] AS last_id
+FROM page p
+LEFT JOIN LATERAL (
+    SELECT '[' || string_agg(wire_tag(tag), ',' ORDER BY tag.name, tag.id) || ']' AS list
+    FROM contact_tags ct
+    JOIN tags tag ON tag.id = ct.tag_id
+    WHERE ct.contact_id = p.id AND tag.account_id = $1 AND p.rn <= $3::int + $4::int
+) tg ON true
+
+-- name: contacts_page_tagged
+-- Structured tag ids only (the dashboard's tag filter): $2 is_group, $3 limit, $4 offset, $5-$7 cursor, $8 tag ids
+-- (any-of), $9 count cap. The page walks idx_contacts_keyset from the cursor (Index Only Scan: ids and keys only)
+-- and keeps the ids found in the hashed set of the tags' contacts (idx_contact_tags_tag, read once, index only):
+-- about page / (share of tagged contacts) index entries, flat with the account's size; then the page's rows.
+-- "IS TRUE" keeps the IN a hashed SubPlan and LIMIT (SELECT ...) fences the walk (as leads_page_tag: without
+-- them the planner joins every tagged contact, or probes contact_tags per contact of the account). The capped
+-- count goes from the tag's contacts (LATERAL, fenced): O(min(tagged, cap)).
+WITH t AS (
+    SELECT count(*) AS total
+    FROM (
+        SELECT 1
+        FROM (SELECT DISTINCT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($8::uuid[])) tagged
+        CROSS JOIN LATERAL (SELECT c.id FROM contacts c
+                            WHERE c.id = tagged.contact_id AND c.account_id = $1 AND c.is_group = $2
+                            OFFSET 0) c
+        LIMIT $9::int + 1
+    ) capped
+    WHERE $9::int > 0
+), ids AS (
+    SELECT w.id, w.k_null, w.k_text, row_number() OVER (ORDER BY w.k_null, w.k_text, w.id) AS rn
+    FROM (SELECT c.id, (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL) AS k_null,
+                 COALESCE(c.custom_name, c.name, c.push_name, c.phone, '') AS k_text
+          FROM contacts c
+          WHERE c.account_id = $1 AND c.is_group = $2
+            AND ((COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+                 COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id) > ($5::bool, $6::text, $7::uuid)
+          ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+                   COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id
+          LIMIT (SELECT 1000000000)) w
+    WHERE (w.id IN (SELECT ct.contact_id FROM contact_tags ct WHERE ct.tag_id = ANY($8::uuid[]))) IS TRUE
+    ORDER BY w.k_null, w.k_text, w.id
+    LIMIT $3::int + 1 OFFSET $4::int
+), page AS (
+    SELECT c AS contact, i.id, i.k_null, i.k_text, i.rn
+    FROM ids i
+    JOIN contacts c ON c.id = i.id AND c.account_id = $1
 )
 SELECT (SELECT t.total FROM t) AS total,
        '[' || coalesce(string_agg(wire_contact(p.contact, tg.list), ',' ORDER BY p.rn)
