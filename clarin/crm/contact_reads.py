@@ -23,6 +23,7 @@ from clarin.crm.contacts import ContactFilter
 from clarin.crm.filtering import Window, search_pattern
 from clarin.db.queries import query
 from clarin.http.cursor import decode_cursor, encode_cursor
+from clarin.http.errors import HTTPError
 from clarin.http.totals import COUNT_CAP, capped
 from clarin.state import AppState
 
@@ -50,6 +51,8 @@ def parse_cursor(text: str) -> tuple[bool, str, uuid.UUID] | None:
     if not text:
         return None
     key: tuple[bool, str, uuid.UUID] = decode_cursor(text, tuple[bool, str, uuid.UUID])
+    if "\x00" in key[1]:  # PostgreSQL text cannot hold NUL: a forged cursor, not a driver error
+        raise HTTPError(400, "Invalid cursor")
     return key
 
 
