@@ -115,6 +115,15 @@ def test_filtered_totals_are_capped(client: httpx.Client, make_tenant: Any, data
                    {"stage_id": stages[1]["id"], "pipeline_id": stages[1]["pipeline_id"]}):
         body = page(client, tenant, limit=10, **params)
         assert (body["total"], body["total_capped"]) == (LEADS_TOTAL_CAP, True), params
+    tag = sql(database, "INSERT INTO tags (account_id, name, color) VALUES ($1, 'many', '#000000') RETURNING id",
+              uuid.UUID(tenant.account_id))[0]["id"]
+    sql(database, "INSERT INTO lead_tags (lead_id, tag_id) SELECT l.id, $2::text::uuid FROM leads l "
+                  "WHERE l.account_id = $1 AND l.name LIKE 'Capped %'", uuid.UUID(tenant.account_id), str(tag))
+    forget(tenant.account_id)
+    body = page(client, tenant, limit=10, tag_ids=str(tag))  # more than the cap: the walk
+    assert (body["total"], body["total_capped"], len(body["leads"])) == (LEADS_TOTAL_CAP, True, 10)
+    tagged = walk(client, tenant, limit=100, tag_ids=str(tag))
+    assert len(tagged) == len(set(tagged)) == many
     exact = page(client, tenant, search="uncapped", limit=10)
     assert (exact["total"], exact["total_capped"]) == (1, False)
     unfiltered = page(client, tenant, limit=10)  # no filter: the exact counter, never capped
@@ -221,6 +230,7 @@ def test_each_shape_starts_from_the_account_index(database: str, tenant: Any) ->
         "leads_page_stage": ([*head, stage, None], "idx_leads_account_stage_created|idx_leads_stage|account"),
         "leads_page_pipeline": ([*head, pipeline], "idx_leads_account_pipeline_created|idx_leads_pipeline|account"),
         "leads_page_tag": ([*head, [tag], None, None], "idx_leads_account_created_incl"),
+        "leads_page_tag_few": ([*head, [tag], None, None, 301], "idx_lead_tags_tag"),
         # on a tiny account any index leading with account_id is as good (bench/explain.py shows the trigram
         # index at 100k leads): "account" = one of those
         "leads_page_search_few": ([*head, "%maría%", None, None, 301, None], "account"),

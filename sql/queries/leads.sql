@@ -74,7 +74,7 @@ ORDER BY l.created_at DESC, l.id DESC
 LIMIT $4 OFFSET $5
 
 -- name: leads_page_tag
--- ?tag_ids (any of; without search): the newest leads of the account walked from the cursor (index only on
+-- ?tag_ids (any of; without search) when the capped count found more than LEADS_TOTAL_CAP: the newest leads of the account walked from the cursor (index only on
 -- idx_leads_account_created_incl), each kept when the hashed set of the tags' lead ids (idx_lead_tags_tag, read
 -- once, index only) holds it: about page / (share of tagged leads) index entries, flat with the account's size;
 -- then the page's rows. "IS TRUE" keeps the IN a hashed SubPlan (as a bare IN the planner joins every tagged
@@ -101,6 +101,35 @@ FROM page p
 JOIN leads l ON l.id = p.id
 LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
 ORDER BY p.created_at DESC, p.id DESC
+
+-- name: leads_page_tag_few
+-- ?tag_ids when the capped count found at most LEADS_TOTAL_CAP tagged leads (a new or rare tag): the tags' lead ids
+-- (idx_lead_tags_tag, index only, de-duplicated), each lead read by primary key (a parameterised nested loop:
+-- OFFSET 0 keeps the planner from hashing the whole account instead), at most $9 of them, sorted here. The walk of
+-- leads_page_tag would read every lead of the account to find a rare tag's few. $7 pipeline, $8 stage: optional
+-- residual filters.
+WITH hits AS MATERIALIZED (
+    SELECT hit.*
+    FROM (SELECT DISTINCT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($6::uuid[])) t
+    CROSS JOIN LATERAL (
+        SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+               l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+               l.assigned_to, l.created_at, l.updated_at
+        FROM leads l
+        WHERE l.id = t.lead_id AND l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
+          AND ($7::uuid IS NULL OR l.pipeline_id = $7::uuid)
+          AND ($8::uuid IS NULL OR l.stage_id = $8::uuid)
+        OFFSET 0) hit
+    LIMIT (SELECT $9::bigint)
+)
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM hits l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $4 OFFSET $5
 
 -- name: leads_page_search_few
 -- ?search when the capped count found at most LEADS_TOTAL_CAP matches: all of them come from the account's
