@@ -110,6 +110,27 @@ def _leads_search_without_contrib(url: str) -> None:
     assert httpx.get(url + "/api/leads", params={"search": "ab"}, headers=headers, timeout=15).status_code == 400
 
 
+def _contacts_and_chats_without_contrib(url: str) -> None:
+    """0012 was skipped too: chats and contacts search, the 3-character minimum and cursors still answer right."""
+    headers = support.auth(support.login(url, ADMIN_USER, ADMIN_PASSWORD))
+    with httpx.Client(base_url=url, headers=headers, timeout=15) as client:
+        device = client.post("/api/devices", json={"name": "Embedded"})
+        assert device.status_code == 201, device.text
+        for phone in ("51922200001", "51922200002", "51933300003"):
+            created = client.post("/api/chats/new", json={"device_id": device.json()["device"]["id"], "phone": phone})
+            assert created.status_code == 201, created.text
+        found = client.get("/api/chats", params={"search": "5192220"}).json()
+        assert sorted(chat["jid"][:11] for chat in found["chats"]) == ["51922200001", "51922200002"]
+        assert (found["total"], found["total_capped"]) == (2, False)
+        first = client.get("/api/chats", params={"limit": 2}).json()
+        rest = client.get("/api/chats", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+        assert len({chat["id"] for chat in first["chats"] + rest["chats"]}) == 3 and rest["next_cursor"] is None
+        assert client.get("/api/chats", params={"search": "51"}).status_code == 400
+        contacts = client.get("/api/contacts", params={"search": "maría"})
+        assert contacts.status_code == 200 and contacts.json()["contacts"] == []
+        assert client.get("/api/contacts", params={"search": "ab"}).status_code == 400
+
+
 def test_serve_without_database_url_uses_embedded_postgres(data_dir: Path, log_dir: Path) -> None:
     env = support.base_env(None, REDIS_URL="off", CLARIN_DATA_DIR=str(data_dir), CLARIN_KEEP_DB="1")
     assert "DATABASE_URL" not in env
@@ -122,6 +143,7 @@ def test_serve_without_database_url_uses_embedded_postgres(data_dir: Path, log_d
         assert user["is_super_admin"] is True
         assert user["account_name"] == "Default Account"
         _leads_search_without_contrib(first.url)
+        _contacts_and_chats_without_contrib(first.url)
     finally:
         first.stop()
     assert first.proc.returncode == 0
