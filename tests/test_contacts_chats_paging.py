@@ -176,6 +176,30 @@ def test_chat_cursor_walk_visits_every_chat_once_in_order(
     assert ok(client, tenant, "/api/chats", limit=len(inbox))["next_cursor"] is None
 
 
+def test_chat_tag_filter_pages_by_cursor(client: httpx.Client, tenant: Any, database: str) -> None:
+    acct = tenant.account_id
+    tag, other = insert_tag(database, acct), insert_tag(database, acct)
+    at = NOW - timedelta(minutes=1)
+    tagged = []
+    for i in range(7):
+        jid = f"5193{i:07d}@s.whatsapp.net"
+        chat = insert_chat(database, acct, jid, name=f"Tag {i}", last_message_at=at if i % 3 else None,
+                           is_archived=i == 5, unread_count=i % 2)
+        tag_contact(database, insert_contact(database, acct, jid), tag if i != 6 else other)
+        tagged.append(chat)
+    insert_chat(database, acct, "51930000099@s.whatsapp.net", name="Sin contacto", last_message_at=at)
+    inbox = [row["id"] for row in ok(client, tenant, "/api/chats", limit=0)["chats"]]
+    expected = [chat for chat in inbox if chat in tagged[:5]]  # not the archived one, not the other tag's
+    body = ok(client, tenant, "/api/chats", limit=0, tag_ids=tag)
+    assert [row["id"] for row in body["chats"]] == expected and (body["total"], body["total_capped"]) == (5, False)
+    assert walk(client, tenant, "/api/chats", "chats", 2, tag_ids=tag) == expected
+    both = [row["id"] for row in ok(client, tenant, "/api/chats", limit=0, tag_ids=f"{tag},{other}",
+                                    archived="true")["chats"]]
+    assert sorted(both) == sorted(tagged)
+    unread = [row["id"] for row in ok(client, tenant, "/api/chats", limit=0, tag_ids=tag, unread_only="true")["chats"]]
+    assert unread == [chat for chat in expected if tagged.index(chat) % 2]
+
+
 @pytest.mark.parametrize("path", ["/api/contacts", "/api/chats"])
 def test_bad_cursor_is_400(client: httpx.Client, tenant: Any, path: str) -> None:
     import base64
@@ -320,6 +344,8 @@ def test_indexes_serve_the_page_search_and_cursor_shapes(make_tenant: Any, datab
     assert "Bitmap Index Scan on idx_contacts_search_acct" in plan, plan
     plan = _plan(database, "chats_page_search", search)  # a common one may walk the order index instead
     assert "idx_chats_search_acct" in plan or "idx_chats_order" in plan, plan
+    plan = _plan(database, "chats_page_tagged", [acct, 51, 0, *chat_first, False, None, [str(uuid.uuid4())], False, 300])
+    assert "idx_contact_tags_tag" in plan and "chats_account_id_jid_key" in plan, plan
     plan = _plan(database, "chats_page", [acct, 51, 0, *chat_first, True, None, None, False, 300])
     assert "Index Scan using idx_chats_order" in plan and "ROW(is_pinned" in plan, plan
     plan = _plan(database, "contacts_page_tagged", [acct, False, 50, 0, *first, [str(uuid.uuid4())], 300])

@@ -44,6 +44,7 @@ from clarin.wire.leads import Lead
 log = logging.getLogger("clarin.messaging.chats")
 
 Q_PAGE = query("chats_page")
+Q_PAGE_TAGGED = query("chats_page_tagged")
 Q_PAGE_INBOX_UNFILTERED = query("chats_page_inbox_unfiltered")
 Q_PAGE_SEARCH = query("chats_page_search")
 Q_CUSTOM_PLANS = query("lists_custom_plans")
@@ -94,7 +95,7 @@ def parse_cursor(text: str) -> tuple[bool, datetime | None, uuid.UUID] | None:
 async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, window: Window,
                      cursor: tuple[bool, datetime | None, uuid.UUID] | None = None) -> ChatsPageResult:
     """One statement per shape (sql/queries/chats.sql): the default inbox (total = the account's counter, exact and
-    O(1)), filters, search. Filtered totals are exact up to COUNT_CAP (``total_capped``). One row more than the
+    O(1)), filters, tag filter (driven from the tags' contacts), search. Filtered totals are exact up to COUNT_CAP (``total_capped``). One row more than the
     page is read to know whether ``next_cursor`` is needed."""
     pattern = search_pattern(flt.search)
     key = cursor or FIRST_KEY
@@ -105,7 +106,9 @@ async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, wi
         async with state.db.transaction() as tx:
             await tx.execute(Q_CUSTOM_PLANS)
             rows = await tx.fetch(Q_PAGE_SEARCH, [*head, *filters, pattern])
-    elif flt.archived or flt.device_ids or flt.tag_ids or flt.unread_only:
+    elif flt.tag_ids:
+        rows = await state.db.fetch(Q_PAGE_TAGGED, [*head, *filters])
+    elif flt.archived or flt.device_ids or flt.unread_only:
         rows = await state.db.fetch(Q_PAGE, [*head, *filters])
     else:
         counted = False  # the default inbox: its total is the account's counter (exact, O(1))
