@@ -36,6 +36,7 @@ log = logging.getLogger("clarin.migrate")
 MIGRATION_LOCK_KEY = 0x434C4152494E  # "CLARIN"
 # A migration that rewrites a big table can run for minutes: a line this often says it is still going.
 HEARTBEAT_SECONDS = 10.0
+LOCK_POLL = 0.1
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _NO_TRANSACTION = re.compile(r"^--\s*migrate:\s*no-transaction\s*$", re.M)
 _REQUIRES = re.compile(r"^--\s*migrate:\s*requires-extensions\s+(.+?)\s*$", re.M)
@@ -112,7 +113,7 @@ async def migrate(db: Database, migrations: list[Migration] | None = None, *,
     pending_source = discover() if migrations is None else migrations
     applied_now: list[str] = []
     async with db.connection() as conn:
-        await conn.fetch(Q_LOCK, [MIGRATION_LOCK_KEY])
+        await _lock(conn)
         try:
             await conn.execute(Q_CREATE_TABLE)
             applied = {row["version"]: row for row in await conn.fetch(Q_APPLIED)}
@@ -137,6 +138,15 @@ async def migrate(db: Database, migrations: list[Migration] | None = None, *,
         finally:
             await conn.fetch(Q_UNLOCK, [MIGRATION_LOCK_KEY])
     return applied_now
+
+
+async def _lock(conn: Connection) -> None:
+    """Take the migration lock, polling: waiting inside pg_advisory_lock would hold a statement open, which a
+    concurrent index build in the holder's migration waits for (a deadlock PostgreSQL does not detect)."""
+    while True:
+        if await conn.fetch_val(Q_LOCK, [MIGRATION_LOCK_KEY]):
+            return
+        await asyncio.sleep(LOCK_POLL)  # another process's lock: nothing here could signal its release
 
 
 async def _apply(conn: Connection, migration: Migration, label: str) -> None:

@@ -7,7 +7,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )
 
 -- name: migration_lock
-SELECT true AS locked FROM (SELECT pg_advisory_lock($1)) AS l
+-- Tried, not waited for: a session blocked in pg_advisory_lock is a running statement, and CREATE INDEX
+-- CONCURRENTLY in the lock holder's no-transaction migration waits for every running statement to end.
+SELECT pg_try_advisory_lock($1) AS locked
 
 -- name: migration_unlock
 SELECT pg_advisory_unlock($1) AS unlocked
