@@ -240,6 +240,7 @@ def test_each_shape_starts_from_the_account_index(database: str, tenant: Any) ->
         "leads_count_stage_pipeline": ([acct, 301, stage, pipeline], "idx_leads_account_stage_created|idx_leads_stage"),
         "leads_count_pipeline": ([acct, 301, pipeline], "idx_leads_account_pipeline_created|idx_leads_pipeline"),
         "leads_count_tag": ([acct, 301, [tag], None, None], "idx_lead_tags_tag"),
+        "leads_count_tag1": ([acct, 301, tag, None, None], "idx_lead_tags_tag"),
     }
     for name, (params, index) in cases.items():
         plan = explain(database, str(query(name)), params, bitmap_only="_trgm" in index)

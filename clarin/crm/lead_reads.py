@@ -37,6 +37,7 @@ Q_COUNT_PIPELINE = query("leads_count_pipeline")
 Q_COUNT_STAGE = query("leads_count_stage")
 Q_COUNT_STAGE_PIPELINE = query("leads_count_stage_pipeline")
 Q_COUNT_TAG = query("leads_count_tag")
+Q_COUNT_TAG1 = query("leads_count_tag1")
 Q_COUNT_SEARCH = query("leads_count_search")
 Q_TAGS_FOR_LEADS = query("leads_tags_for_leads")
 Q_GET = query("leads_get")
@@ -207,6 +208,8 @@ async def filtered_total(state: AppState, account_id: uuid.UUID, flt: LeadFilter
     if flt.search:
         args = [account_id, cap, escape_like(flt.search), flt.pipeline_id, flt.stage_id, tags]
         total = await state.db.fetch_val(Q_COUNT_SEARCH, args)
+    elif tags and len(set(tags)) == 1:
+        total = await state.db.fetch_val(Q_COUNT_TAG1, [account_id, cap, tags[0], flt.pipeline_id, flt.stage_id])
     elif tags:
         total = await state.db.fetch_val(Q_COUNT_TAG, [account_id, cap, tags, flt.pipeline_id, flt.stage_id])
     elif flt.stage_id and flt.pipeline_id:
