@@ -29,7 +29,6 @@ Q_PAGE = query("leads_page")
 Q_PAGE_PIPELINE = query("leads_page_pipeline")
 Q_PAGE_STAGE = query("leads_page_stage")
 Q_PAGE_TAG = query("leads_page_tag")
-Q_PAGE_TAG_FEW = query("leads_page_tag_few")
 Q_PAGE_SEARCH_FEW = query("leads_page_search_few")
 Q_PAGE_SEARCH_MANY = query("leads_page_search_many")
 Q_COUNT_ALL = query("leads_count_all")
@@ -152,7 +151,7 @@ async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, lim
     database more than it saved here (RESULTS.md)."""
     total: int | None = None
     counted = False  # total came from a capped count (so more than the cap means "capped")
-    if flt.search or flt.tag_ids:  # the capped count first: it decides how the page is read
+    if flt.search:  # the capped count first: it decides how the page is read
         total, counted = await filtered_total(state, account_id, flt), True
     rows = await page_rows(state, account_id, flt, limit + 1, offset, cursor or _END_KEY, total)
     more = len(rows) > limit
@@ -175,7 +174,7 @@ async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, lim
 async def page_rows(state: AppState, account_id: uuid.UUID, flt: LeadFilter, fetch: int, offset: int,
                     key: tuple[datetime, uuid.UUID], filter_total: int | None) -> list[dict[str, Any]]:
     """The page's rows (``fetch`` = limit + 1) with the statement of the filter's shape. ``filter_total``: the
-    capped count of a search or tag filter, which picks between reading every match (few) and walking."""
+    capped count of a search, which picks between reading every match (few) and walking."""
     head = [account_id, key[0], key[1], fetch, offset]
     tags = flt.tag_ids or None
     if flt.search:
@@ -184,10 +183,7 @@ async def page_rows(state: AppState, account_id: uuid.UUID, flt: LeadFilter, fet
             args = [*head, pattern, flt.pipeline_id, flt.stage_id, LEADS_TOTAL_CAP + 1, tags]
             return await state.db.fetch(Q_PAGE_SEARCH_FEW, args)
         return await state.db.fetch(Q_PAGE_SEARCH_MANY, [*head, pattern, flt.pipeline_id, flt.stage_id, tags])
-    if tags:
-        if filter_total is not None and filter_total <= LEADS_TOTAL_CAP:  # few tagged leads: read them all
-            args = [*head, tags, flt.pipeline_id, flt.stage_id, LEADS_TOTAL_CAP + 1]
-            return await state.db.fetch(Q_PAGE_TAG_FEW, args)
+    if tags:  # the tags' leads in board order (idx_lead_tags_tag_created, 0013): O(page) for any tag size
         return await state.db.fetch(Q_PAGE_TAG, [*head, tags, flt.pipeline_id, flt.stage_id])
     if flt.stage_id:
         return await state.db.fetch(Q_PAGE_STAGE, [*head, flt.stage_id, flt.pipeline_id])

@@ -116,62 +116,56 @@ LEFT JOIN st ON st.id = p.stage_id
 ORDER BY p.created_at DESC, p.id DESC
 
 -- name: leads_page_tag
--- ?tag_ids (any of; without search) when the capped count found more than LEADS_TOTAL_CAP: the newest leads of the account walked from the cursor (index only on
--- idx_leads_account_created_incl), each kept when the hashed set of the tags' lead ids (idx_lead_tags_tag, read
--- once, index only) holds it: about page / (share of tagged leads) index entries, flat with the account's size;
--- then the page's rows. "IS TRUE" keeps the IN a hashed SubPlan (as a bare IN the planner joins every tagged
--- lead, fetched from the heap, and sorts them: 6,126 blocks against 3,138 at 100k leads); LIMIT (SELECT ...)
--- fences the walk as in leads_page_search_many. $7 pipeline, $8 stage: optional residual filters.
-WITH page AS (
-    SELECT w.id, w.created_at
-    FROM (SELECT l.id, l.created_at, l.pipeline_id, l.stage_id
-          FROM leads l
-          WHERE l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
-          ORDER BY l.created_at DESC, l.id DESC
-          LIMIT (SELECT 1000000000)) w
-    WHERE (w.id IN (SELECT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($6::uuid[]))) IS TRUE
-      AND ($7::uuid IS NULL OR w.pipeline_id = $7::uuid)
-      AND ($8::uuid IS NULL OR w.stage_id = $8::uuid)
-    ORDER BY w.created_at DESC, w.id DESC
-    LIMIT $4 OFFSET $5
-)
-SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
-       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
-       l.assigned_to, l.created_at, l.updated_at,
-       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
-FROM page p
-JOIN leads l ON l.id = p.id
-LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
-ORDER BY p.created_at DESC, p.id DESC
-
--- name: leads_page_tag_few
--- ?tag_ids when the capped count found at most LEADS_TOTAL_CAP tagged leads (a new or rare tag): the tags' lead ids
--- (idx_lead_tags_tag, index only, de-duplicated), each lead read by primary key (a parameterised nested loop:
--- OFFSET 0 keeps the planner from hashing the whole account instead), at most $9 of them, sorted here. The walk of
--- leads_page_tag would read every lead of the account to find a rare tag's few. $7 pipeline, $8 stage: optional
--- residual filters.
-WITH hits AS MATERIALIZED (
-    SELECT hit.*
-    FROM (SELECT DISTINCT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($6::uuid[])) t
+-- ?tag_ids (any of; without search), one tag or several: each tag of the account ($6, checked against tags.account_id,
+-- so a foreign tag is not walked at all) is walked in board order from the cursor on idx_lead_tags_tag_created
+-- (tag_id, lead_created_at DESC, lead_id DESC; lead_tags carries its lead's created_at, 0013), each entry's lead read
+-- by primary key (account and the optional residual filters $7 pipeline / $8 stage), at most $4 + $5 per tag; the
+-- tags' lists are merged newest first, a lead with several of the tags kept once (DISTINCT ON), and the page cut.
+-- O(tags x (page + offset)) whatever the tags' sizes (it hashed every lead id of the tags: ~4,900 blocks for a
+-- 15k-lead tag at 1M leads). Correct because a tag's leads ahead of a lead in its list are distinct leads ahead of it
+-- in the merged order: each of the first $4 + $5 merged leads is among its tag's first $4 + $5.
+-- OFFSET 0 keeps the lead lookup a parameterised probe by primary key (never a join of the whole account).
+WITH page AS MATERIALIZED (
+    SELECT DISTINCT ON (h.created_at, h.id)
+           h.id, h.account_id, h.contact_id, h.jid, h.name, h.last_name, h.short_name, h.phone, h.email,
+           h.company, h.age, h.status, h.pipeline_id, h.stage_id, h.source, h.notes, h.tags, h.custom_fields,
+           h.assigned_to, h.created_at, h.updated_at
+    FROM tags t
     CROSS JOIN LATERAL (
         SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
                l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
                l.assigned_to, l.created_at, l.updated_at
-        FROM leads l
-        WHERE l.id = t.lead_id AND l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
-          AND ($7::uuid IS NULL OR l.pipeline_id = $7::uuid)
-          AND ($8::uuid IS NULL OR l.stage_id = $8::uuid)
-        OFFSET 0) hit
-    LIMIT (SELECT $9::bigint)
+        FROM lead_tags lt
+        CROSS JOIN LATERAL (
+            SELECT x.id, x.account_id, x.contact_id, x.jid, x.name, x.last_name, x.short_name, x.phone, x.email,
+                   x.company, x.age, x.status, x.pipeline_id, x.stage_id, x.source, x.notes, x.tags, x.custom_fields,
+                   x.assigned_to, x.created_at, x.updated_at
+            FROM leads x
+            WHERE x.id = lt.lead_id AND x.account_id = $1
+              AND ($7::uuid IS NULL OR x.pipeline_id = $7::uuid)
+              AND ($8::uuid IS NULL OR x.stage_id = $8::uuid)
+            OFFSET 0) l
+        WHERE lt.tag_id = t.id AND (lt.lead_created_at, lt.lead_id) < ($2::timestamptz, $3::uuid)
+        ORDER BY lt.lead_created_at DESC, lt.lead_id DESC
+        LIMIT $4::bigint + $5::bigint
+    ) h
+    WHERE t.id = ANY($6::uuid[]) AND t.account_id = $1
+    ORDER BY h.created_at DESC, h.id DESC
+    LIMIT $4 OFFSET $5
+), st AS MATERIALIZED (
+    -- the page's few distinct stages, each by primary key (as in leads_page)
+    SELECT ps.id, ps.name, ps.color, ps.position
+    FROM (SELECT DISTINCT p.stage_id FROM page p WHERE p.stage_id IS NOT NULL) d
+    CROSS JOIN LATERAL (SELECT x.id, x.name, x.color, x.position FROM pipeline_stages x
+                        WHERE x.id = d.stage_id OFFSET 0) ps
 )
-SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
-       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
-       l.assigned_to, l.created_at, l.updated_at,
-       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
-FROM hits l
-LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
-ORDER BY l.created_at DESC, l.id DESC
-LIMIT $4 OFFSET $5
+SELECT p.id, p.account_id, p.contact_id, p.jid, p.name, p.last_name, p.short_name, p.phone, p.email,
+       p.company, p.age, p.status, p.pipeline_id, p.stage_id, p.source, p.notes, p.tags, p.custom_fields,
+       p.assigned_to, p.created_at, p.updated_at,
+       st.name AS stage_name, st.color AS stage_color, st.position AS stage_position
+FROM page p
+LEFT JOIN st ON st.id = p.stage_id
+ORDER BY p.created_at DESC, p.id DESC
 
 -- name: leads_page_search_few
 -- ?search when the capped count found at most LEADS_TOTAL_CAP matches: all of them come from the account's
@@ -258,25 +252,32 @@ FROM (SELECT 1 FROM leads l
       LIMIT $2) x
 
 -- name: leads_count_tag
--- Driven by the tags' lead ids (idx_lead_tags_tag, index only, de-duplicated for several tags), each looked up
--- by primary key until $2 leads of the account are found: O(cap). OFFSET 0 keeps the lookup a parameterised
--- nested loop (flattened, the generic plan scanned every lead of the table and probed lead_tags for each:
--- 54,575 blocks at 100k leads against 1,218). $4 pipeline, $5 stage: optional residual filters.
+-- Several tags: each tag of the account ($3, checked against tags.account_id) walked on idx_lead_tags_tag_created
+-- until $2 of its leads are found in the account (each looked up by primary key; OFFSET 0 keeps it a parameterised
+-- probe), the tags' finds de-duplicated and counted up to $2. Exact below the cap: when every tag has fewer than
+-- $2 matches its list is complete; when one has $2, so has the union. O(tags x cap), where the DISTINCT over every
+-- lead id of the tags was O(tags' sizes). $4 pipeline, $5 stage: optional residual filters.
 SELECT count(*) AS total
-FROM (SELECT 1
-      FROM (SELECT DISTINCT lt.lead_id FROM lead_tags lt WHERE lt.tag_id = ANY($3::uuid[])) t
+FROM (SELECT DISTINCT h.id
+      FROM tags t
       CROSS JOIN LATERAL (
-          SELECT 1 FROM leads l
-          WHERE l.id = t.lead_id AND l.account_id = $1
-            AND ($4::uuid IS NULL OR l.pipeline_id = $4::uuid)
-            AND ($5::uuid IS NULL OR l.stage_id = $5::uuid)
-          OFFSET 0) hit
+          SELECT lt.lead_id AS id
+          FROM lead_tags lt
+          CROSS JOIN LATERAL (
+              SELECT 1 FROM leads l
+              WHERE l.id = lt.lead_id AND l.account_id = $1
+                AND ($4::uuid IS NULL OR l.pipeline_id = $4::uuid)
+                AND ($5::uuid IS NULL OR l.stage_id = $5::uuid)
+              OFFSET 0) hit
+          WHERE lt.tag_id = t.id
+          LIMIT $2) h
+      WHERE t.id = ANY($3::uuid[]) AND t.account_id = $1
       LIMIT $2) x
 
 -- name: leads_count_tag1
--- leads_count_tag for ONE tag: its lead ids come in order from idx_lead_tags_tag and are unique (the primary key
+-- leads_count_tag for ONE tag: its lead ids come from idx_lead_tags_tag_created and are unique (the primary key
 -- is (lead_id, tag_id)), so nothing is de-duplicated and the scan stops at $2 leads: O(cap) whatever the tag's
--- size (the DISTINCT of several tags hashes all their lead ids first: 5,657 blocks for a 15k-lead tag at 1M).
+-- size (a DISTINCT over the tag's lead ids hashed them all first: 5,657 blocks for a 15k-lead tag at 1M).
 SELECT count(*) AS total
 FROM (SELECT 1
       FROM lead_tags lt
@@ -287,6 +288,7 @@ FROM (SELECT 1
             AND ($5::uuid IS NULL OR l.stage_id = $5::uuid)
           OFFSET 0) hit
       WHERE lt.tag_id = $3::uuid
+        AND EXISTS (SELECT 1 FROM tags t WHERE t.id = $3::uuid AND t.account_id = $1)  -- a foreign tag: no walk
       LIMIT $2) x
 
 -- name: leads_count_search
