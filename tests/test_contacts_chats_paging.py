@@ -4,6 +4,7 @@ as a plain ILIKE, the 3-character minimum, capped filtered totals (``total_cappe
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,16 @@ from clarin.crm.contact_reads import FIRST_KEY
 from clarin.db.queries import query
 from clarin.http.cursor import encode_cursor
 from tests import support
-from tests.crm_helpers import U, insert_chat, insert_contact, insert_device, insert_tag, tag_contact
+from tests.crm_helpers import (
+    U,
+    insert_chat,
+    insert_contact,
+    insert_device,
+    insert_tag,
+    new_jid,
+    one,
+    tag_contact,
+)
 
 NOW = datetime.now(UTC)
 SEARCHED = ["María José", "MARÍA", "maria sin tilde", "100% real", "100 plain", "a_b", "axb", "back\\slash",
@@ -341,9 +351,13 @@ def test_indexes_serve_the_page_search_and_cursor_shapes(make_tenant: Any, datab
     search = [acct, 51, 0, *chat_first, False, None, None, False, 300, "%quintanilla%"]
     plan = _plan(database, "chats_page_search", search, *bitmaps)
     assert "Bitmap Index Scan on idx_chats_search_acct" in plan, plan
-    assert "Bitmap Index Scan on idx_contacts_search_acct" in plan, plan
+    assert "Bitmap Index Scan on idx_chats_contact_search_acct" in plan, plan  # the chat's copy (0014/0015)
+    assert "contacts_account_id_jid_key" not in plan.split("Nested Loop Left Join", 1)[0]  # no contact probed
+    assert "idx_contacts_search_acct" not in plan, plan
     plan = _plan(database, "chats_page_search", search)  # a common one may walk the order index instead
     assert "idx_chats_search_acct" in plan or "idx_chats_order" in plan, plan
+    plan = _plan(database, "chats_page_search", [*search[:-1], "%chat 1%"], "enable_bitmapscan = off")
+    assert "Index Only Scan using idx_chats_order" in plan, plan
     plan = _plan(database, "chats_page_tagged", [acct, 51, 0, *chat_first, False, None, [str(uuid.uuid4())], False, 300])
     assert "idx_contact_tags_tag" in plan and "chats_account_id_jid_key" in plan, plan
     plan = _plan(database, "chats_page", [acct, 51, 0, *chat_first, True, None, None, False, 300])
@@ -353,3 +367,98 @@ def test_indexes_serve_the_page_search_and_cursor_shapes(make_tenant: Any, datab
     plan = _plan(database, "contacts_page_tagged_filtered",
                  [acct, False, 50, 0, *first, None, True, None, [str(uuid.uuid4())], 300])
     assert "idx_contact_tags_tag" in plan, plan
+
+
+# -- chats search by the chat's contact: chats.contact_search, kept by triggers (0014) -------------------------
+CONTACT_TEXT = ("contact_search_text(k.name, k.last_name, k.short_name, k.custom_name, k.push_name, k.phone, k.jid, "
+                "k.email, k.company)")
+
+
+_LIMITS = itertools.count(1000)
+
+
+def chat_hits(client: httpx.Client, tenant: Any, term: str) -> set[str]:
+    """The chats a search finds; a new limit each time: the rows change under the page cache (writes made in SQL)."""
+    return {row["id"] for row in ok(client, tenant, "/api/chats", search=term, limit=next(_LIMITS))["chats"]}
+
+
+def assert_contact_search_current(database: str, account_id: str) -> None:
+    """Every chat of the account holds its contact's (same account + JID) search text, NULL without one."""
+    stale = support.run_sql(database, "SELECT c.id, c.contact_search FROM chats c "
+                                      "LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid "
+                                      f"WHERE c.account_id = $1 AND c.contact_search IS DISTINCT FROM {CONTACT_TEXT}",
+                            [U(account_id)])
+    assert stale == []
+
+
+def test_chat_search_follows_its_contacts_writes(client: httpx.Client, tenant: Any, database: str) -> None:
+    acct = tenant.account_id
+    jid = new_jid()
+    chat = insert_chat(database, acct, jid, name="", last_message_at=NOW)
+    assert chat_hits(client, tenant, "zorbalina") == set()
+    contact = insert_contact(database, acct, jid, push_name="Zorbalina")  # the contact comes after the chat
+    assert chat_hits(client, tenant, "zorbalina") == {chat}
+    response = client.put(f"/api/contacts/{contact}", json={"custom_name": "Quetzalia", "company": "Acme Ñu"},
+                          headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    assert chat_hits(client, tenant, "quetzalia") == chat_hits(client, tenant, "acme ñu") == {chat}
+    assert chat_hits(client, tenant, "zorbalina") == {chat}  # push_name unchanged
+    support.run_sql(database, "UPDATE contacts SET push_name = 'Otra', last_name = 'Del Río' WHERE id = $1",
+                    [U(contact)])
+    assert chat_hits(client, tenant, "zorbalina") == set()
+    assert chat_hits(client, tenant, "del río") == {chat}
+    assert_contact_search_current(database, acct)
+    assert client.delete(f"/api/contacts/{contact}", headers=tenant.headers).status_code == 200
+    assert chat_hits(client, tenant, "del río") == set()
+    assert one(database, "SELECT contact_search FROM chats WHERE id = $1", [U(chat)])["contact_search"] is None
+    # a chat created for a contact that already exists
+    jid2 = new_jid()
+    insert_contact(database, acct, jid2, name="Wumpelina", email="wump@corp.test")
+    chat2 = insert_chat(database, acct, jid2, last_message_at=NOW)
+    assert chat_hits(client, tenant, "wumpelina") == chat_hits(client, tenant, "wump@corp") == {chat2}
+    # the contact moves to another JID: the old JID's chat loses the text, the new JID's chat gets it
+    jid3 = new_jid()
+    chat3 = insert_chat(database, acct, jid3, last_message_at=NOW)
+    support.run_sql(database, "UPDATE contacts SET jid = $2 WHERE account_id = $1 AND jid = $3", [U(acct), jid3, jid2])
+    assert chat_hits(client, tenant, "wumpelina") == {chat3}
+    # a chat that changes JID reads its new contact
+    jid4 = new_jid()
+    insert_contact(database, acct, jid4, name="Brontolina")
+    assert chat_hits(client, tenant, "brontolina") == set()
+    support.run_sql(database, "UPDATE chats SET jid = $2 WHERE id = $1", [U(chat), jid4])
+    assert chat_hits(client, tenant, "brontolina") == {chat}
+    support.run_sql(database, "UPDATE chats SET jid = $2 WHERE id = $1", [U(chat), new_jid()])
+    assert chat_hits(client, tenant, "brontolina") == set()
+    assert_contact_search_current(database, acct)
+
+
+def test_chat_search_by_contact_after_merge(client: httpx.Client, tenant: Any, database: str) -> None:
+    acct = tenant.account_id
+    keep_jid, dup_jid = new_jid(), new_jid()
+    keep = insert_contact(database, acct, keep_jid, name="Keepalina")
+    dup = insert_contact(database, acct, dup_jid, name="Dupalina")
+    chat = insert_chat(database, acct, dup_jid, last_message_at=NOW)  # the kept JID has no chat: it takes this one
+    assert chat_hits(client, tenant, "dupalina") == {chat}
+    response = client.post("/api/contacts/merge", json={"keep_id": keep, "merge_ids": [dup]}, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    assert chat_hits(client, tenant, "keepalina") == {chat}
+    assert chat_hits(client, tenant, "dupalina") == set()
+    assert_contact_search_current(database, acct)
+
+
+def test_chat_search_by_contact_is_tenant_scoped(client: httpx.Client, make_tenant: Any, database: str) -> None:
+    mine, theirs = make_tenant(), make_tenant()
+    jid = new_jid()
+    my_chat = insert_chat(database, mine.account_id, jid, last_message_at=NOW)  # no contact of mine
+    their_chat = insert_chat(database, theirs.account_id, jid, last_message_at=NOW)
+    insert_contact(database, theirs.account_id, jid, custom_name="Pernambuca")
+    assert chat_hits(client, mine, "pernambuca") == set()
+    assert chat_hits(client, theirs, "pernambuca") == {their_chat}
+    insert_contact(database, mine.account_id, jid, name="Mía Propia")
+    assert chat_hits(client, mine, "mía propia") == {my_chat}
+    assert chat_hits(client, theirs, "mía propia") == set()
+    support.run_sql(database, "DELETE FROM contacts WHERE account_id = $1 AND jid = $2", [U(theirs.account_id), jid])
+    assert chat_hits(client, mine, "mía propia") == {my_chat}
+    assert chat_hits(client, theirs, "pernambuca") == set()
+    assert_contact_search_current(database, mine.account_id)
+    assert_contact_search_current(database, theirs.account_id)

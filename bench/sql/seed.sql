@@ -84,7 +84,10 @@ BEGIN
     FOR r IN SELECT tgrelid::regclass AS tbl, tgname FROM pg_trigger
              WHERE tgrelid = ANY (seeded) AND NOT tgisinternal AND tgenabled <> 'D'
                AND tgname NOT IN ('account_counters_ins', 'account_counters_del', 'account_counters_upd',
-                                  'account_counters_trunc', 'lead_tags_lead_key', 'leads_created_at_tags') LOOP
+                                  'account_counters_trunc', 'lead_tags_lead_key', 'leads_created_at_tags',
+                                  -- chats.contact_search (0014): bench_chat_contact_search
+                                  'contacts_chat_search_ins', 'contacts_chat_search_upd', 'contacts_chat_search_del',
+                                  'chats_contact_search_ins', 'chats_contact_search_upd') LOOP
         RAISE EXCEPTION 'bench-seed: trigger % on % is not reproduced by bench_account_counters', r.tgname, r.tbl;
     END LOOP;
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
@@ -373,6 +376,17 @@ SET last_message = CASE WHEN lm.body = '' THEN '[' || lm.message_type || ']' ELS
     last_message_at = lm."timestamp"
 FROM lm
 WHERE ch.id = lm.id
+
+-- name: bench_chat_contact_search
+-- What the chats_contact_search_ins trigger of 0014 would have written with triggers on: each chat of the seed's
+-- accounts gets its contact's (same account + JID) search text, NULL without one. One hash join, before the chats'
+-- and contacts' indexes are rebuilt.
+UPDATE chats ch
+SET contact_search = contact_search_text(k.name, k.last_name, k.short_name, k.custom_name, k.push_name, k.phone,
+                                         k.jid, k.email, k.company)
+FROM contacts k
+WHERE k.account_id = ch.account_id AND k.jid = ch.jid
+  AND ch.account_id IN (SELECT account_id FROM bench_plan)
 
 -- name: bench_events
 INSERT INTO events (id, account_id, name, description, event_date, event_end, location, status, color, created_by,

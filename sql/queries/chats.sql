@@ -49,7 +49,8 @@ ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz)
 
 -- name: chats_page
 -- With archived=true or a device or unread filter, without search ($9 tag ids: chats_page_tagged's shape; NULL here). The catch-alls are row filters on the walk
--- of idx_chats_order in the custom and the generic plan alike.
+-- of idx_chats_order (rebuilt with INCLUDE columns by 0015) in the custom and the generic plan alike; the capped count
+-- walks it in key order too (without the ORDER BY a custom plan at 1M leads counted with a Seq Scan of chats).
 SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
        p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
        p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
@@ -66,6 +67,7 @@ FROM (
                 SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
                 WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($9::uuid[])))
           AND (NOT $10::bool OR c.unread_count > 0)
+        ORDER BY c.is_pinned DESC, COALESCE(c.last_message_at, '-infinity'::timestamptz) DESC, c.id DESC
         LIMIT $11::int + 1
     ) capped
     WHERE $11::int > 0
@@ -149,62 +151,32 @@ LEFT JOIN LATERAL (
 ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz) DESC, p.id DESC
 
 -- name: chats_page_search
--- With search: chats_page's parameters plus $12 = escaped ILIKE pattern. A chat matches by its own name + JID
--- (idx_chats_search_acct, 0012) or by its contact's search expression (idx_contacts_search_acct: name,
--- last/short/custom/push name, phone, JID, email, company; expressions repeated verbatim). The two are separate
--- branches, each in key order and limited to offset + limit rows, so the planner serves each from the cheaper of
--- its trigram index (a rare term) and the ordered walk of idx_chats_order (a common one: O(page / selectivity),
--- whatever the account's size); their union is the page. The capped count is the union of both branches capped
--- at $11 + 1 rows each (exact up to the cap).
-WITH named AS NOT MATERIALIZED (
-    SELECT c.id, c.is_pinned, COALESCE(c.last_message_at, '-infinity'::timestamptz) AS k_time
-    FROM chats c
-    WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
-      AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
-      AND c.jid NOT LIKE '%@lid'
-      AND ($8::uuid[] IS NULL OR c.device_id = ANY($8::uuid[]))
-      AND ($9::uuid[] IS NULL OR EXISTS (
-            SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
-            WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($9::uuid[])))
-      AND (NOT $10::bool OR c.unread_count > 0)
-      AND (coalesce(c.name,'') || ' ' || c.jid) ILIKE $12::text
-), by_contact AS NOT MATERIALIZED (
-    SELECT c.id, c.is_pinned, COALESCE(c.last_message_at, '-infinity'::timestamptz) AS k_time
-    FROM chats c
-    JOIN contacts k ON k.account_id = $1 AND k.jid = c.jid
-    WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
-      AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
-      AND c.jid NOT LIKE '%@lid'
-      AND ($8::uuid[] IS NULL OR c.device_id = ANY($8::uuid[]))
-      AND ($9::uuid[] IS NULL OR EXISTS (
-            SELECT 1 FROM contact_tags kt WHERE kt.contact_id = k.id AND kt.tag_id = ANY($9::uuid[])))
-      AND (NOT $10::bool OR c.unread_count > 0)
-      AND (coalesce(k.name,'') || ' ' || coalesce(k.last_name,'') || ' ' || coalesce(k.short_name,'') || ' ' || coalesce(k.custom_name,'') || ' ' || coalesce(k.push_name,'') || ' ' || coalesce(k.phone,'') || ' ' || k.jid || ' ' || coalesce(k.email,'') || ' ' || coalesce(k.company,'')) ILIKE $12::text
-), page_ids AS (
-    SELECT u.id, u.is_pinned, u.k_time
-    FROM (
-        (SELECT n.id, n.is_pinned, n.k_time FROM named n
-         WHERE (n.is_pinned, n.k_time, n.id) < ($4::bool, COALESCE($5::timestamptz, '-infinity'::timestamptz), $6::uuid)
-         ORDER BY n.is_pinned DESC, n.k_time DESC, n.id DESC
-         LIMIT $2::bigint + $3::bigint)
-        UNION
-        (SELECT b.id, b.is_pinned, b.k_time FROM by_contact b
-         WHERE (b.is_pinned, b.k_time, b.id) < ($4::bool, COALESCE($5::timestamptz, '-infinity'::timestamptz), $6::uuid)
-         ORDER BY b.is_pinned DESC, b.k_time DESC, b.id DESC
-         LIMIT $2::bigint + $3::bigint)
-    ) u
-    ORDER BY u.is_pinned DESC, u.k_time DESC, u.id DESC
-    LIMIT $2 OFFSET $3
-)
+-- With search: chats_page's parameters plus $12 = escaped ILIKE pattern. A chat matches by its own name + JID or by
+-- its contact's search expression (name, last/short/custom/push name, phone, JID, email, company), which 0014 keeps
+-- on the chat itself (chats.contact_search, by triggers): the search reads chats only, never a contact. A rare term
+-- is a BitmapOr of the account's two trigram indexes (idx_chats_search_acct, idx_chats_contact_search_acct, 0012 /
+-- 0015), then a sort of its few hits; a common one walks idx_chats_order (0015: INCLUDE the filtered columns) as
+-- an Index Only Scan that filters on the index tuple, O(page / selectivity) whatever the account's size. Which is cheaper depends on the term: custom plans only
+-- (clarin/messaging/chats.py, CUSTOM_PLAN_QUERIES). The count reads at most $11 + 1 matches (exact up to the cap).
 SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
        p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
        p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
 FROM (
     SELECT count(*) AS total
     FROM (
-        (SELECT n.id FROM named n LIMIT $11::int + 1)
-        UNION
-        (SELECT b.id FROM by_contact b LIMIT $11::int + 1)
+        SELECT 1
+        FROM chats c
+        WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
+          AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
+          AND c.jid NOT LIKE '%@lid'
+          AND ($8::uuid[] IS NULL OR c.device_id = ANY($8::uuid[]))
+          AND ($9::uuid[] IS NULL OR EXISTS (
+                SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
+                WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($9::uuid[])))
+          AND (NOT $10::bool OR c.unread_count > 0)
+          AND ((coalesce(c.name,'') || ' ' || c.jid) ILIKE $12::text OR c.contact_search ILIKE $12::text)
+        ORDER BY c.is_pinned DESC, COALESCE(c.last_message_at, '-infinity'::timestamptz) DESC, c.id DESC
+        LIMIT $11::int + 1
     ) capped
     WHERE $11::int > 0
 ) t
@@ -214,7 +186,23 @@ LEFT JOIN LATERAL (
            NULLIF(d.name, '') AS device_name, NULLIF(d.phone, '') AS device_phone,
            NULLIF(k.phone, '') AS contact_phone, NULLIF(k.avatar_url, '') AS contact_avatar_url,
            NULLIF(k.custom_name, '') AS contact_custom_name, NULLIF(k.name, '') AS contact_name
-    FROM page_ids i
+    FROM (
+        SELECT c.id
+        FROM chats c
+        WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
+          AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
+          AND c.jid NOT LIKE '%@lid'
+          AND (c.is_pinned, COALESCE(c.last_message_at, '-infinity'::timestamptz), c.id)
+              < ($4::bool, COALESCE($5::timestamptz, '-infinity'::timestamptz), $6::uuid)
+          AND ($8::uuid[] IS NULL OR c.device_id = ANY($8::uuid[]))
+          AND ($9::uuid[] IS NULL OR EXISTS (
+                SELECT 1 FROM contacts k JOIN contact_tags kt ON kt.contact_id = k.id
+                WHERE k.account_id = c.account_id AND k.jid = c.jid AND kt.tag_id = ANY($9::uuid[])))
+          AND (NOT $10::bool OR c.unread_count > 0)
+          AND ((coalesce(c.name,'') || ' ' || c.jid) ILIKE $12::text OR c.contact_search ILIKE $12::text)
+        ORDER BY c.is_pinned DESC, COALESCE(c.last_message_at, '-infinity'::timestamptz) DESC, c.id DESC
+        LIMIT $2 OFFSET $3
+    ) i
     JOIN chats c ON c.id = i.id AND c.account_id = $1
     LEFT JOIN devices d ON d.id = c.device_id
     LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid

@@ -57,7 +57,10 @@ LEFT JOIN LATERAL (
 -- name: contacts_page
 -- Device, phone or legacy-tag filters without search or tag ids: $2 is_group, $3 limit, $4 offset, $5-$7 cursor,
 -- $8 device_id|NULL, $9 has_phone, $10 legacy tags|NULL (any-of), $11 count cap (0: no count).
--- The catch-alls are row filters on the walk of idx_contacts_keyset in both the custom and the generic plan.
+-- The catch-alls are row filters on the walk of idx_contacts_keyset in both the custom and the generic plan. The
+-- capped count walks the same index in key order (?has_phone: an Index Only Scan filtering on the INCLUDEd phone):
+-- without the ORDER BY, the generic plan counted ?has_phone with a Seq Scan of contacts (1M leads: 13,215 blocks,
+-- custom 1,488) and the custom plan of a small account too.
 WITH t AS (
     SELECT count(*) AS total
     FROM (
@@ -67,6 +70,8 @@ WITH t AS (
           AND ($8::uuid IS NULL OR c.device_id = $8::uuid)
           AND (NOT $9::bool OR (c.phone IS NOT NULL AND c.phone <> ''))
           AND ($10::text[] IS NULL OR c.tags && $10::text[])
+        ORDER BY (COALESCE(c.custom_name, c.name, c.push_name, c.phone) IS NULL),
+                 COALESCE(c.custom_name, c.name, c.push_name, c.phone, ''), c.id
         LIMIT $11::int + 1
     ) capped
     WHERE $11::int > 0
