@@ -36,30 +36,19 @@ LEFT JOIN tg ON tg.lead_id = p.id
 
 -- name: leads_page
 -- No filter: idx_leads_account_created_incl from the cursor on, O(page) at any depth.
--- $1 account, $2/$3 cursor (created_at, id), $4 limit, $5 offset.
-WITH page AS MATERIALIZED (
-    SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
-           l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
-           l.assigned_to, l.created_at, l.updated_at
-    FROM leads l
-    WHERE l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
-    ORDER BY l.created_at DESC, l.id DESC
-    LIMIT $4 OFFSET $5
-), st AS MATERIALIZED (
-    -- the page's few distinct stages, each by primary key (a plain join probed pipeline_stages once per row in
-    -- the generic plan: 150 of a page's 200 blocks; OFFSET 0 keeps the probe from becoming a scan of every stage)
-    SELECT ps.id, ps.name, ps.color, ps.position
-    FROM (SELECT DISTINCT p.stage_id FROM page p WHERE p.stage_id IS NOT NULL) d
-    CROSS JOIN LATERAL (SELECT x.id, x.name, x.color, x.position FROM pipeline_stages x
-                        WHERE x.id = d.stage_id OFFSET 0) ps
-)
-SELECT p.id, p.account_id, p.contact_id, p.jid, p.name, p.last_name, p.short_name, p.phone, p.email,
-       p.company, p.age, p.status, p.pipeline_id, p.stage_id, p.source, p.notes, p.tags, p.custom_fields,
-       p.assigned_to, p.created_at, p.updated_at,
-       st.name AS stage_name, st.color AS stage_color, st.position AS stage_position
-FROM page p
-LEFT JOIN st ON st.id = p.stage_id
-ORDER BY p.created_at DESC, p.id DESC
+-- $1 account, $2/$3 cursor (created_at, id), $4 limit, $5 offset. A plain join of the stages: measured side by
+-- side on the peers' data, 10k and 1M leads, it touches 90-96 blocks in its custom and generic plans alike and
+-- runs in 0.56 ms, where the page-then-distinct-stages CTE shape touched 107-113 and took 0.82 ms (the raw path
+-- of issue 13 pays every statement's CPU).
+SELECT l.id, l.account_id, l.contact_id, l.jid, l.name, l.last_name, l.short_name, l.phone, l.email,
+       l.company, l.age, l.status, l.pipeline_id, l.stage_id, l.source, l.notes, l.tags, l.custom_fields,
+       l.assigned_to, l.created_at, l.updated_at,
+       ps.name AS stage_name, ps.color AS stage_color, ps.position AS stage_position
+FROM leads l
+LEFT JOIN pipeline_stages ps ON ps.id = l.stage_id
+WHERE l.account_id = $1 AND (l.created_at, l.id) < ($2::timestamptz, $3::uuid)
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $4 OFFSET $5
 
 -- name: leads_page_pipeline
 -- ?pipeline_id (without stage, tags or search): idx_leads_account_pipeline_created. $6 pipeline.
