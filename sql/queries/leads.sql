@@ -142,7 +142,7 @@ WITH page AS MATERIALIZED (
     ORDER BY h.created_at DESC, h.id DESC
     LIMIT $4 OFFSET $5
 ), st AS MATERIALIZED (
-    -- the page's few distinct stages, each by primary key (as in leads_page)
+    -- the page's few distinct stages, each by primary key (OFFSET 0: a probe, never a scan of every stage)
     SELECT ps.id, ps.name, ps.color, ps.position
     FROM (SELECT DISTINCT p.stage_id FROM page p WHERE p.stage_id IS NOT NULL) d
     CROSS JOIN LATERAL (SELECT x.id, x.name, x.color, x.position FROM pipeline_stages x
