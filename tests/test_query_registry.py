@@ -71,7 +71,7 @@ def test_known_query_resolves_to_its_sql() -> None:
     q = query("migration_lock")
     assert q.name == "migration_lock"
     assert q.source == "migrations.sql"
-    assert "pg_advisory_lock($1)" in q
+    assert "pg_try_advisory_lock($1)" in q
 
 
 def test_load_registry_rejects_a_name_defined_in_two_files(tmp_path: Path) -> None:
