@@ -6,7 +6,7 @@ key space of its own (``NODE_SPACE``; clarin.whatsapp.lease). The lock ends exac
 ends — with the process (crash, SIGKILL, OOM) or its connection — which is also when its device leases
 end. A watcher here blocks on a shared lock of a peer's node key on a connection of its own; PostgreSQL
 grants it the instant the peer's session is gone, and the watcher wakes the scan. The claim still waits
-out ``CLAIM_GRACE`` (clarin.whatsapp.pool): the holder may be alive and stopping its clients.
+out ``CLAIM_GRACE`` (clarin.whatsapp.claims): the holder may be alive and stopping its clients.
 
 Each process watches at most ``MAX_WATCHED`` peers, the next ones after its own key in key order (a ring),
 so the cluster holds at most that many waiting connections per process, and every process is watched by

@@ -20,10 +20,11 @@ Ownership: a device is run by exactly one process at a time, the holder of its l
 Status: the owner writes every change to ``devices`` first, so other processes read the owner's view
 (:meth:`live_view`); a device no process holds is ``disconnected`` (``logged_out`` is kept).
 
-Start-up and take-over (:meth:`_claim`): paired devices nobody holds are claimed and resumed (at start-up all of
-them, then every ``WHATSAPP_LEASE_RENEW`` s the ones whose last status is live). A watchdog pings the lease
-session every ``LEASE_CHECK`` s and stops every device the moment it is lost; the session is re-opened every
-``REOPEN_INTERVAL`` s and this process's former devices re-claimed at once, others only after ``CLAIM_GRACE``.
+Start-up and take-over (:class:`~clarin.whatsapp.claims.DeviceClaims`, owned by the pool as ``pool.claims``): paired
+devices nobody holds are claimed and resumed (at start-up all of them, then every ``WHATSAPP_LEASE_RENEW`` s the ones
+whose last status is live). A watchdog pings the lease session every ``LEASE_CHECK`` s and stops every device the
+moment it is lost; the session is re-opened every ``REOPEN_INTERVAL`` s and this process's former devices re-claimed
+at once, others only after ``CLAIM_GRACE``.
 Graceful shutdown releases the leases without writing ``disconnected``: another server takes over at once.
 
 Events: the driver's sink is :meth:`DevicePool.on_event`. Connection lifecycle events (QR, PairStatus,
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.webhooks.recording import recording
+from clarin.whatsapp.claims import DeviceClaims
 from clarin.whatsapp.contacts import sync_device_contacts, upsert_device_contacts
 from clarin.whatsapp.driver import (
     DeviceContact,
@@ -92,24 +93,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("clarin.whatsapp.pool")
 
 QR_TIMEOUT = 160.0  # whatsmeow: 60 s for the first code + 5 × 20 s (B.4); neonize does not report it
-CLAIM_BATCH = 500
 SHUTDOWN_DRAIN_SECONDS = 5.0  # at shutdown, how long received events may take to be written
-# Ownership after a lost lease session (docs/WHATSAPP.md, "Database outages"): the holder pings its lease session
-# every LEASE_CHECK s (each ping bounded by LEASE_PING_TIMEOUT s) and stops every device the moment it fails; it
-# re-opens the session every REOPEN_INTERVAL s and re-claims its own former devices at once. Any other process
-# claims a device only once it has seen it unleased for CLAIM_GRACE s: longer than the holder needs to notice and
-# stop (LEASE_CHECK + a failed ping, which is immediate on a connection PostgreSQL closed), so never two runners.
-LEASE_CHECK = 0.5
-LEASE_PING_TIMEOUT = 2.0
-REOPEN_INTERVAL = 0.25
-CLAIM_GRACE = 1.5
 
 Q_SET_STATUS = query("device_set_status")
 Q_SET_QR = query("device_set_qr")
 Q_SET_CONNECTED = query("device_set_connected")
 Q_MARK_DISCONNECTED = query("device_mark_disconnected_if_live")
-Q_TO_RECONNECT = query("devices_to_reconnect")
-Q_TO_TAKE_OVER = query("devices_to_take_over")
 Q_LEASE_HELD = query("device_lease_held")
 Q_RUN_STATE = query("device_run_state")
 
@@ -131,20 +120,14 @@ class DevicePool:
         self.broadcaster = broadcaster
         self.leases = leases
         self.inboxes = DeviceInboxes()
-        self.renew_interval = renew_interval
         self.qr_timeout = qr_timeout
         self._devices: dict[uuid.UUID, LiveDevice] = {}
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._maintainer: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self.peers = peers  # wakes the take-over scan when a peer process's lease session ends
+        # start-up / take-over scans and the lease watchdog (clarin.whatsapp.claims)
+        self.claims = DeviceClaims(db, leases, self._devices, self._claim_one, self._drop_all,
+                                   renew_interval=renew_interval, peers=peers)
         self.on_connected: Callable[[uuid.UUID], None] | None = None  # e.g. resume its campaigns now
-        self._unleased_since: dict[uuid.UUID, float] = {}  # first seen unleased (claim grace)
-        self._mine_before: set[uuid.UUID] = set()  # stopped here when the lease session broke: re-claimed at once
-        self._epoch = 0  # lease sessions opened so far
-        self._dropped_in = 0  # the session whose loss filled _mine_before
         self.held = HeldWrites()  # send results waiting for the database (clarin.messaging.outbound_store)
         self.remote = DeviceRouter(self)  # calls for devices another process runs (started by AppState.start)
         driver.set_event_sink(self.on_event)
@@ -155,23 +138,26 @@ class DevicePool:
             make_driver(settings, dsn), db, broadcaster, DeviceLeases(dsn, settings.whatsapp_lease_ttl),
             renew_interval=settings.whatsapp_lease_renew,
         )
-        pool.peers = PeerWatch(dsn, lambda _peer: pool._wake.set())
+        pool.claims.peers = PeerWatch(dsn, lambda _peer: pool.claims.wake())
         return pool
+
+    @property
+    def renew_interval(self) -> float:
+        """Seconds between take-over scans (``WHATSAPP_LEASE_RENEW``); read at each scan."""
+        return self.claims.renew_interval
+
+    @renew_interval.setter
+    def renew_interval(self, seconds: float) -> None:
+        self.claims.renew_interval = seconds
 
     # -- process lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         await self.driver.start()
-        self._maintainer = asyncio.create_task(self._maintain(), name="whatsapp-device-pool")
-        self._watchdog = asyncio.create_task(self._watch(), name="whatsapp-lease-watchdog")
+        self.claims.start()
 
     async def stop(self) -> None:
         await self.remote.stop()  # no more calls from other processes; in-flight ones finish first
-        if self.peers is not None:
-            await self.peers.stop()
-        for task in (self._maintainer, self._watchdog):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        await self.claims.stop()
         await self.held.drain(SHUTDOWN_DRAIN_SECONDS)
         await self.inboxes.drain_all(SHUTDOWN_DRAIN_SECONDS)
         for task in list(self._tasks):
@@ -187,96 +173,22 @@ class DevicePool:
         await self.leases.close()  # releases every lease at once; DB status stays live → take-over
         await self.driver.stop()
 
-    async def _maintain(self) -> None:
-        boot, failing = True, False
-        while True:
-            delay = float(self.renew_interval)
-            self._wake.clear()  # before the scan: a wake-up arriving during it is kept for the wait below
+    async def _claim_one(self, device_id: uuid.UUID, account_id: uuid.UUID, jid: str, reason: str) -> bool:
+        """Take the lease of a device this process does not run and resume it (for :class:`DeviceClaims`).
+        ``False``: run here already, or another process holds its lease. A resume that fails after the lease
+        was taken is logged and still counts as claimed."""
+        async with self._lock(device_id):
+            if device_id in self._devices or not await self.leases.try_acquire(device_id):
+                return False
+            log.info("%s: resuming device %s", reason, device_id)
             try:
-                if not self.leases.is_open:
-                    if self._devices:
-                        await self._drop_all("lease connection lost")
-                    await self.leases.open()
-                    self._epoch += 1
-                epoch = self._epoch
-                wait = await self._claim(Q_TO_RECONNECT if boot else Q_TO_TAKE_OVER, "start-up" if boot else "take-over")
-                if epoch > self._dropped_in:  # used once, by the first scan on a session opened after the drop
-                    self._mine_before.clear()
-                boot = boot and wait is not None  # start-up candidates still in their grace: scan them again
-                if failing:
-                    log.warning("device pool maintenance works again")
-                failing = False
-                if wait is not None:
-                    delay = min(delay, wait)
-                if self.peers is not None:
-                    self.peers.watch(self.leases.node, await self.leases.peers())
-            except asyncio.CancelledError:
-                raise
+                await self._start(device_id, account_id, jid)
             except Exception as exc:
-                if not failing:  # once per outage: re-open attempts are frequent
-                    log.warning("device pool maintenance failed (retrying every %.2f s): %s", REOPEN_INTERVAL, exc)
-                failing = True
-                delay = REOPEN_INTERVAL
-            try:
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+                log.warning("%s of device %s failed: %s", reason, device_id, exc)
+            return True
 
-    async def _watch(self) -> None:
-        """Stop every device the moment the lease session is lost, before anyone else may claim them."""
-        while True:
-            await asyncio.sleep(LEASE_CHECK)
-            try:
-                if self.leases.is_open and not await self.leases.check(LEASE_PING_TIMEOUT):
-                    if self._devices:
-                        await self._drop_all("lease connection lost")
-                    self._wake.set()  # re-open (and re-claim) without waiting for the renew tick
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("device lease check failed: %s", exc)
-
-    async def _claim(self, candidates_query: Any, reason: str) -> float | None:
-        """Claim and resume every candidate nobody holds, page by page (claimed rows leave the query).
-
-        A device is claimed only after it has been seen unleased for ``CLAIM_GRACE`` s (its old holder has stopped
-        it by then), except the ones this process itself stopped when its lease session broke. Returns in how many
-        seconds the next candidate's grace ends (``None``: none waiting)."""
-        attempted: set[uuid.UUID] = set()
-        now = time.monotonic()
-        waiting: float | None = None
-        while True:
-            rows = await self.db.fetch(candidates_query, [CLAIM_BATCH])
-            fresh = [row for row in rows if uuid.UUID(str(row["id"])) not in attempted]
-            for row in fresh:
-                device_id = uuid.UUID(str(row["id"]))
-                attempted.add(device_id)
-                if device_id in self._devices:
-                    continue
-                if device_id not in self._mine_before:
-                    left = self._unleased_since.setdefault(device_id, now) + CLAIM_GRACE - now
-                    if left > 0:
-                        waiting = left if waiting is None else min(waiting, left)
-                        continue
-                async with self._lock(device_id):
-                    if device_id in self._devices or not await self.leases.try_acquire(device_id):
-                        continue
-                    self._unleased_since.pop(device_id, None)
-                    log.info("%s: resuming device %s", reason, device_id)
-                    try:
-                        await self._start(device_id, uuid.UUID(str(row["account_id"])), row["jid"] or "")
-                    except Exception as exc:
-                        log.warning("%s of device %s failed: %s", reason, device_id, exc)
-            if len(rows) < CLAIM_BATCH or not fresh:
-                break
-        for device_id in [d for d in self._unleased_since if d not in attempted]:
-            del self._unleased_since[device_id]  # leased again (or no longer live): its grace starts over
-        return waiting
-
-    async def _drop_all(self, reason: str) -> None:
-        """The leases are gone: stop every client now so no session runs twice."""
-        self._dropped_in = self._epoch
+    async def _drop_all(self, reason: str, stopped: Callable[[uuid.UUID], None]) -> None:
+        """The leases are gone: stop every client now so no session runs twice (``stopped(id)`` as each leaves)."""
         for live in list(self._devices.values()):
             log.error("stopping device %s: %s", live.id, reason)
             self._cancel_qr_timer(live)
@@ -284,7 +196,7 @@ class DevicePool:
             # Events already received are still written (they wait for the database if it is down, and
             # another process taking the device over cannot store them twice).
             self.inboxes.drain(live.id)
-            self._mine_before.add(live.id)
+            stopped(live.id)
             try:
                 await self.driver.disconnect(live.id)
             except Exception as exc:
