@@ -42,7 +42,7 @@ from clarin.http.totals import COUNT_CAP
 HOT_TABLES = frozenset({"leads", "messages", "contacts", "chats"})
 ACCT = "acct"
 END = (datetime(9999, 12, 31, tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))  # lead_reads._END_KEY: no cursor
-CAP = COUNT_CAP + 1  # lead_reads.LEADS_TOTAL_CAP + 1: a capped count reads at most this many rows
+CAP = COUNT_CAP + 1  # as lead_reads.filtered_total: a capped count reads at most this many rows
 
 
 def CONTACTS_HEAD(f: dict[str, Any]) -> list[Any]:

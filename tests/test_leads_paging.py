@@ -10,9 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from clarin.crm.lead_reads import _END_KEY, LEADS_TOTAL_CAP, escape_like
+from clarin.crm.filtering import like_pattern
+from clarin.crm.lead_reads import _END_KEY
 from clarin.db.queries import query
 from clarin.http.cursor import encode_cursor
+from clarin.http.totals import COUNT_CAP
 from tests import support
 from tests.leads_support import default_stages, forget_cached_reads, redis_client, sql
 
@@ -71,7 +73,7 @@ def walk(client: httpx.Client, tenant: Any, **params: Any) -> list[str]:
 def ilike_ids(dsn: str, account_id: str, term: str) -> set[str]:
     """What a plain ILIKE over the account returns (the reference for the indexed search)."""
     rows = sql(dsn, f"SELECT l.id FROM leads l WHERE l.account_id = $1 AND {EXPRESSION} ILIKE $2",
-               uuid.UUID(account_id), escape_like(term))
+               uuid.UUID(account_id), like_pattern(term))
     return {str(r["id"]) for r in rows}
 
 
@@ -104,24 +106,24 @@ def test_search_matches_a_plain_ilike_and_needs_three_characters(client: httpx.C
 def test_filtered_totals_are_capped(client: httpx.Client, make_tenant: Any, database: str) -> None:
     tenant = make_tenant()
     stages = default_stages(database, tenant.account_id)
-    many = LEADS_TOTAL_CAP + 5
+    many = COUNT_CAP + 5
     insert_leads(database, tenant.account_id, [
         {"name": f"Capped {n:04d}", "stage_id": stages[1]["id"], "pipeline_id": stages[1]["pipeline_id"]}
         for n in range(many)] + [{"name": "Uncapped one", "stage_id": stages[2]["id"]}])
     body = page(client, tenant, search="capped", limit=10)
-    assert (body["total"], body["total_capped"]) == (LEADS_TOTAL_CAP, True)
+    assert (body["total"], body["total_capped"]) == (COUNT_CAP, True)
     assert len(body["leads"]) == 10 and body["next_cursor"]
     for params in ({"stage_id": stages[1]["id"]}, {"pipeline_id": stages[1]["pipeline_id"]},
                    {"stage_id": stages[1]["id"], "pipeline_id": stages[1]["pipeline_id"]}):
         body = page(client, tenant, limit=10, **params)
-        assert (body["total"], body["total_capped"]) == (LEADS_TOTAL_CAP, True), params
+        assert (body["total"], body["total_capped"]) == (COUNT_CAP, True), params
     tag = sql(database, "INSERT INTO tags (account_id, name, color) VALUES ($1, 'many', '#000000') RETURNING id",
               uuid.UUID(tenant.account_id))[0]["id"]
     sql(database, "INSERT INTO lead_tags (lead_id, tag_id) SELECT l.id, $2::text::uuid FROM leads l "
                   "WHERE l.account_id = $1 AND l.name LIKE 'Capped %'", uuid.UUID(tenant.account_id), str(tag))
     forget(tenant.account_id)
     body = page(client, tenant, limit=10, tag_ids=str(tag))  # more than the cap: the walk
-    assert (body["total"], body["total_capped"], len(body["leads"])) == (LEADS_TOTAL_CAP, True, 10)
+    assert (body["total"], body["total_capped"], len(body["leads"])) == (COUNT_CAP, True, 10)
     tagged = walk(client, tenant, limit=100, tag_ids=str(tag))
     assert len(tagged) == len(set(tagged)) == many
     exact = page(client, tenant, search="uncapped", limit=10)

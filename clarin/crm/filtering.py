@@ -1,8 +1,9 @@
 """Small input helpers shared by the contacts, events and interactions services.
 
 - ``like_pattern``: a user search term as an ``ILIKE`` pattern with ``%``, ``_`` and ``\\`` escaped
-  (PostgreSQL's default LIKE escape is the backslash), NULs dropped; ``search_pattern``: the same for the
-  contacts and chats lists, which refuse 1-2 character terms (400 "search must be at least 3 characters").
+  (PostgreSQL's default LIKE escape is the backslash), NULs dropped; ``check_search``: a list route's trimmed
+  search term, refusing 1-2 character terms (400 "search must be at least 3 characters"; the leads, contacts and
+  chats lists); ``search_pattern``: both, for the contacts and chats lists.
 - UUID parsing: lenient (invalid → ignored) or strict (invalid → 400 with the route's message).
 - ``blank_to_none``: optional text columns store NULL instead of ``""`` (so the display-name order,
   the participant unique keys and ``omitempty`` all see "no value").
@@ -31,12 +32,17 @@ MIN_SEARCH = 3  # a trigram index cannot serve a shorter pattern (issue 17): 1-2
 SEARCH_TOO_SHORT = f"search must be at least {MIN_SEARCH} characters"
 
 
-def search_pattern(term: str) -> str:
-    """``like_pattern`` of a list route's ``search``: ``""`` when blank; 1-2 characters after trimming → 400."""
+def check_search(term: str) -> str:
+    """A list route's ``search``, trimmed: ``""`` = no search; 1-2 characters → 400 (no index can serve them)."""
     trimmed = term.strip()
     if 0 < len(trimmed) < MIN_SEARCH:
         raise HTTPError(400, SEARCH_TOO_SHORT)
-    return like_pattern(trimmed)
+    return trimmed
+
+
+def search_pattern(term: str) -> str:
+    """``like_pattern`` of a list route's ``search``: ``""`` when blank; 1-2 characters after trimming → 400."""
+    return like_pattern(check_search(term))
 
 
 def lenient_uuid(raw: str | None) -> uuid.UUID | None:

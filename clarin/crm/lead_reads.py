@@ -15,12 +15,13 @@ from typing import Any
 import msgspec
 
 from clarin._speedups import group_rows
+from clarin.crm.filtering import like_pattern
 from clarin.crm.leads_cache import get_cached_leads, get_cached_total, store_cached_leads, store_cached_total
 from clarin.db.queries import query
 from clarin.http.cursor import decode_cursor, encode_cursor
 from clarin.http.errors import HTTPError
 from clarin.http.json import encode
-from clarin.http.totals import COUNT_CAP
+from clarin.http.totals import COUNT_CAP, capped
 from clarin.state import AppState
 from clarin.wire.leads import Lead, LeadsResponse
 
@@ -43,13 +44,10 @@ Q_GET = query("leads_get")
 Q_GET_JSON = query("leads_get_json")
 
 COMPAT_CAP = 10_000  # the unpaged dashboard board never returns more rows than this
-# Filtered totals (search, pipeline, stage, tags) are exact up to this many leads; above it the page says
-# ``"total": LEADS_TOTAL_CAP, "total_capped": true``. The shared TOTAL_COUNT_CAP (clarin/http/totals.py, default
+# Filtered totals (search, pipeline, stage, tags) are exact up to COUNT_CAP leads; above it the page says
+# ``"total": COUNT_CAP, "total_capped": true``. The shared TOTAL_COUNT_CAP (clarin/http/totals.py, default
 # 300), chosen by measurement (issue 17): a capped search count reads ~270 blocks at 100k leads, where the
 # uncapped one read 1,819 (and 18k at 1M); the 10k-lead account counts a few hundred matches exactly.
-LEADS_TOTAL_CAP = COUNT_CAP
-MIN_SEARCH = 3  # trigram indexes cannot serve a shorter pattern: shorter non-empty terms are a 400
-SEARCH_TOO_SHORT = f"search must be at least {MIN_SEARCH} characters"
 # No cursor: a key after every row, so the keyset bound is always an index condition (one plan per shape).
 _END_KEY = (datetime(9999, 12, 31, tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))
 LEAD_NOT_FOUND = "Lead not found"
@@ -68,14 +66,6 @@ class LeadFilter:
         return not (self.search or self.pipeline_id or self.stage_id or self.tag_ids)
 
 
-def check_search(term: str) -> str:
-    """The trimmed term; ``""`` = no search; 1 or 2 characters → 400 (no index can serve them)."""
-    term = term.strip()
-    if 0 < len(term) < MIN_SEARCH:
-        raise HTTPError(400, SEARCH_TOO_SHORT)
-    return term
-
-
 def parse_cursor(text: str) -> tuple[datetime, uuid.UUID] | None:
     """``?cursor=``: the (created_at, id) of the last lead of the previous page; ``""`` = none; else 400."""
     if not text:
@@ -84,12 +74,6 @@ def parse_cursor(text: str) -> tuple[datetime, uuid.UUID] | None:
     if created_at.tzinfo is None:
         raise HTTPError(400, "Invalid cursor")
     return created_at, lead_id
-
-
-def escape_like(term: str) -> str:
-    """ILIKE pattern matching ``term`` literally anywhere (``\\`` is ILIKE's default escape)."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 async def hydrate(executor: Any, account_id: uuid.UUID, rows: list[dict[str, Any]]) -> list[Lead]:
@@ -164,11 +148,11 @@ async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, lim
             total = int(await state.db.fetch_val(Q_COUNT_ALL, [account_id]) or 0)
         else:
             total, counted = await filtered_total(state, account_id, flt), True
-    capped = counted and total > LEADS_TOTAL_CAP
+    total, total_capped = capped(total) if counted else (total, False)
     next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
     leads = await hydrate(state.db, account_id, rows)
-    return encode(LeadsResponse(leads=leads, total=LEADS_TOTAL_CAP if capped else total, limit=limit,
-                                offset=offset, total_capped=capped, next_cursor=next_cursor))
+    return encode(LeadsResponse(leads=leads, total=total, limit=limit,
+                                offset=offset, total_capped=total_capped, next_cursor=next_cursor))
 
 
 async def page_rows(state: AppState, account_id: uuid.UUID, flt: LeadFilter, fetch: int, offset: int,
@@ -178,9 +162,9 @@ async def page_rows(state: AppState, account_id: uuid.UUID, flt: LeadFilter, fet
     head = [account_id, key[0], key[1], fetch, offset]
     tags = flt.tag_ids or None
     if flt.search:
-        pattern = escape_like(flt.search)
-        if filter_total is not None and filter_total <= LEADS_TOTAL_CAP:  # few matches: all from the index
-            args = [*head, pattern, flt.pipeline_id, flt.stage_id, LEADS_TOTAL_CAP + 1, tags]
+        pattern = like_pattern(flt.search)
+        if filter_total is not None and filter_total <= COUNT_CAP:  # few matches: all from the index
+            args = [*head, pattern, flt.pipeline_id, flt.stage_id, COUNT_CAP + 1, tags]
             return await state.db.fetch(Q_PAGE_SEARCH_FEW, args)
         return await state.db.fetch(Q_PAGE_SEARCH_MANY, [*head, pattern, flt.pipeline_id, flt.stage_id, tags])
     if tags:  # the tags' leads in board order (idx_lead_tags_tag_created, 0013): O(page) for any tag size
@@ -193,16 +177,16 @@ async def page_rows(state: AppState, account_id: uuid.UUID, flt: LeadFilter, fet
 
 
 async def filtered_total(state: AppState, account_id: uuid.UUID, flt: LeadFilter) -> int:
-    """The filter's total, counted up to ``LEADS_TOTAL_CAP + 1`` rows (more = capped), cached in Redis."""
+    """The filter's total, counted up to ``COUNT_CAP + 1`` rows (more = capped), cached in Redis."""
     signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
-                          ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search, str(LEADS_TOTAL_CAP)))
+                          ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search, str(COUNT_CAP)))
     total = await get_cached_total(state, account_id, signature)
     if total is not None:
         return total
-    cap = LEADS_TOTAL_CAP + 1
+    cap = COUNT_CAP + 1
     tags = flt.tag_ids or None
     if flt.search:
-        args = [account_id, cap, escape_like(flt.search), flt.pipeline_id, flt.stage_id, tags]
+        args = [account_id, cap, like_pattern(flt.search), flt.pipeline_id, flt.stage_id, tags]
         total = await state.db.fetch_val(Q_COUNT_SEARCH, args)
     elif tags and len(set(tags)) == 1:
         total = await state.db.fetch_val(Q_COUNT_TAG1, [account_id, cap, tags[0], flt.pipeline_id, flt.stage_id])

@@ -15,7 +15,7 @@ R37 modes: without any of ``limit, offset, cursor, search, pipeline_id, stage_id
 original board is served (``{"success":true,"leads":[...]}``, all leads newest first, capped at 10000,
 cached byte-identical in Redis for 30 s). With any of them the list is paged (limit default 50,
 capped at 1000) and filtered, and ``total``/``total_capped``/``limit``/``offset``/``next_cursor`` are added
-(filtered totals are exact up to ``lead_reads.LEADS_TOTAL_CAP``; ``cursor`` = a previous page's
+(filtered totals are exact up to ``TOTAL_COUNT_CAP``, clarin.http.totals; ``cursor`` = a previous page's
 ``next_cursor``, keyset paging; ``search`` needs 3 characters or more).
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from clarin.crm import lead_create, lead_reads
 from clarin.crm import leads as service
+from clarin.crm.filtering import check_search
 from clarin.http.cached import cached_read
 from clarin.http.paging import page_params
 from clarin.http.request import Request, parse_uuid
@@ -57,7 +58,7 @@ async def list_leads(req: Request) -> RawJSONResponse:
     pipeline = req.query_str("pipeline_id").strip()
     stage = req.query_str("stage_id").strip()
     flt = lead_reads.LeadFilter(
-        search=lead_reads.check_search(service.check_text("search", req.query_str("search").strip())),
+        search=check_search(service.check_text("search", req.query_str("search").strip())),
         pipeline_id=parse_uuid(pipeline, "Invalid pipeline_id") if pipeline else None,
         stage_id=parse_uuid(stage, "Invalid stage_id") if stage else None,
         tag_ids=[parse_uuid(raw, "Invalid tag_ids") for raw in req.query_list("tag_ids")] or None,
