@@ -300,7 +300,8 @@ WHERE r.campaign_id = $1 AND r.status IN ('sent', 'failed') AND r.updated_at >= 
 
 -- name: campaign_claim_next
 -- Claim the next pending recipient (send order = seq) of a RUNNING campaign: status 'sending' before its
--- message goes out. SKIP LOCKED: two claimers never get the same row. Returns what composing needs.
+-- message goes out. SKIP LOCKED: two claimers never get the same row. Returns what composing needs
+-- (settings: randomize_message turns spintax on, clarin.campaigns.compose.spin_seed).
 WITH next AS (
     SELECT r.id
     FROM campaign_recipients r
@@ -317,7 +318,7 @@ WITH next AS (
     RETURNING r.id, r.campaign_id, r.contact_id, r.jid, r.name, r.phone, r.metadata, r.updated_at
 )
 SELECT cl.id, cl.contact_id, cl.jid, cl.name, cl.phone, cl.metadata, cl.updated_at AS claimed_at,
-       c.account_id, c.device_id, c.message_template, c.media_url, c.media_type,
+       c.account_id, c.device_id, c.message_template, c.media_url, c.media_type, c.settings,
        ct.name AS contact_name, ct.last_name AS contact_last_name, ct.short_name AS contact_short_name,
        ct.custom_name AS contact_custom_name
 FROM claimed cl
@@ -373,7 +374,7 @@ RETURNING c.id, c.account_id, c.status
 -- left 'sending' by a dead worker, with the outgoing messages the device stored for their JID since the
 -- claim (bodies in order, and the latest time).
 SELECT r.id, r.contact_id, r.jid, r.name, r.phone, r.metadata, r.updated_at AS claimed_at,
-       c.account_id, c.device_id, c.message_template, c.media_url, c.media_type,
+       c.account_id, c.device_id, c.message_template, c.media_url, c.media_type, c.settings,
        ct.name AS contact_name, ct.last_name AS contact_last_name, ct.short_name AS contact_short_name,
        ct.custom_name AS contact_custom_name,
        m.bodies, m.last_at
