@@ -37,11 +37,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import DEFAULT_SEED, bench_dsn, exit_now, load_sql
-from clarin.http.totals import COUNT_CAP
+from clarin.config import Settings
 
 HOT_TABLES = frozenset({"leads", "messages", "contacts", "chats"})
 ACCT = "acct"
 END = (datetime(9999, 12, 31, tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))  # lead_reads._END_KEY: no cursor
+# The server's default TOTAL_COUNT_CAP (Settings.total_count_cap); the plans are judged at that cap.
+COUNT_CAP = Settings().total_count_cap
 CAP = COUNT_CAP + 1  # as lead_reads.filtered_total: a capped count reads at most this many rows
 
 

@@ -27,6 +27,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str | None = "redis://localhost:6379"
     redis_prefix: str = "clarin"
     page_cache_ttl: float = 30.0  # seconds a cached read body lives at most (0 = no page cache; needs Redis)
+    # TOTAL_COUNT_CAP: filtered list totals (leads, contacts, chats) are counted exactly up to this many rows, then
+    # capped (clarin.http.totals; 300 chosen by measurement, bench/RESULTS.md)
+    total_count_cap: int = 300
     jwt_secret: str = DEFAULT_JWT_SECRET
     host: str = "0.0.0.0"
     port: int = 8080
@@ -163,6 +166,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=None if redis_url.lower() in DISABLED_WORDS else redis_url,
         redis_prefix=_get(env, "REDIS_PREFIX") or "clarin",
         page_cache_ttl=max(0.0, _float(env, "PAGE_CACHE_TTL", 30.0)),
+        total_count_cap=max(1, _int(env, "TOTAL_COUNT_CAP", 300)),
         # Production: a real secret or no start; development: generated once under CLARIN_DATA_DIR.
         jwt_secret=resolve_jwt_secret(_get(env, "JWT_SECRET"), production=app_env == "production",
                                       data_dir=Path(_get(env, "CLARIN_DATA_DIR") or ".clarin-data")),

@@ -10,14 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
+from clarin.config import Settings
 from clarin.crm.filtering import like_pattern
 from clarin.crm.lead_reads import _END_KEY
 from clarin.db.queries import query
 from clarin.http.cursor import encode_cursor
-from clarin.http.totals import COUNT_CAP
 from tests import support
 from tests.leads_support import default_stages, forget_cached_reads, redis_client, sql
 
+COUNT_CAP = Settings().total_count_cap  # the test server runs with the default TOTAL_COUNT_CAP
 EXPRESSION = ("(coalesce(l.name,'') || ' ' || coalesce(l.last_name,'') || ' ' || coalesce(l.phone,'') || ' ' || "
               "coalesce(l.email,'') || ' ' || coalesce(l.company,'') || ' ' || l.jid)")
 

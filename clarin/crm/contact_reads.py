@@ -9,7 +9,7 @@ Split from :mod:`clarin.crm.contacts` (the write rules): a hot dashboard read.
   (display name IS NULL, display name or "", id); ``next_cursor`` is null after the last page. ``offset`` still
   works and applies after the cursor.
 - Totals: unfiltered from the account's counters (exact, O(1)); filtered ones are counted up to
-  clarin.http.totals.COUNT_CAP rows (``total_capped``) and kept in Redis (clarin.cache.totals) until a contacts-scope
+  ``TOTAL_COUNT_CAP`` rows (state.settings.total_count_cap, clarin.http.totals; ``total_capped``) and kept in Redis (clarin.cache.totals) until a contacts-scope
   event drops them.
 """
 
@@ -24,7 +24,7 @@ from clarin.crm.filtering import Window, search_pattern
 from clarin.db.queries import Query, query
 from clarin.http.cursor import decode_cursor, encode_cursor
 from clarin.http.errors import HTTPError
-from clarin.http.totals import COUNT_CAP, capped
+from clarin.http.totals import capped
 from clarin.state import AppState
 
 Q_PAGE = query("contacts_page")
@@ -78,11 +78,12 @@ async def list_contacts(state: AppState, account_id: uuid.UUID, flt: ContactFilt
         row = await state.db.fetch_tuple(Q_PAGE_UNFILTERED, head)
         total, capped_total = (int(row[0] or 0) if row else 0), False
     else:
+        count_cap = state.settings.total_count_cap
         signature = "|".join((str(flt.is_group), str(flt.device_id or ""), str(flt.has_phone),
                               ",".join(sorted(flt.tags or ())), ",".join(sorted(map(str, flt.tag_ids or ()))),
-                              pattern, str(COUNT_CAP)))
+                              pattern, str(count_cap)))
         cached = await state.totals.get(account_id, TOTALS, signature)
-        cap = COUNT_CAP if cached is None else 0  # 0: the statement counts nothing
+        cap = count_cap if cached is None else 0  # 0: the statement counts nothing
         filters: list[Any] = [flt.device_id, flt.has_phone, flt.tags or None]
         if pattern and filtered:  # searches: custom plans (CUSTOM_PLAN_QUERIES), the best plan depends on the term
             row = await _page_row(state, Q_PAGE_SEARCH_FILTERED, [*head, *filters, flt.tag_ids or None, cap, pattern])
@@ -97,7 +98,7 @@ async def list_contacts(state: AppState, account_id: uuid.UUID, flt: ContactFilt
         if cached is None:
             cached = int(row[0] or 0) if row else 0
             await state.totals.put(account_id, TOTALS, signature, cached)
-        total, capped_total = capped(cached)
+        total, capped_total = capped(cached, count_cap)
     if row is None:
         return ContactsPageResult(b"[]", total, capped_total, None)
     _, body, more, last_null, last_text, last_id = row

@@ -13,7 +13,7 @@ the same transaction; broadcast to the caller's account after the transaction co
   contact→participant sync rewrote.
 
 ``GET /api/contacts`` adds ``cursor`` (keyset paging, ``next_cursor`` in the answer; 400 "Invalid cursor") and
-``total_capped`` (filtered totals are exact up to clarin.http.totals.COUNT_CAP); a 1-2 character ``search`` is
+``total_capped`` (filtered totals are exact up to ``TOTAL_COUNT_CAP``, clarin.http.totals); a 1-2 character ``search`` is
 ``400 search must be at least 3 characters``.
 
 Messages follow the original: ``400 invalid id`` for a bad path UUID, ``400 invalid body`` for a body

@@ -21,7 +21,7 @@ from clarin.db.queries import query
 from clarin.http.cursor import decode_cursor, encode_cursor
 from clarin.http.errors import HTTPError
 from clarin.http.json import encode
-from clarin.http.totals import COUNT_CAP, capped
+from clarin.http.totals import capped
 from clarin.state import AppState
 from clarin.wire.leads import Lead, LeadsResponse
 
@@ -44,10 +44,11 @@ Q_GET = query("leads_get")
 Q_GET_JSON = query("leads_get_json")
 
 COMPAT_CAP = 10_000  # the unpaged dashboard board never returns more rows than this
-# Filtered totals (search, pipeline, stage, tags) are exact up to COUNT_CAP leads; above it the page says
-# ``"total": COUNT_CAP, "total_capped": true``. The shared TOTAL_COUNT_CAP (clarin/http/totals.py, default
-# 300), chosen by measurement (issue 17): a capped search count reads ~270 blocks at 100k leads, where the
-# uncapped one read 1,819 (and 18k at 1M); the 10k-lead account counts a few hundred matches exactly.
+# Filtered totals (search, pipeline, stage, tags) are exact up to the cap; above it the page says
+# ``"total": cap, "total_capped": true``. The cap is the shared TOTAL_COUNT_CAP (state.settings.total_count_cap,
+# clarin/http/totals.py, default 300), chosen by measurement (issue 17): a capped search count reads ~270 blocks
+# at 100k leads, where the uncapped one read 1,819 (and 18k at 1M); the 10k-lead account counts a few hundred
+# matches exactly.
 # No cursor: a key after every row, so the keyset bound is always an index condition (one plan per shape).
 _END_KEY = (datetime(9999, 12, 31, tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))
 LEAD_NOT_FOUND = "Lead not found"
@@ -148,7 +149,7 @@ async def list_page(state: AppState, account_id: uuid.UUID, flt: LeadFilter, lim
             total = int(await state.db.fetch_val(Q_COUNT_ALL, [account_id]) or 0)
         else:
             total, counted = await filtered_total(state, account_id, flt), True
-    total, total_capped = capped(total) if counted else (total, False)
+    total, total_capped = capped(total, state.settings.total_count_cap) if counted else (total, False)
     next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
     leads = await hydrate(state.db, account_id, rows)
     return encode(LeadsResponse(leads=leads, total=total, limit=limit,
@@ -163,8 +164,9 @@ async def page_rows(state: AppState, account_id: uuid.UUID, flt: LeadFilter, fet
     tags = flt.tag_ids or None
     if flt.search:
         pattern = like_pattern(flt.search)
-        if filter_total is not None and filter_total <= COUNT_CAP:  # few matches: all from the index
-            args = [*head, pattern, flt.pipeline_id, flt.stage_id, COUNT_CAP + 1, tags]
+        cap = state.settings.total_count_cap
+        if filter_total is not None and filter_total <= cap:  # few matches: all from the index
+            args = [*head, pattern, flt.pipeline_id, flt.stage_id, cap + 1, tags]
             return await state.db.fetch(Q_PAGE_SEARCH_FEW, args)
         return await state.db.fetch(Q_PAGE_SEARCH_MANY, [*head, pattern, flt.pipeline_id, flt.stage_id, tags])
     if tags:  # the tags' leads in board order (idx_lead_tags_tag_created, 0013): O(page) for any tag size
@@ -177,13 +179,14 @@ async def page_rows(state: AppState, account_id: uuid.UUID, flt: LeadFilter, fet
 
 
 async def filtered_total(state: AppState, account_id: uuid.UUID, flt: LeadFilter) -> int:
-    """The filter's total, counted up to ``COUNT_CAP + 1`` rows (more = capped), cached in Redis."""
+    """The filter's total, counted up to ``total_count_cap + 1`` rows (more = capped), cached in Redis."""
+    count_cap = state.settings.total_count_cap
     signature = "|".join((str(flt.pipeline_id or ""), str(flt.stage_id or ""),
-                          ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search, str(COUNT_CAP)))
+                          ",".join(sorted(map(str, flt.tag_ids or ()))), flt.search, str(count_cap)))
     total = await get_cached_total(state, account_id, signature)
     if total is not None:
         return total
-    cap = COUNT_CAP + 1
+    cap = count_cap + 1
     tags = flt.tag_ids or None
     if flt.search:
         args = [account_id, cap, like_pattern(flt.search), flt.pipeline_id, flt.stage_id, tags]

@@ -8,7 +8,7 @@
   ``next_cursor`` of the previous page; ``offset`` applies after it). Search (at least 3 characters, else 400)
   matches the chat (name, JID) or its contact (name, last/short/custom/push name, phone, JID, email, company)
   through the per-account trigram-indexed expressions. Filtered totals are exact up to
-  clarin.http.totals.COUNT_CAP (``total_capped``); the default inbox's total is the account's counter.
+  ``TOTAL_COUNT_CAP`` (state.settings.total_count_cap, clarin.http.totals; ``total_capped``); the default inbox's total is the account's counter.
 - R22 deletes only the caller's chats and reports how many really went.
 - R23 reads the chat, its contact and its lead with one statement each (tags included).
 - R24 pages newest first (``timestamp DESC, id DESC``, ``idx_messages_chat_ts``), limit 50 by default,
@@ -33,7 +33,7 @@ from clarin.crm.filtering import Window, search_pattern
 from clarin.db.queries import Query, query
 from clarin.http.cursor import decode_cursor, encode_cursor
 from clarin.http.errors import HTTPError
-from clarin.http.totals import COUNT_CAP, capped
+from clarin.http.totals import capped
 from clarin.messaging import outbound
 from clarin.state import AppState
 from clarin.webhooks.recording import recording
@@ -107,12 +107,13 @@ async def _page_rows(state: AppState, q: Query, params: list[Any]) -> list[dict[
 async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, window: Window,
                      cursor: tuple[bool, datetime | None, uuid.UUID] | None = None) -> ChatsPageResult:
     """One statement per shape (sql/queries/chats.sql): the default inbox (total = the account's counter, exact and
-    O(1)), filters, tag filter (driven from the tags' contacts), search. Filtered totals are exact up to COUNT_CAP (``total_capped``). One row more than the
+    O(1)), filters, tag filter (driven from the tags' contacts), search. Filtered totals are exact up to TOTAL_COUNT_CAP (``total_capped``). One row more than the
     page is read to know whether ``next_cursor`` is needed."""
     pattern = search_pattern(flt.search)
     key = cursor or FIRST_KEY
     head: list[Any] = [account_id, window.limit + 1, window.offset, *key]
-    filters: list[Any] = [flt.archived, flt.device_ids or None, flt.tag_ids or None, flt.unread_only, COUNT_CAP]
+    count_cap = state.settings.total_count_cap
+    filters: list[Any] = [flt.archived, flt.device_ids or None, flt.tag_ids or None, flt.unread_only, count_cap]
     counted = True
     if pattern:  # custom plans (CUSTOM_PLAN_QUERIES): a rare and a common term need different plans
         rows = await _page_rows(state, Q_PAGE_SEARCH, [*head, *filters, pattern])
@@ -124,7 +125,7 @@ async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, wi
         counted = False  # the default inbox: its total is the account's counter (exact, O(1))
         rows = await _page_rows(state, Q_PAGE_INBOX_UNFILTERED, head)
     raw_total = int(rows[0]["total"] or 0) if rows else 0
-    total, total_capped = capped(raw_total) if counted else (raw_total, False)
+    total, total_capped = capped(raw_total, count_cap) if counted else (raw_total, False)
     found = [row for row in rows if row["id"] is not None]
     page = [msgspec.convert(row, Chat) for row in found[:window.limit]]
     next_cursor = None
