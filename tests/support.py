@@ -200,6 +200,7 @@ class ServerTenant:
 
     account_id: str
     token: str
+    username: str  # the admin user's (tests that log in again, or look for it in Redis keys)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -218,4 +219,4 @@ def new_tenant(url: str, admin_password: str, label: str) -> ServerTenant:
         "account_id": account_id, "username": username, "email": f"{username}@example.test", "password": password,
         "role": "admin"}, headers=headers)
     assert user.status_code == 201, user.text
-    return ServerTenant(account_id, login(url, username, password))
+    return ServerTenant(account_id, login(url, username, password), username)

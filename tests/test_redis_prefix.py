@@ -23,39 +23,26 @@ ADMIN_PASSWORD = "admin-pass-123"
 
 
 @pytest.fixture(scope="module")
-def twin_databases(services: None) -> Iterator[tuple[str, str, support.ServerTenant, str]]:
-    """(dsn A, dsn B, the tenant present in both, its username): B copied from A after the tenant was made."""
+def twin_databases(services: None) -> Iterator[tuple[str, str, support.ServerTenant]]:
+    """(dsn A, dsn B, the tenant present in both): B copied from A after the tenant was made."""
     name_a, dsn_a = support.create_database()
     name_b = f"{name_a}_twin"
     try:
         support.clarin_cli("migrate", env=support.base_env(dsn_a))
         with support.running_server(support.base_env(dsn_a), Path(support._DATA_ROOT), "prefix-setup") as srv:
-            tenant, username = _tenant(srv.url)
+            tenant = support.new_tenant(srv.url, ADMIN_PASSWORD, "Prefix")
         support.run_sql(support.dsn_for("postgres"), f'CREATE DATABASE "{name_b}" TEMPLATE "{name_a}"')
-        yield dsn_a, support.dsn_for(name_b), tenant, username
+        yield dsn_a, support.dsn_for(name_b), tenant
     finally:
         support.drop_database(name_b)
         support.drop_database(name_a)
 
 
-def _tenant(url: str) -> tuple[support.ServerTenant, str]:
-    headers = support.auth(support.login(url, "admin", ADMIN_PASSWORD))
-    suffix = uuid.uuid4().hex[:8]
-    account = httpx.post(url + "/api/admin/accounts", json={"name": f"Prefix {suffix}"}, headers=headers)
-    assert account.status_code == 201, account.text
-    account_id = account.json()["account"]["id"]
-    username, password = f"prefix_{suffix}", f"pw-{suffix}-secret"
-    user = httpx.post(url + "/api/admin/users", json={
-        "account_id": account_id, "username": username, "email": f"{username}@example.test", "password": password,
-        "role": "admin"}, headers=headers)
-    assert user.status_code == 201, user.text
-    return support.ServerTenant(account_id, support.login(url, username, password)), username
-
-
-def _touch_everything(url: str, tenant: support.ServerTenant, username: str, ws_url: str) -> str:
+def _touch_everything(url: str, tenant: support.ServerTenant, ws_url: str) -> str:
     """Exercise every Redis user: login throttle, rate limit, auth cache, board cache, page cache, totals,
     device routing channels, the WS fan-out channel. Returns the device id it created."""
-    assert httpx.post(url + "/api/auth/login", json={"username": username, "password": "wrong-pass"}).status_code == 401
+    wrong = {"username": tenant.username, "password": "wrong-pass"}
+    assert httpx.post(url + "/api/auth/login", json=wrong).status_code == 401
     headers = tenant.headers
     for path in ("/api/leads", "/api/leads?limit=5", "/api/contacts?limit=5", "/api/chats?limit=5", "/api/stats"):
         assert httpx.get(url + path, headers=headers).status_code == 200, path
@@ -70,17 +57,16 @@ def _touch_everything(url: str, tenant: support.ServerTenant, username: str, ws_
 
 
 def test_two_prefixes_on_one_redis_never_share_keys_or_entries(
-    twin_databases: tuple[str, str, support.ServerTenant, str], log_dir: Path
+    twin_databases: tuple[str, str, support.ServerTenant], log_dir: Path
 ) -> None:
-    dsn_a, dsn_b, tenant, username = twin_databases
+    dsn_a, dsn_b, tenant = twin_databases
     prefix_a, prefix_b = f"pa-{uuid.uuid4().hex[:8]}", f"pb-{uuid.uuid4().hex[:8]}"
     common = {"RATE_LIMIT": "1000", "LOGIN_MAX_FAILURES_IP": "50"}
     env_a = support.base_env(dsn_a, REDIS_PREFIX=prefix_a, **common)
     env_b = support.base_env(dsn_b, REDIS_PREFIX=prefix_b, **common)
     client = redis.Redis.from_url(support.REDIS_URL, decode_responses=True)
     with support.running_server(env_a, log_dir, "prefix-a") as a, support.running_server(env_b, log_dir, "prefix-b") as b:
-        devices = [_touch_everything(a.url, tenant, username, a.ws_url),
-                   _touch_everything(b.url, tenant, username, b.ws_url)]
+        devices = [_touch_everything(a.url, tenant, a.ws_url), _touch_everything(b.url, tenant, b.ws_url)]
         # Same account id on both: cache entries must still be per deployment. A lead created on A only...
         created = httpx.post(a.url + "/api/leads", headers=tenant.headers, json={
             "name": "Only on A", "phone": "51911122233", "email": "", "source": "t", "notes": ""})
@@ -107,6 +93,6 @@ def test_two_prefixes_on_one_redis_never_share_keys_or_entries(
     # Rate-limit and login-throttle entries (keyed by IP / username, not account) are under a prefix as well.
     for prefix in (prefix_a, prefix_b):
         assert any(True for _ in client.scan_iter(match=f"{prefix}:*", count=1000))
-    unprefixed = [k for k in client.scan_iter(match=f"*{username}*", count=1000)
+    unprefixed = [k for k in client.scan_iter(match=f"*{tenant.username}*", count=1000)
                   if not k.startswith((prefix_a + ":", prefix_b + ":"))]
     assert unprefixed == []
