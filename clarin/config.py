@@ -74,6 +74,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     whatsapp_driver: str = "neonize"
     whatsapp_lease_ttl: int = 30
     whatsapp_lease_renew: int = 10
+    # Number health (clarin.whatsapp.budget / health, docs/NUMBER_HEALTH.md): whether devices without their own
+    # budget get the conservative default limits (SEND_BUDGET_DEFAULTS=auto: yes with the real driver, none with the
+    # simulated one), and the failure-rate guard: at least health_min_sends finished sends in health_window seconds
+    # of which health_failure_rate or more failed pauses the number's campaigns.
+    send_budget_defaults: bool = True
+    health_window: float = 600.0
+    health_min_sends: int = 10
+    health_failure_rate: float = 0.5
     # Kommo (clarin.kommo, spec integrations.md A.1 + api.md §5.2). Enabled when subdomain and token are both set.
     # KOMMO_CLIENT_ID / _SECRET / _REDIRECT_URI are loaded and unused, as in the original.
     kommo_subdomain: str = ""
@@ -228,7 +236,18 @@ def _whatsapp_settings(env: Mapping[str, str]) -> dict[str, object]:
         "whatsapp_driver": driver,
         "whatsapp_lease_ttl": max(renew, _int(env, "WHATSAPP_LEASE_TTL", 30)),
         "whatsapp_lease_renew": renew,
+        "send_budget_defaults": _budget_defaults(env, driver),
+        "health_window": max(10.0, _float(env, "HEALTH_WINDOW", 600.0)),
+        "health_min_sends": max(1, _int(env, "HEALTH_MIN_SENDS", 10)),
+        "health_failure_rate": min(1.0, max(0.01, _float(env, "HEALTH_FAILURE_RATE", 0.5))),
     }
+
+
+def _budget_defaults(env: Mapping[str, str], driver: str) -> bool:
+    value = (_get(env, "SEND_BUDGET_DEFAULTS") or "auto").lower()
+    if value == "auto":
+        return driver == "neonize"  # real numbers get the defaults; the simulated driver (tests, demos) none
+    return value not in DISABLED_WORDS
 
 
 def _storage_settings(env: Mapping[str, str]) -> dict[str, object]:

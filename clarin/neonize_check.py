@@ -36,6 +36,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         *(f"NewAClient.{m}" for m in (
             "connect", "disconnect", "stop", "logout", "is_connected", "get_me", "send_message", "upload",
             "build_poll_vote_creation", "get_pn_from_lid", "download_any", "get_profile_picture",
+            "send_chat_presence",
         )),
     ),
     "neonize.aioze.events": ("Event.execute", "Event.qr", "Event.__call__", "event_global_loop"),
@@ -47,7 +48,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "neonize.proto.Neonize_pb2": ("GetProfilePictureParams", "JID", "ReturnFunctionWithError"),
     "neonize.utils.enum": (
         "MediaType.MediaImage", "MediaType.MediaVideo", "MediaType.MediaAudio", "MediaType.MediaDocument",
-        "VoteType.SINGLE", "VoteType.MULTIPLE",
+        "VoteType.SINGLE", "VoteType.MULTIPLE", "ChatPresence.CHAT_PRESENCE_COMPOSING",
+        "ChatPresence.CHAT_PRESENCE_PAUSED", "ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT",
     ),
 }
 CLIENT_ARGS = ("name", "jid", "props", "uuid", "new_device")

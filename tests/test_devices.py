@@ -157,7 +157,11 @@ def test_create_and_read(api: httpx.Client, tenant: Tenant) -> None:
     assert unnamed["name"] == ""
 
     got = api.get(f"/api/devices/{device['id']}")
-    assert got.status_code == 200 and got.json() == {"success": True, "device": device}
+    assert got.status_code == 200 and got.json()["success"] is True
+    # R14's fields exactly, plus the number-health fields it alone adds (docs/NUMBER_HEALTH.md)
+    read = got.json()["device"]
+    assert {key: read[key] for key in device} == device
+    assert set(read) - set(device) == {"health", "send_budget", "pauses"} and read["health"]["state"] == "ok"
     listed = api.get("/api/devices").json()
     assert listed["success"] is True
     assert [d["id"] for d in listed["devices"]] == [unnamed["id"], device["id"]]  # newest first

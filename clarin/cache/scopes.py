@@ -67,6 +67,7 @@ EVENT_SCOPES: dict[str, frozenset[str]] = {
     "quick_reply_update": frozenset(),
     "campaign_status": frozenset(),
     "campaign_progress": frozenset(),
+    "device_health": frozenset(),  # devices.health* and campaign pauses: no cached read shows them
     "webhook_update": frozenset(),
     "webhook_disabled": frozenset(),
     # No stored change at all.

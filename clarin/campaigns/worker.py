@@ -55,6 +55,9 @@ from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.messaging import outbound
 from clarin.webhooks.recording import Recorder, recording
+from clarin.whatsapp import health
+from clarin.whatsapp.budget import OverBudget
+from clarin.whatsapp.health import DangerSignal
 from clarin.wire.campaigns import CampaignProgressEvent, CampaignStatusEvent
 
 if TYPE_CHECKING:
@@ -64,7 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("clarin.campaigns.worker")
 
 Q_START_DUE = query("campaigns_start_due")
-Q_FAIL_LOGGED_OUT = query("campaigns_fail_logged_out")
+Q_FAIL_LOGGED_OUT = query("health_fail_logged_out")
 Q_RUNNING_DEVICES = query("campaigns_running_devices")
 Q_RUNNING_ON_DEVICE = query("campaigns_running_on_device")
 Q_STATE = query("campaign_worker_state")
@@ -86,12 +89,15 @@ DEVICE_CAMPAIGNS = 100
 STOP_TIMEOUT = 15.0
 INTERRUPTED = "interrupted; not retried to avoid a double send"
 UNAVAILABLE_STATUSES = frozenset({409, 503})
+TYPING_CPS = 8.0  # simulated typing speed (characters per second), bounded by TYPING_MIN / TYPING_MAX seconds
+TYPING_MIN, TYPING_MAX = 1.0, 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    status: str  # "sent" | "failed" | "unavailable"
+    status: str  # "sent" | "failed" | "unavailable" | "over_budget" | "refused"
     error: str | None = None
+    wait: float = 0.0  # over_budget: seconds until the number's budget frees a slot
 
 
 class CampaignWorker:
@@ -223,6 +229,8 @@ class CampaignWorker:
         pool = self.state.whatsapp
         if pool is None or not pool.owns(device_id):
             return False
+        # A number paused by its health guard runs again only once a person started one of its campaigns.
+        await health.clear_if_resumed(self.state, device_id)
         rows = await self.state.db.fetch(Q_RUNNING_ON_DEVICE, [device_id, DEVICE_CAMPAIGNS])
         if not rows:
             return False
@@ -305,10 +313,14 @@ class CampaignWorker:
                 return "done"
             recipient_id = uuid.UUID(str(claim["id"]))
             wait_ms = None if last_sent is None else int((time.monotonic() - last_sent) * 1000)
-            result = await self._send(campaign_id, claim, plan_for(claim, attachments))
-            if result.status == "unavailable":
+            typing = bool(isinstance(current["settings"], dict) and current["settings"].get("simulate_typing"))
+            result = await self._send(campaign_id, claim, plan_for(claim, attachments), typing=typing)
+            if result.status in ("unavailable", "over_budget", "refused"):
+                # Nothing reached WhatsApp: the recipient goes back to pending (never burnt as a failure).
                 await self.state.db.execute(Q_UNCLAIM, [campaign_id, recipient_id])
-                return "unavailable"
+                if result.status == "over_budget":  # the number's budget: wait (a tick at most), re-read everything
+                    await self._sleep(min(max(result.wait, 0.2), self.tick))
+                return result.status
             async with recording(self.state, account_id, quiet=True) as rec:
                 row = await rec.db.fetch_row(Q_FINISH, [campaign_id, recipient_id, result.status, result.error,
                                                         wait_ms])
@@ -328,7 +340,8 @@ class CampaignWorker:
     def _delay(self, pacing: Pacing) -> float:
         return self._rng.randint(pacing.min_delay, pacing.max_delay) * self.scale
 
-    async def _send(self, campaign_id: uuid.UUID, claim: dict[str, Any], parts: list[compose.Part]) -> SendResult:
+    async def _send(self, campaign_id: uuid.UUID, claim: dict[str, Any], parts: list[compose.Part], *,
+                    typing: bool = False) -> SendResult:
         account_id, device_id, to = uuid.UUID(str(claim["account_id"])), uuid.UUID(str(claim["device_id"])), claim["jid"]
         sent = 0
         for part in parts:
@@ -337,11 +350,19 @@ class CampaignWorker:
             if part.pause_before:
                 await asyncio.sleep(part.pause_before * self.scale)
             try:
-                if part.is_media:
-                    await outbound.send_media(self.state, account_id, device_id, to, part.media_url, part.media_type,
-                                              part.body)
-                else:
-                    await outbound.send_text(self.state, account_id, device_id, to, part.body)
+                if typing:
+                    await self._type(device_id, to, part.body)
+                await self._send_part(account_id, device_id, to, part)
+            except OverBudget as exc:
+                if sent == 0:
+                    return SendResult("over_budget", exc.message, exc.retry_after)
+                # Mid-recipient (an attachment after its text): wait for the slot rather than split the message.
+                if not await self._wait_for_budget(account_id, device_id, to, part, exc):
+                    return SendResult("failed", _partial(exc.message, sent, len(parts)))
+            except DangerSignal as exc:  # WhatsApp refused it; the number's campaigns are paused
+                if sent == 0:
+                    return SendResult("refused", exc.message)
+                return SendResult("failed", _partial(exc.message, sent, len(parts)))
             except HTTPError as exc:
                 if sent == 0 and exc.status in UNAVAILABLE_STATUSES:
                     return SendResult("unavailable", exc.message)
@@ -353,6 +374,41 @@ class CampaignWorker:
                 return SendResult("failed", _partial(str(exc) or type(exc).__name__, sent, len(parts)))
             sent += 1
         return SendResult("sent")
+
+    async def _send_part(self, account_id: uuid.UUID, device_id: uuid.UUID, to: str, part: compose.Part) -> None:
+        if part.is_media:
+            await outbound.send_media(self.state, account_id, device_id, to, part.media_url, part.media_type, part.body)
+        else:
+            await outbound.send_text(self.state, account_id, device_id, to, part.body)
+
+    async def _wait_for_budget(self, account_id: uuid.UUID, device_id: uuid.UUID, to: str, part: compose.Part,
+                               exc: OverBudget) -> bool:
+        """Retry one part of a partly sent recipient until the budget lets it through (re-trying every tick at
+        most); ``False`` at shutdown."""
+        while not self.stopping:
+            await self._sleep(min(max(exc.retry_after, 0.2), self.tick))
+            if self.stopping:
+                break
+            try:
+                await self._send_part(account_id, device_id, to, part)
+                return True
+            except OverBudget as again:
+                exc = again
+        return False
+
+    async def _type(self, device_id: uuid.UUID, to: str, body: str) -> None:
+        """settings.simulate_typing: "composing" for a time proportional to the message length, then "paused".
+        Best effort: a presence that fails never stops the message."""
+        pool = self.state.whatsapp
+        if pool is None:
+            return
+        seconds = min(TYPING_MAX, max(TYPING_MIN, len(body) / TYPING_CPS)) * self.scale
+        try:
+            await pool.driver.send_presence(device_id, to, "composing")
+            await self._sleep(seconds)
+            await pool.driver.send_presence(device_id, to, "paused")
+        except Exception as exc:
+            log.debug("typing presence to %s on device %s failed: %s", to, device_id, exc)
 
     async def _attachments(self, campaign_id: uuid.UUID) -> list[compose.AttachmentData]:
         return [

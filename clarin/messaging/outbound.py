@@ -21,7 +21,11 @@ Every send, in order (integrations.md B.12, with the original's flaws fixed):
    (``send_text`` / ``send_media`` / ``send_poll`` / ``send_reaction``, so also R28 and R21) is run there
    (:func:`clarin.whatsapp.remote.routed`) and its result or error returned as is; ``503 device is connected
    on another server, retry`` only when it cannot be routed (no Redis, owner not listening yet).
-3. Before the driver is called the message is recorded as a pending row (status ``'pending'``) and an
+3. The number's send budget (:mod:`clarin.whatsapp.budget`, docs/NUMBER_HEALTH.md) takes a slot for the message,
+   on the owner, or raises ``OverBudget`` (``429`` + ``Retry-After``; nothing recorded or sent). A send that then
+   never reaches WhatsApp gives the slot back; one WhatsApp refuses feeds the number-health guard
+   (:mod:`clarin.whatsapp.health`: a danger signal pauses the number's campaigns and raises ``DangerSignal``).
+   Before the driver is called the message is recorded as a pending row (status ``'pending'``) and an
    ``Idempotency-Key`` claimed by the route is linked to it (:mod:`clarin.messaging.outbound_store`): if that
    write fails, nothing is sent (``503``). The chat of (account, non-AD recipient JID, LID resolved when the
    device knows the phone) is upserted and claimed by the device.
@@ -56,6 +60,7 @@ from clarin.messaging.media_source import load_media
 from clarin.messaging.outbound_store import Outgoing, finish_not_sent, finish_sent, record_pending
 from clarin.messaging.polls import poll_body, poll_preview
 from clarin.webhooks.recording import recording
+from clarin.whatsapp import budget, health
 from clarin.whatsapp.driver import (
     GROUP_SERVER,
     LID_SERVER,
@@ -175,17 +180,29 @@ async def _send(
     state: AppState, account_id: uuid.UUID, device: DeviceRef, to_jid: str, out: Outgoing,
     call: Callable[[], Awaitable[SentMessage]], idem: IdemClaim | None,
 ) -> tuple[str, Message]:
-    """Pending row first (nothing is sent if it cannot be written), then the driver, then the outcome."""
+    """The number's send budget first (``OverBudget``, 429: nothing recorded or sent), the pending row (nothing is
+    sent if it cannot be written), then the driver, then the outcome; a refused send feeds the number-health guard
+    (clarin.whatsapp.health: danger signals pause the number's campaigns, ``DangerSignal``)."""
     chat_jid = await _chat_jid(state, device, to_jid)
-    pending = await record_pending(state, account_id, device, chat_jid, await _own_jid(state, device), out, idem)
+    slot = await budget.reserve(state.db, account_id, device.id, chat_jid,
+                                defaults=state.settings.send_budget_defaults)
+    try:
+        pending = await record_pending(state, account_id, device, chat_jid, await _own_jid(state, device), out, idem)
+    except BaseException:
+        await budget.refund(state.db, slot)
+        raise
     try:
         sent = await _driver_call(call(), "send message")
     except HTTPError as exc:
         # NotConnected (409) is raised before anything leaves the driver; anything else may have reached WhatsApp.
         await finish_not_sent(state, account_id, pending, exc, maybe_sent=exc.status != 409)
         if exc.status == 409:
+            await budget.refund(state.db, slot)
             # The device stopped running here mid-send (its lease session broke): 503 while it is resumed.
             raise await _pool(state).refused(device.id, account_id, exc) from None
+        tripped = await health.after_failure(state, account_id, device.id, slot, exc.message)
+        if tripped is not None and health.classify(exc.message) is not None:
+            raise health.DangerSignal(exc, tripped.health, tripped.signal) from None
         raise
     except BaseException:  # cancelled mid-send: the outcome is unknown, the row stays pending (never re-sent)
         log.error("send of pending message %s on device %s interrupted; outcome unknown", pending.id, device.id)

@@ -105,6 +105,22 @@ CAMPAIGN_WORKER = Gauge(
     "clarin_campaign_worker", "Campaign worker figures reported by state.campaigns.metrics_snapshot()",
     ["name"], multiprocess_mode="livesum",
 )
+# Number health (clarin.whatsapp.budget / health, docs/NUMBER_HEALTH.md): no tenant or device ids in labels.
+# kind = cold | reply; window = minute | hour | day; state = ok | throttled | paused | banned.
+BUDGET_SENDS = Counter(
+    "clarin_send_budget_sends_total", "Messages that took a slot of their number's send budget, by kind", ["kind"],
+)
+BUDGET_REFUSALS = Counter(
+    "clarin_send_budget_refusals_total", "Sends refused (429 / a campaign waits) because the number's budget for "
+    "the kind was spent, by kind and the window that frees last", ["kind", "window"],
+)
+HEALTH_CHANGES = Counter(
+    "clarin_device_health_changes_total", "Danger signals that changed a number's health, by new state and signal",
+    ["state", "signal"],
+)
+CAMPAIGN_AUTO_PAUSES = Counter(
+    "clarin_campaign_auto_pauses_total", "Campaigns paused by the number-health guard, by signal", ["signal"],
+)
 # Outgoing webhooks (clarin.webhooks.worker): no tenant ids in labels. result = delivered | retry | failed
 # (given up after 24 h). Queue figures come from the one process that delivers for the cluster (livemax).
 WEBHOOK_DELIVERIES = Counter(

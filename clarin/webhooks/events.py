@@ -15,6 +15,8 @@ WEBHOOK_EVENTS: frozenset[str] = frozenset({
     "chat_update", "contacts_synced", "device_status",
     # Campaigns
     "campaign_status", "campaign_progress",
+    # Number health (docs/NUMBER_HEALTH.md)
+    "device_health",
 })
 ALL = "*"
 PING = "ping"

@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from clarin.whatsapp.proto import JID, MessageEv, MessageKey, WAMessage, e2e
 
@@ -62,6 +62,9 @@ class InvalidJID(DriverError, ValueError):
 
 
 # -- value types ------------------------------------------------------------------------------------
+ChatState = Literal["composing", "paused"]
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceSession:
     """What ``connect`` needs: the device and its stored AD JID ("" = pair a new session by QR)."""
@@ -186,6 +189,11 @@ class WhatsAppDriver(ABC):
     async def send_poll(
         self, device_id: uuid.UUID, to_jid: str, question: str, options: list[str], max_selections: int
     ) -> SentMessage: ...
+
+    @abstractmethod
+    async def send_presence(self, device_id: uuid.UUID, chat_jid: str, state: ChatState) -> None:
+        """Chat presence in ``chat_jid``: ``composing`` (the contact sees "typing…") or ``paused`` (stops it).
+        Best effort for callers: it carries no message (docs/NUMBER_HEALTH.md, simulated typing)."""
 
     # reading
     @abstractmethod

@@ -38,12 +38,13 @@ from neonize._binder import consume_bytes_struct, gocode
 from neonize.aioze.client import ChatSettingsStore, ContactStore, NewAClient
 from neonize.proto.Neonize_pb2 import GetProfilePictureParams, ReturnFunctionWithError
 from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
-from neonize.utils.enum import MediaType, VoteType
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, VoteType
 
 from clarin.neonize_check import require_neonize
 from clarin.whatsapp.driver import (
     LID_SERVER,
     USER_SERVER,
+    ChatState,
     DeviceContact,
     DeviceSession,
     DriverError,
@@ -338,6 +339,14 @@ class NeonizeDriver(WhatsAppDriver):
             if message.HasField(field):
                 getattr(message, field).selectableOptionsCount = max(1, max_selections)
         return await self._send(device_id, to_jid, message)
+
+    async def send_presence(self, device_id: uuid.UUID, chat_jid: str, state: ChatState) -> None:
+        client = self._client(device_id)
+        presence = ChatPresence.CHAT_PRESENCE_COMPOSING if state == "composing" else ChatPresence.CHAT_PRESENCE_PAUSED
+        try:
+            await client.send_chat_presence(go_jid(chat_jid), presence, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
+        except Exception as exc:
+            raise DriverError(f"failed to send presence: {exc}") from exc
 
     # -- reading --------------------------------------------------------------------------------
     async def fetch_contacts(self, device_id: uuid.UUID) -> list[DeviceContact]:

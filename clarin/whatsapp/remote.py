@@ -66,6 +66,7 @@ from clarin.db.errors import (
     UniqueViolation,
 )
 from clarin.http.errors import HTTPError
+from clarin.whatsapp.budget import KINDS, OverBudget
 
 if TYPE_CHECKING:
     from clarin.cache.redis_client import RedisHandle
@@ -134,6 +135,11 @@ class RouteReply(msgspec.Struct, frozen=True, omit_defaults=True):
     headers: list[tuple[str, str]] = []
     db_error: str = ""  # class name of a database error (re-raised as such by the requester)
     constraint: str = ""
+    # An OverBudget answer (clarin.whatsapp.budget): re-raised as such, so background senders on any node wait
+    # ``retry_after`` exactly as on the owner. Absent in replies of older processes: a plain 429 HTTPError then.
+    budget_kind: str = ""
+    retry_after: float = 0.0
+    budget_window: str = ""
 
 
 _DB_ERRORS: dict[str, type[DatabaseError]] = {
@@ -354,6 +360,8 @@ class DeviceRouter:
             if cls in (UniqueViolation, ForeignKeyViolation):
                 raise cls(reply.detail or "", reply.constraint)  # type: ignore[call-arg]
             raise cls(reply.detail or "")
+        if reply.budget_kind in KINDS:
+            raise OverBudget(reply.retry_after, reply.budget_kind, reply.budget_window)  # type: ignore[arg-type]
         raise HTTPError(reply.status, reply.error, headers=[(k, v) for k, v in reply.headers], detail=reply.detail)
 
     async def _answer(self, pending: _Pending, device_id: uuid.UUID) -> RouteReply | None:
@@ -516,6 +524,9 @@ class DeviceRouter:
             kwargs = {name: getattr(args, name) for name in args_type.__struct_fields__}
             result = await op.fn(self._state, account_id=uuid.UUID(request.account_id), device_id=device_id, **kwargs)
             reply = RouteReply(id=request.id, status=200, body=_encoder.encode(result))
+        except OverBudget as exc:
+            reply = RouteReply(id=request.id, status=exc.status, error=exc.message, headers=list(exc.headers),
+                               budget_kind=exc.kind, retry_after=exc.retry_after, budget_window=exc.window)
         except HTTPError as exc:
             reply = RouteReply(id=request.id, status=exc.status, error=exc.message, detail=exc.detail,
                                headers=list(exc.headers))

@@ -42,8 +42,11 @@ from clarin.wire.devices import (
     InboundResponse,
     InboundSpec,
     MessageResponse,
+    PresencesResponse,
+    SendBudgetBody,
     SentCallsResponse,
     SimulatedContactsBody,
+    SimulatedFaultsBody,
 )
 from clarin.wire.queries import DevSentQuery, PageQuery
 
@@ -67,7 +70,15 @@ async def create_device(req: Request, body: DeviceNameBody) -> DeviceResponse:
 
 @routes.get("/api/devices/:id", response=DeviceResponse)
 async def get_device(req: Request) -> DeviceResponse:
-    return DeviceResponse(device=await service.get_device(req.app, req.account_id, req.path_uuid("id", INVALID_ID)))
+    device_id = req.path_uuid("id", INVALID_ID)
+    return DeviceResponse(device=await service.get_device_health(req.app, req.account_id, device_id))
+
+
+@routes.put("/api/devices/:id/budget", body=SendBudgetBody, response=DeviceResponse)
+async def set_send_budget(req: Request, body: SendBudgetBody) -> DeviceResponse:
+    """The number's own send limits (docs/NUMBER_HEALTH.md); answers the device with its health and budget."""
+    device_id = req.path_uuid("id", INVALID_ID)
+    return DeviceResponse(device=await service.set_send_budget(req.app, req.account_id, device_id, body))
 
 
 @routes.put("/api/devices/:id", body=DeviceNameBody, response=DeviceResponse)
@@ -143,3 +154,20 @@ async def set_simulated_contacts(req: Request) -> Ok:
     body = await _decode(req, SimulatedContactsBody)
     await service.set_simulated_contacts(req.app, req.account_id, device_id, body.contacts)
     return Ok()
+
+
+@routes.put("/api/dev/whatsapp/:device_id/faults", response=Ok)
+async def set_simulated_faults(req: Request) -> Ok:
+    """The device's sends fail like a throttled number's (docs/NUMBER_HEALTH.md)."""
+    _simulated(req)
+    device_id = req.path_uuid("device_id", INVALID_ID)
+    body = await _decode(req, SimulatedFaultsBody)
+    await service.set_simulated_faults(req.app, req.account_id, device_id, body)
+    return Ok()
+
+
+@routes.get("/api/dev/whatsapp/:device_id/presences", response=PresencesResponse)
+async def simulated_presences(req: Request) -> PresencesResponse:
+    _simulated(req)
+    device_id = req.path_uuid("device_id", INVALID_ID)
+    return PresencesResponse(presences=await service.simulated_presences(req.app, req.account_id, device_id))

@@ -17,6 +17,7 @@ from google.protobuf.json_format import MessageToDict
 
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
+from clarin.whatsapp import budget
 from clarin.whatsapp.driver import (
     DeviceContact,
     InvalidJID,
@@ -26,10 +27,19 @@ from clarin.whatsapp.driver import (
     non_ad,
     parse_jid,
 )
+from clarin.whatsapp.health_view import with_health
 from clarin.whatsapp.live import NOT_CONNECTED, resuming_error
 from clarin.whatsapp.pool import DevicePool
 from clarin.whatsapp.remote import OwnedElsewhere, routed
-from clarin.wire.devices import Device, InboundSpec, SentCallOut, SimulatedContact
+from clarin.wire.devices import (
+    Device,
+    InboundSpec,
+    PresenceOut,
+    SendBudgetBody,
+    SentCallOut,
+    SimulatedContact,
+    SimulatedFaultsBody,
+)
 
 if TYPE_CHECKING:
     from clarin.state import AppState
@@ -73,6 +83,22 @@ async def list_devices(state: AppState, account_id: uuid.UUID, limit: int, offse
 
 async def get_device(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> Device:
     return _device(state, await _row(state, account_id, device_id))
+
+
+async def get_device_health(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> Device:
+    """R14 plus the number's health, send budget and paused campaigns (docs/NUMBER_HEALTH.md)."""
+    return await with_health(state, account_id, await get_device(state, account_id, device_id))
+
+
+async def set_send_budget(
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, body: SendBudgetBody
+) -> Device:
+    """The number's own limits (replacing earlier ones; ``{}`` = the defaults). Not routed: the budget lives in
+    PostgreSQL and is read by the owner at every send."""
+    configured = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
+    if not await budget.set_budget(state.db, account_id, device_id, configured):
+        raise HTTPError(404, DEVICE_NOT_FOUND)
+    return await get_device_health(state, account_id, device_id)
 
 
 async def create_device(state: AppState, account_id: uuid.UUID, name: str) -> Device:
@@ -214,3 +240,26 @@ async def set_simulated_contacts(
         book.append(DeviceContact(jid=jid, phone=jid_user(jid), name=contact.name or contact.business_name,
                                   push_name=contact.push_name, business_name=contact.business_name))
     driver.set_contacts(device_id, book)
+
+
+@routed
+async def set_simulated_faults(
+    state: AppState, account_id: uuid.UUID, device_id: uuid.UUID, faults: SimulatedFaultsBody,
+) -> None:
+    """Make the device's sends fail like a throttled number, in the driver of the process running it."""
+    from clarin.whatsapp.simulated_driver import SendFaults
+
+    await _row(state, account_id, device_id)
+    await _run_here(state, device_id)
+    healthy = not faults.error and faults.failure_rate <= 0
+    _dev_driver(state).set_faults(device_id, None if healthy else SendFaults(
+        error=faults.error, after=faults.after, failure_rate=faults.failure_rate))
+
+
+@routed
+async def simulated_presences(state: AppState, account_id: uuid.UUID, device_id: uuid.UUID) -> list[PresenceOut]:
+    """The chat presences (typing) the driver of the process running the device sent."""
+    await _row(state, account_id, device_id)
+    await _run_here(state, device_id)
+    return [PresenceOut(to=chat, state=kind, at=at) for dev, chat, kind, at in _dev_driver(state).presences
+            if dev == device_id]

@@ -27,6 +27,7 @@ import hashlib
 import logging
 import mimetypes
 import os
+import random
 import secrets
 import time
 import uuid
@@ -38,6 +39,7 @@ from clarin.whatsapp.driver import (
     GROUP_SERVER,
     LID_SERVER,
     USER_SERVER,
+    ChatState,
     DeviceContact,
     DeviceSession,
     DriverError,
@@ -138,6 +140,35 @@ class SentCall:
 
 
 @dataclass
+class SendFaults:
+    """How a simulated number answers when WhatsApp throttles it (docs/NUMBER_HEALTH.md): after ``after`` more
+    successful sends, every send fails with ``error`` (e.g. ``"463"`` → "server returned error 463"); with
+    ``failure_rate`` > 0 each send fails with that probability instead (``error`` or "simulated failure")."""
+
+    error: str = ""
+    after: int = 0
+    failure_rate: float = 0.0
+    passed: int = 0
+
+    def check(self, rng: random.Random) -> None:
+        if self.failure_rate > 0:
+            if rng.random() < self.failure_rate:
+                raise DriverError(f"failed to send message: {_server_error(self.error or 'simulated failure')}")
+            return
+        if not self.error:
+            return
+        if self.passed < self.after:
+            self.passed += 1
+            return
+        raise DriverError(f"failed to send message: {_server_error(self.error)}")
+
+
+def _server_error(error: str) -> str:
+    """whatsmeow's wording for a numeric server refusal."""
+    return f"server returned error {error}" if error.isdigit() else error
+
+
+@dataclass
 class _Session:
     device: DeviceSession
     jid: str = ""
@@ -163,6 +194,9 @@ class SimulatedDriver(WhatsAppDriver):
         self._contacts: dict[uuid.UUID, dict[str, DeviceContact]] = {}
         self._media: dict[bytes, bytes] = {}
         self._pictures: dict[str, bytes | None] = {}  # non-AD JID → override (None = no picture)
+        self.presences: list[tuple[uuid.UUID, str, str, float]] = []  # (device, chat, state, unix time)
+        self._faults: dict[uuid.UUID, SendFaults] = {}
+        self._rng = random.Random()
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def connect(self, device: DeviceSession) -> None:
@@ -223,9 +257,19 @@ class SimulatedDriver(WhatsAppDriver):
         if self.send_delay > 0:
             await asyncio.sleep(self.send_delay)
 
+    def set_faults(self, device_id: uuid.UUID, faults: SendFaults | None) -> None:
+        """Dev switch: make the device's sends fail like a throttled number (``None`` = healthy again)."""
+        if faults is None:
+            self._faults.pop(device_id, None)
+        else:
+            self._faults[device_id] = faults
+
     def _record(self, kind: str, device_id: uuid.UUID, to: str, message: WAMessage, **args: Any) -> SentMessage:
         self._session(device_id)
         jid_to_str(parse_jid(to))  # invalid JIDs fail like the real driver
+        faults = self._faults.get(device_id)
+        if faults is not None and kind != "reaction":
+            faults.check(self._rng)
         result = SentMessage(new_stanza_id(), datetime.now(UTC).replace(microsecond=0))
         self.sent.append(SentCall(kind, device_id, to, message, result, args))
         return result
@@ -263,6 +307,10 @@ class SimulatedDriver(WhatsAppDriver):
         message = build_poll_message(question, options, max_selections, secrets.token_bytes(32))
         return self._record("poll", device_id, to_jid, message, question=question, options=list(options),
                             max_selections=max_selections)
+
+    async def send_presence(self, device_id: uuid.UUID, chat_jid: str, state: ChatState) -> None:
+        self._session(device_id)
+        self.presences.append((device_id, non_ad(chat_jid), state, time.time()))
 
     # -- reading --------------------------------------------------------------------------------
     def set_contacts(self, device_id: uuid.UUID, contacts: list[DeviceContact]) -> None:

@@ -13,6 +13,77 @@ import msgspec
 
 from clarin.wire._fields import Int32, Str255
 
+# -- number health (docs/NUMBER_HEALTH.md) ----------------------------------------------------------
+BudgetLimit = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+
+
+class SendBudgetBody(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, kw_only=True):
+    """``PUT /api/devices/:id/budget``: the number's own limits, replacing any earlier ones. A key left out takes
+    the installation's default; ``null`` (sent explicitly) = no limit; ``warmup`` = cold messages allowed per day
+    on days 0, 1, 2… after pairing (``[]`` or ``null`` = no warm-up). ``{}`` = back to the defaults."""
+
+    cold_per_minute: BudgetLimit | msgspec.UnsetType | None = msgspec.UNSET
+    cold_per_hour: BudgetLimit | msgspec.UnsetType | None = msgspec.UNSET
+    cold_per_day: BudgetLimit | msgspec.UnsetType | None = msgspec.UNSET
+    reply_per_minute: BudgetLimit | msgspec.UnsetType | None = msgspec.UNSET
+    reply_per_hour: BudgetLimit | msgspec.UnsetType | None = msgspec.UNSET
+    reply_per_day: BudgetLimit | msgspec.UnsetType | None = msgspec.UNSET
+    warmup: Annotated[list[BudgetLimit], msgspec.Meta(max_length=90)] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BudgetWindows(msgspec.Struct, kw_only=True):
+    """Per sliding window (last 60 s / 3600 s / 86 400 s); ``null`` = no limit."""
+
+    minute: int | None
+    hour: int | None
+    day: int | None
+
+
+class BudgetKinds(msgspec.Struct, kw_only=True):
+    cold: BudgetWindows  # messages to chats where the contact never wrote (new conversations)
+    reply: BudgetWindows  # messages in chats the contact wrote in (or this number opened in the last day)
+
+
+class WarmUp(msgspec.Struct, kw_only=True):
+    paired_at: datetime | None
+    day: int | None  # day since pairing while the warm-up applies, null once it is over (or without one)
+    schedule: list[int]
+    cold_per_day_cap: int | None  # the warm-up's cap today
+
+
+class SendBudget(msgspec.Struct, kw_only=True):
+    defaults: bool  # whether unset limits take the installation's defaults (SEND_BUDGET_DEFAULTS)
+    configured: dict[str, Any]  # the device's own overrides, as stored
+    limits: BudgetKinds  # in force now (warm-up applied)
+    used: BudgetKinds
+    remaining: BudgetKinds
+    warmup: WarmUp
+
+
+class DeviceHealth(msgspec.Struct, kw_only=True):
+    state: str  # ok | throttled | paused | banned
+    reason: str | None = None
+    since: datetime | None = None
+    evidence: dict[str, Any] | None = None
+
+
+class CampaignPause(msgspec.Struct, kw_only=True):
+    campaign_id: str
+    name: str | None
+    status: str
+    reason: str
+    paused_at: datetime
+
+
+class DeviceHealthEvent(msgspec.Struct, kw_only=True):
+    """WebSocket / webhook ``device_health``: the number's health changed (campaigns paused, or resumed)."""
+
+    device_id: str
+    health: str
+    reason: str
+    signal: str
+    paused_campaigns: list[str]
+
 
 class Device(msgspec.Struct, omit_defaults=True, kw_only=True):
     id: str
@@ -25,6 +96,10 @@ class Device(msgspec.Struct, omit_defaults=True, kw_only=True):
     last_seen_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+    # Number health, only in GET /api/devices/:id and PUT /api/devices/:id/budget (docs/NUMBER_HEALTH.md).
+    health: DeviceHealth | None = None
+    send_budget: SendBudget | None = None
+    pauses: list[CampaignPause] | None = None
 
 
 class DevicesResponse(msgspec.Struct):
@@ -149,4 +224,24 @@ class SentCallOut(msgspec.Struct):
 
 class SentCallsResponse(msgspec.Struct):
     sent: list[SentCallOut]
+    success: bool = True
+
+
+class SimulatedFaultsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``PUT /api/dev/whatsapp/:device_id/faults``: the number answers like a throttled one. ``error`` "" and
+    ``failure_rate`` 0 = healthy again."""
+
+    error: Annotated[str, msgspec.Meta(max_length=200)] = ""  # "463", "429", "rate-overlimit", any text
+    after: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0  # successful sends before the errors start
+    failure_rate: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+
+
+class PresenceOut(msgspec.Struct):
+    to: str
+    state: str  # composing | paused
+    at: float  # unix time
+
+
+class PresencesResponse(msgspec.Struct):
+    presences: list[PresenceOut]
     success: bool = True

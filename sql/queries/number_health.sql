@@ -1,0 +1,166 @@
+-- Number health (docs/NUMBER_HEALTH.md): the per-number send budget ledger (device_sends), the device's health
+-- state, the campaigns it paused. Every statement is scoped by account ($2 or $1 as noted) and device. Budget
+-- reservations of one device are serialised by a transaction advisory lock on
+-- hashtextextended('clarin-budget:' || <device id>, 0): the count and the insert cannot interleave, whichever
+-- node runs the statement (the owner, normally: sends are routed there).
+
+-- name: budget_send_context
+-- Before a send ($1 account, $2 device, $3 local chat JID): the device's limits and pairing time, whether the
+-- contact has ever written in this chat (a reply: chats' (account_id, jid) key, then idx_messages_chat_ts walked
+-- newest first until an inbound message, so a cold chat costs as many index tuples as messages we sent it), and
+-- whether this number already opened the chat in the last day (a follow-up, not a new conversation).
+SELECT d.send_budget, d.paired_at,
+       EXISTS (
+           SELECT 1 FROM chats c JOIN messages m ON m.chat_id = c.id
+           WHERE c.account_id = $1 AND c.jid = $3 AND NOT m.is_from_me
+       ) AS answered,
+       EXISTS (
+           SELECT 1 FROM device_sends s
+           WHERE s.device_id = $2 AND s.chat_jid = $3 AND s.sent_at > now() - interval '1 day'
+             AND s.outcome <> 'failed'
+       ) AS opened
+FROM devices d
+WHERE d.id = $2 AND d.account_id = $1
+
+-- name: budget_lock
+SELECT pg_advisory_xact_lock(hashtextextended('clarin-budget:' || $1::uuid::text, 0))
+
+-- name: budget_reserve
+-- Counts the device's $4-kind sends in the last minute / hour / day and, when all three are below the limits
+-- $5 / $6 / $7, records this one ($3 = chat JID). id is NULL when refused. Runs after budget_lock in one
+-- transaction.
+WITH w AS (
+    SELECT count(*) FILTER (WHERE s.sent_at > now() - interval '1 minute') AS minute,
+           count(*) FILTER (WHERE s.sent_at > now() - interval '1 hour') AS hour,
+           count(*) AS day
+    FROM device_sends s
+    WHERE s.device_id = $1 AND s.account_id = $2 AND s.kind = $4 AND s.sent_at > now() - interval '1 day'
+), ins AS (
+    INSERT INTO device_sends (device_id, account_id, chat_jid, kind)
+    SELECT $1::uuid, $2::uuid, $3, $4 FROM w WHERE w.minute < $5 AND w.hour < $6 AND w.day < $7
+    RETURNING id
+)
+SELECT (SELECT i.id FROM ins i) AS id, w.minute, w.hour, w.day FROM w
+
+-- name: budget_frees_in
+-- Seconds until the $3-kind window of $4 seconds holds fewer than $5 sends: when the $5-th newest send in it
+-- leaves the window.
+SELECT extract(epoch FROM s.sent_at + make_interval(secs => $4::float8) - now())::float8 AS seconds
+FROM device_sends s
+WHERE s.device_id = $1 AND s.account_id = $2 AND s.kind = $3 AND s.sent_at > now() - make_interval(secs => $4::float8)
+ORDER BY s.sent_at DESC
+OFFSET $5::int - 1
+LIMIT 1
+
+-- name: budget_refund
+-- Nothing reached WhatsApp (device not connected, the pending row could not be written): the slot is given back.
+DELETE FROM device_sends WHERE id = $1 AND device_id = $2 AND account_id = $3
+
+-- name: budget_outcome
+UPDATE device_sends SET outcome = $4, error = $5 WHERE id = $1 AND device_id = $2 AND account_id = $3
+
+-- name: budget_prune
+-- Rows older than the longest window (a day) count for nothing; a margin keeps them for the health view.
+DELETE FROM device_sends WHERE device_id = $1 AND account_id = $2 AND sent_at < now() - interval '2 days'
+
+-- name: health_failure_window
+-- The failure-rate guard: finished and failed sends of the device in the last $3 seconds.
+SELECT count(*) FILTER (WHERE s.outcome <> 'pending') AS finished,
+       count(*) FILTER (WHERE s.outcome = 'failed') AS failed
+FROM device_sends s
+WHERE s.device_id = $1 AND s.account_id = $2 AND s.sent_at > now() - make_interval(secs => $3::float8)
+
+-- name: health_set
+-- A danger signal: the device's health, why, the evidence (JSON) and since when.
+UPDATE devices
+SET health = $3, health_reason = $4, health_evidence = $5::text::jsonb, health_changed_at = now(), updated_at = now()
+WHERE id = $1 AND account_id = $2
+RETURNING id, health, health_reason, health_changed_at
+
+-- name: health_pause_campaigns
+-- Every campaign of the number that would send pauses, with the reason. updated_at = now() equals the device's
+-- health_changed_at (same transaction): a later start by a person is what health_clear_if_resumed looks for.
+UPDATE campaigns
+SET status = 'paused', pause_reason = $3, updated_at = now()
+WHERE device_id = $1 AND account_id = $2 AND status IN ('running', 'scheduled')
+RETURNING id, status
+
+-- name: health_clear_if_resumed
+-- The worker, before serving a device: a person started one of its campaigns after the pause (POST /start),
+-- so the number is trusted again. Campaigns that run again lose their pause reason.
+WITH cleared AS (
+    UPDATE devices d
+    SET health = 'ok', health_reason = NULL, health_changed_at = now(), updated_at = now(),
+        health_evidence = jsonb_build_object('resumed_after', d.health, 'reason', d.health_reason,
+                                             'evidence', d.health_evidence, 'paused_at', d.health_changed_at)
+    WHERE d.id = $1 AND d.health <> 'ok'
+      AND EXISTS (
+          SELECT 1 FROM campaigns c
+          WHERE c.device_id = d.id AND c.account_id = d.account_id AND c.status = 'running'
+            AND c.updated_at > d.health_changed_at
+      )
+    RETURNING d.id, d.account_id, d.health, d.health_changed_at
+), reasons AS (
+    UPDATE campaigns c SET pause_reason = NULL
+    FROM cleared
+    WHERE c.device_id = cleared.id AND c.account_id = cleared.account_id AND c.status = 'running'
+      AND c.pause_reason IS NOT NULL
+    RETURNING 1
+)
+SELECT cleared.id, cleared.account_id, cleared.health, cleared.health_changed_at FROM cleared
+
+-- name: device_health_state
+-- The worker's gate: campaigns of a device whose health is not ok wait (they were paused; this is the race guard).
+SELECT d.health FROM devices d WHERE d.id = $1
+
+-- name: number_health_view
+-- GET /api/devices/:id: health, limits, pairing time, and the ledger's counts per kind and window.
+SELECT d.health, d.health_reason, d.health_evidence, d.health_changed_at, d.send_budget, d.paired_at, d.status,
+       u.cold_minute, u.cold_hour, u.cold_day, u.reply_minute, u.reply_hour, u.reply_day
+FROM devices d
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE s.kind = 'cold' AND s.sent_at > now() - interval '1 minute') AS cold_minute,
+           count(*) FILTER (WHERE s.kind = 'cold' AND s.sent_at > now() - interval '1 hour') AS cold_hour,
+           count(*) FILTER (WHERE s.kind = 'cold') AS cold_day,
+           count(*) FILTER (WHERE s.kind = 'reply' AND s.sent_at > now() - interval '1 minute') AS reply_minute,
+           count(*) FILTER (WHERE s.kind = 'reply' AND s.sent_at > now() - interval '1 hour') AS reply_hour,
+           count(*) FILTER (WHERE s.kind = 'reply') AS reply_day
+    FROM device_sends s
+    WHERE s.device_id = d.id AND s.account_id = d.account_id AND s.sent_at > now() - interval '1 day'
+) u
+WHERE d.id = $2 AND d.account_id = $1
+
+-- name: number_health_pauses
+-- The campaigns of the device that are paused (or failed) with a recorded reason, newest first, capped.
+SELECT c.id, c.name, c.status, c.pause_reason, c.updated_at
+FROM campaigns c
+WHERE c.account_id = $1 AND c.device_id = $2 AND c.status IN ('paused', 'failed') AND c.pause_reason IS NOT NULL
+ORDER BY c.updated_at DESC, c.id
+LIMIT $3
+
+-- name: device_budget_set
+UPDATE devices SET send_budget = $3::text::jsonb, updated_at = now()
+WHERE id = $1 AND account_id = $2
+RETURNING id
+
+-- name: health_fail_logged_out
+-- The campaign worker's logout rule (docs/CAMPAIGNS.md; replaces campaigns_fail_logged_out): running campaigns
+-- whose device was unlinked from the phone fail, now with the reason recorded (pause_reason). Their
+-- `campaign_status` webhook outbox rows are written by the same statement, as in campaigns_start_due.
+WITH changed AS (
+    UPDATE campaigns c
+    SET status = 'failed', pause_reason = 'device logged out: pair it again, then start the campaign',
+        updated_at = now()
+    FROM devices d
+    WHERE d.id = c.device_id AND d.account_id = c.account_id AND c.status = 'running' AND d.status = 'logged_out'
+    RETURNING c.id, c.account_id, c.status, gen_random_uuid() AS event_id
+), hooks AS (
+    INSERT INTO webhook_deliveries (account_id, webhook_id, event_id, event, data)
+    SELECT ch.account_id, w.id, ch.event_id, 'campaign_status',
+           json_build_object('campaign_id', ch.id, 'status', ch.status)::text
+    FROM changed ch
+    CROSS JOIN LATERAL webhook_subscribers(ch.account_id, 'campaign_status') AS w
+    ORDER BY ch.id, w.id
+    RETURNING 1
+)
+SELECT ch.id, ch.account_id, ch.status, (SELECT count(*) FROM hooks)::int AS outbox_rows FROM changed ch

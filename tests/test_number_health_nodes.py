@@ -1,0 +1,73 @@
+"""One number's budget holds across servers (docs/NUMBER_HEALTH.md): two `clarin serve` processes on one database
+and one Redis; the device runs on A, sends land on A and B at the same time. B's sends are routed to A (the
+owner) and counted there, in PostgreSQL, under the device's budget lock: together they never exceed it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import support
+from tests.crm_helpers import U
+from tests.test_campaign_worker import jid, wait_for
+
+ADMIN_PASSWORD = "admin-pass-123"
+ENV = {"WHATSAPP_LEASE_RENEW": "1", "WHATSAPP_LEASE_TTL": "3", "DB_POOL_SIZE": "8"}
+SENDS_PER_SERVER = 6
+BUDGET = 4
+
+
+@pytest.fixture(scope="module")
+def two_servers(services: None, log_dir: Path) -> Iterator[tuple[support.ServerProcess, support.ServerProcess, str]]:
+    name, dsn = support.create_database()
+    env = support.base_env(dsn, **ENV)  # one REDIS_PREFIX: the servers route device calls to each other
+    try:
+        with support.running_server(env, log_dir, "nh-a") as a, support.running_server(env, log_dir, "nh-b") as b:
+            yield a, b, dsn
+    finally:
+        support.drop_database(name)
+
+
+def test_two_servers_never_exceed_one_numbers_budget(
+    two_servers: tuple[support.ServerProcess, support.ServerProcess, str],
+) -> None:
+    a, b, dsn = two_servers
+    tenant = support.new_tenant(a.url, ADMIN_PASSWORD, "NN")
+    h = tenant.headers
+    device_id = httpx.post(a.url + "/api/devices", json={"name": "Shared"}, headers=h).json()["device"]["id"]
+    assert httpx.post(f"{a.url}/api/devices/{device_id}/connect", headers=h).status_code == 200
+    wait_for(lambda: httpx.get(f"{b.url}/api/devices/{device_id}", headers=h).json()["device"]["status"] == "connected",
+             what="device connected")
+    # the budget is written through B: it lives in PostgreSQL, the owner reads it at every send
+    r = httpx.put(f"{b.url}/api/devices/{device_id}/budget", json={"cold_per_hour": BUDGET}, headers=h)
+    assert r.status_code == 200, r.text
+
+    def send(server: support.ServerProcess, n: int) -> httpx.Response:
+        return httpx.post(server.url + "/api/messages/send", headers=h, timeout=30,
+                          json={"device_id": device_id, "to": jid(n), "body": f"hola {n}"})
+
+    jobs = [(a if i % 2 == 0 else b, i) for i in range(2 * SENDS_PER_SERVER)]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        answers = list(pool.map(lambda job: (job[0] is a, send(*job)), jobs))
+
+    assert Counter(r.status_code for _, r in answers) == {200: BUDGET, 429: 2 * SENDS_PER_SERVER - BUDGET}, [
+        (r.status_code, r.text) for _, r in answers]
+    for _, r in answers:
+        if r.status_code == 429:
+            assert 1 <= int(r.headers["retry-after"]) <= 3600 and "new conversations" in r.json()["error"]
+    assert any(not on_a and r.status_code == 429 for on_a, r in answers)  # B's sends were counted at the owner
+
+    # only the owner's driver sent, exactly the budget; the ledger agrees
+    on_b = httpx.get(f"{b.url}/api/dev/whatsapp/{device_id}/sent?here=true", headers=h).json()["sent"]
+    on_a = httpx.get(f"{a.url}/api/dev/whatsapp/{device_id}/sent?here=true", headers=h).json()["sent"]
+    assert (len(on_a), len(on_b)) in ((BUDGET, 0), (0, BUDGET))
+    rows = support.run_sql(dsn, "SELECT kind, count(*) AS n FROM device_sends WHERE device_id = $1 GROUP BY kind",
+                           [U(device_id)])
+    assert [(r["kind"], r["n"]) for r in rows] == [("cold", BUDGET)]
+    view = httpx.get(f"{b.url}/api/devices/{device_id}", headers=h).json()["device"]["send_budget"]
+    assert view["used"]["cold"]["hour"] == BUDGET and view["remaining"]["cold"]["hour"] == 0
