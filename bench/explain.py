@@ -8,7 +8,7 @@ its custom plan (``plan_cache_mode = force_custom_plan``), its generic plan (``f
 plan the server settles on ("server plan": a fresh ``PREPARE``, five ``EXECUTE``, then the EXPLAIN). Each
 runs inside a transaction that is rolled back (writes included). Blocks = shared hit + read of the plan.
 
-Statements the server runs with custom plans only (``lists_custom_plans`` first in their transaction: the
+Statements the server runs with custom plans only (unprepared, ``Database.fetch_custom``: the
 ``CUSTOM_PLAN_QUERIES`` sets of clarin/crm/contact_reads.py and clarin/messaging/chats.py, which the server's
 dispatch reads too) are judged by their custom plan: it is the server plan; their generic plan is printed, not gated.
 

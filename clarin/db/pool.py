@@ -24,16 +24,16 @@ query_observer: Callable[[str, float], None] | None = None
 class _Executor:
     """Read/write helpers shared by the pool, a connection and a transaction."""
 
-    async def _run(self, q: str, params: list[Any] | None) -> Any:
+    async def _run(self, q: str, params: list[Any] | None, prepared: bool = True) -> Any:
         raise NotImplementedError
 
-    async def _timed(self, q: str, params: list[Any] | None) -> Any:
+    async def _timed(self, q: str, params: list[Any] | None, prepared: bool = True) -> Any:
         observer = query_observer
         if observer is None:
-            return await self._run(q, params)
+            return await self._run(q, params, prepared)
         started = time.perf_counter()
         try:
-            return await self._run(q, params)
+            return await self._run(q, params, prepared)
         finally:
             observer(q, time.perf_counter() - started)
 
@@ -56,14 +56,31 @@ class _Executor:
     async def execute(self, q: Query, params: Params = None) -> None:
         await self._timed(q, list(params) if params else None)
 
+    # Custom plans: a statement whose best plan depends on its parameter values (a rare search term reads the
+    # trigram index, a common one walks the keyset index) must never run a cached generic plan, which PostgreSQL
+    # picks for a prepared statement after five executions when it looks no costlier. These run unprepared:
+    # psqlpy's ``prepared=False`` describes the statement for its parameter types (a named statement, deallocated
+    # at once) and executes it as the unnamed statement, a fresh plan source that PostgreSQL plans with the bound
+    # values (plan_cache_mode auto, the default: custom for the first five executions of any plan source, and this
+    # one has none; a server set to force_generic_plan would defeat it). Three round trips (describe, deallocate,
+    # execute) instead of one, no transaction; tests/test_db_custom_plans.py proves the plan is custom.
+    async def fetch_custom(self, q: Query, params: Params = None) -> list[dict[str, Any]]:
+        """:meth:`fetch`, planned for these parameter values (never a generic plan)."""
+        return (await self._timed(q, list(params) if params else None, False)).result()
+
+    async def fetch_tuple_custom(self, q: Query, params: Params = None) -> tuple[Any, ...] | None:
+        """:meth:`fetch_tuple`, planned for these parameter values (never a generic plan)."""
+        rows = (await self._timed(q, list(params) if params else None, False)).result(as_tuple=True)
+        return rows[0] if rows else None
+
 
 class Transaction(_Executor):
     def __init__(self, tx: Any) -> None:
         self._tx = tx
 
-    async def _run(self, q: str, params: list[Any] | None) -> Any:
+    async def _run(self, q: str, params: list[Any] | None, prepared: bool = True) -> Any:
         try:
-            return await self._tx.execute(q, params)
+            return await self._tx.execute(q, params, prepared=prepared)
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
 
@@ -79,9 +96,9 @@ class Connection(_Executor):
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
-    async def _run(self, q: str, params: list[Any] | None) -> Any:
+    async def _run(self, q: str, params: list[Any] | None, prepared: bool = True) -> Any:
         try:
-            return await self._conn.execute(q, params)
+            return await self._conn.execute(q, params, prepared=prepared)
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
 
@@ -186,11 +203,11 @@ class Database(_Executor):
         finally:
             self._gate.release()
 
-    async def _run(self, q: str, params: list[Any] | None) -> Any:
+    async def _run(self, q: str, params: list[Any] | None, prepared: bool = True) -> Any:
         conn = await self._acquire()
         reusable = False
         try:
-            result = await conn.execute(q, params)
+            result = await conn.execute(q, params, prepared=prepared)
             reusable = True
             return result
         except DRIVER_ERRORS as exc:

@@ -47,9 +47,8 @@ Q_PAGE = query("chats_page")
 Q_PAGE_TAGGED = query("chats_page_tagged")
 Q_PAGE_INBOX_UNFILTERED = query("chats_page_inbox_unfiltered")
 Q_PAGE_SEARCH = query("chats_page_search")
-Q_CUSTOM_PLANS = query("lists_custom_plans")
-# Statements run with custom plans only (lists_custom_plans first in their transaction): their best plan depends on
-# the term. The one list _page_rows() reads, and bench/explain.py judges these by their custom plan.
+# Statements run with custom plans only (Database.fetch_custom; why: clarin/crm/contact_reads.py): their best plan
+# depends on the term. The one list _page_rows() reads, and bench/explain.py judges these by their custom plan.
 CUSTOM_PLAN_QUERIES = frozenset({Q_PAGE_SEARCH.name})
 Q_GET = query("chats_get")
 Q_CONTACT = query("chats_contact_of_jid")
@@ -96,11 +95,9 @@ def parse_cursor(text: str) -> tuple[bool, datetime | None, uuid.UUID] | None:
 
 
 async def _page_rows(state: AppState, q: Query, params: list[Any]) -> list[dict[str, Any]]:
-    """One page statement; those in CUSTOM_PLAN_QUERIES inside a transaction that forces custom plans."""
+    """One page statement; those in CUSTOM_PLAN_QUERIES planned for their parameter values (custom plans)."""
     if q.name in CUSTOM_PLAN_QUERIES:
-        async with state.db.transaction() as tx:
-            await tx.execute(Q_CUSTOM_PLANS)
-            return await tx.fetch(q, params)
+        return await state.db.fetch_custom(q, params)
     return await state.db.fetch(q, params)
 
 

@@ -13,14 +13,6 @@
 -- Filtered totals are capped (clarin/http/totals.py): count(*) over at most $cap + 1 matching rows, never the
 -- whole account; ``total`` is NULL when the caller has it (clarin.cache.totals) or needs none ($cap = 0).
 
--- name: lists_custom_plans
--- First statement of the transaction of a searched contacts or chats page (clarin/crm/contact_reads.py,
--- clarin/messaging/chats.py): custom plans only. A search's best plan depends on the term (a rare term reads the
--- trigram index, a common one walks the keyset index), which a generic plan cannot know: measured at 30k contacts /
--- 5k chats, PostgreSQL's own choice after a few executions was the generic plan, 1,181 blocks / 76 ms for
--- contacts ?search=519 (custom 707 blocks / 5 ms) and 12,510 blocks for chats ?search=5190 (custom 3,531).
-SELECT set_config('plan_cache_mode', 'force_custom_plan', true) AS mode
-
 -- name: contacts_page_unfiltered
 -- No filter: $2 is_group, $3 limit, $4 offset, $5-$7 cursor. The total is the account's counter slots
 -- (0009_account_counters.sql), exact and O(1).
