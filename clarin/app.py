@@ -26,7 +26,7 @@ from clarin.http.docs import routes as api_docs_routes
 from clarin.http.routes import RouteGroup
 from clarin.http.server import ClarinApp
 from clarin.kommo.routes import routes as kommo_routes
-from clarin.messaging import chats_routes, messages_routes
+from clarin.messaging import chats_routes, messages_routes, scheduled_routes
 from clarin.observability.logging import configure_logging as configure_log_output
 from clarin.observability.routes import routes as metrics_routes
 from clarin.ops.routes import routes as ops_routes
@@ -57,6 +57,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     devices_routes,
     chats_routes.routes,
     messages_routes.routes,
+    scheduled_routes.routes,
     kommo_routes,
     campaign_routes,
     webhook_routes,

@@ -103,6 +103,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the tick is how often each process looks for due / running campaigns (seconds).
     campaign_delay_scale: float = 1.0
     campaign_tick: float = 10.0
+    # Scheduled-message sender (clarin.messaging.scheduled_sender): the longest it sleeps between scans of its
+    # devices' due messages (it also wakes at the next send_at and when a create/edit nudges it).
+    scheduled_tick: float = 10.0
     # HTTP server (clarin.cli): seconds a connection may take to deliver a request head, counted from accept
     # or from the previous response (so also the idle keep-alive timeout: hyper has one timer for both);
     # open connections per worker, 0 = what the open-files limit allows.
@@ -199,6 +202,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         **_kommo_settings(env),
         campaign_delay_scale=max(0.0, _float(env, "CAMPAIGN_DELAY_SCALE", 1.0)),
         campaign_tick=max(0.01, _float(env, "CAMPAIGN_TICK", 10.0)),
+        scheduled_tick=max(0.05, _float(env, "SCHEDULED_TICK", 10.0)),
         http_header_timeout=max(0.5, _float(env, "HTTP_HEADER_TIMEOUT", 15.0)),
         http_max_connections=max(0, _int(env, "HTTP_MAX_CONNECTIONS", 0)),
         ws_max_connections=max(0, _int(env, "WS_MAX_CONNECTIONS", 0)),

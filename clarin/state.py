@@ -15,7 +15,10 @@ from clarin.campaigns.worker import CampaignWorker
 from clarin.config import Settings
 from clarin.db.pool import Database
 from clarin.kommo.poller import KommoService
+from clarin.messaging import outbound
 from clarin.messaging.ingest import InboundIngestor
+from clarin.messaging.scheduled import ScheduledMessages
+from clarin.messaging.scheduled_sender import ScheduledSender, wake_owner
 from clarin.realtime.authwatch import SocketAuthWatch
 from clarin.realtime.broadcaster import Broadcaster
 from clarin.realtime.hub import Hub
@@ -41,6 +44,8 @@ class AppState:
     whatsapp: DevicePool | None = None  # WhatsApp device pool (WHATSAPP_DRIVER)
     kommo: KommoService | None = None  # Kommo sync (only when KOMMO_SUBDOMAIN and KOMMO_ACCESS_TOKEN are set)
     campaigns: CampaignWorker | None = None  # campaign sender (one pacing loop per device this process runs)
+    scheduled_messages: ScheduledMessages | None = None  # scheduled single messages (clarin.messaging.scheduled)
+    scheduled_sender: ScheduledSender | None = None  # sends them for the devices this process runs
     webhooks: WebhookService | None = None  # outgoing-webhook subscriptions (clarin.webhooks)
     webhook_outbox: Outbox | None = None  # outbox rows written by the broadcaster before events go out
     webhook_worker: DeliveryWorker | None = None  # delivers for the cluster while it holds the lock
@@ -80,9 +85,22 @@ class AppState:
         campaigns = state.campaigns
         # A device (re)connected here, e.g. taken over from a dead process: its running campaigns resume now,
         # not at the next CAMPAIGN_TICK.
-        state.whatsapp.on_connected = lambda _device: campaigns.wake()
+        state._build_scheduled(dsn)
+        scheduled = state.scheduled_sender
+        assert scheduled is not None
+        state.whatsapp.on_connected = lambda _device: (campaigns.wake(), scheduled.wake())
         state._build_webhooks(dsn)
         return state
+
+    def _build_scheduled(self, dsn: str) -> None:
+        self.scheduled_messages = ScheduledMessages(
+            self.db, self.broadcaster, nudge=lambda account_id, device_id: wake_owner(self, account_id, device_id))
+
+        def send(account_id: Any, device_id: Any, to: str, body: str, idem: Any) -> Any:
+            return outbound.send_text(self, account_id, device_id, to, body, idem=idem)
+
+        self.scheduled_sender = ScheduledSender(self.db, dsn, self.whatsapp, self.scheduled_messages, send,
+                                                tick=self.settings.scheduled_tick)
 
     def _build_webhooks(self, dsn: str) -> None:
         s = self.settings
@@ -116,10 +134,14 @@ class AppState:
             await self.kommo.start()
         if self.campaigns is not None:
             await self.campaigns.start()
+        if self.scheduled_sender is not None:
+            await self.scheduled_sender.start()
 
     async def stop(self) -> None:
         if self.campaigns is not None:
             await self.campaigns.stop()  # first: in-flight sends finish while the devices are still connected
+        if self.scheduled_sender is not None:
+            await self.scheduled_sender.stop()  # likewise
         if self.kommo is not None:
             await self.kommo.stop()
         if self.whatsapp is not None:

@@ -223,7 +223,7 @@ def test_documented_limit_defaults_are_the_handlers() -> None:
     from clarin.campaigns import recipients
     from clarin.crm import events_routes, interactions, quick_replies, tags
     from clarin.http.paging import MAX_LIMIT
-    from clarin.messaging import chats_routes, message_reads
+    from clarin.messaging import chats_routes, message_reads, scheduled
     from clarin.webhooks import service as webhooks
     from clarin.whatsapp import service as devices
 
@@ -239,6 +239,7 @@ def test_documented_limit_defaults_are_the_handlers() -> None:
         "/api/quick-replies": quick_replies.MAX_QUICK_REPLIES, "/api/tags": tags.MAX_TAGS,
         "/api/devices": devices.MAX_DEVICES_PAGE, "/api/campaigns/{id}/recipients": recipients.RECIPIENT_PAGE,
         "/api/webhooks": webhooks.LIST_DEFAULT, "/api/webhooks/{id}/deliveries": webhooks.DELIVERIES_DEFAULT,
+        "/api/messages/scheduled": scheduled.PAGE_DEFAULT,
     }
     doc = build_openapi(app.router.routes)
     documented = {

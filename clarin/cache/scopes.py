@@ -68,6 +68,7 @@ EVENT_SCOPES: dict[str, frozenset[str]] = {
     "campaign_status": frozenset(),
     "campaign_progress": frozenset(),
     "device_health": frozenset(),  # devices.health* and campaign pauses: no cached read shows them
+    "scheduled_message": frozenset(),  # its send emits message_sent (messages, chats) itself
     "webhook_update": frozenset(),
     "webhook_disabled": frozenset(),
     # No stored change at all.

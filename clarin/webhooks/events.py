@@ -13,8 +13,8 @@ WEBHOOK_EVENTS: frozenset[str] = frozenset({
     # Inbox and WhatsApp
     "new_message", "message_sent", "message_status", "message_update", "message_reaction", "poll_update",
     "chat_update", "contacts_synced", "device_status",
-    # Campaigns
-    "campaign_status", "campaign_progress",
+    # Campaigns and scheduled messages
+    "campaign_status", "campaign_progress", "scheduled_message",
     # Number health (docs/NUMBER_HEALTH.md)
     "device_health",
 })
