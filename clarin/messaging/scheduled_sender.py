@@ -314,13 +314,19 @@ class ScheduledSender:
 def _settle(row: dict[str, Any], now: datetime) -> tuple[str, str | None, Any, Any, Any]:
     """(status, error, sent message id, chat id, sent_at) of a row a dead process left ``sending``."""
     if row["message_row"] is not None:  # outbound recorded it before the driver: it may be on the phone
-        return "sent", None, row["message_row"], row["message_chat"], row["message_at"] or row["claimed_at"]
+        return ("sent", None, _uuid(row["message_row"]), _uuid(row["message_chat"]),
+                row["message_at"] or row["claimed_at"])
     if row["linked_id"] is not None:  # recorded, then removed: the driver refused it (maybe after WhatsApp took it)
         return "failed", _answer_error(row["answer"]) or INTERRUPTED, None, None, None
     claimed = row["claimed_at"]
     if not row["key_found"] and claimed is not None and now - claimed > KEY_LIFETIME:
         return "failed", INTERRUPTED, None, None, None  # the key may have been purged: cannot tell, never resend
     return "pending", None, None, None, None  # nothing was handed to WhatsApp: it goes at the next scan
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    """The driver hands uuid columns back as text; a uuid[] parameter needs uuid values."""
+    return uuid.UUID(str(value)) if value is not None else None
 
 
 def _answer_error(answer: Any) -> str | None:
