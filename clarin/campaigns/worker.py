@@ -486,8 +486,11 @@ def plan_for(row: dict[str, Any], attachments: list[compose.AttachmentData]) -> 
                                       row.get("contact_short_name"), row.get("contact_custom_name"))
     metadata = row.get("metadata")
     recipient = compose.RecipientData(row.get("name"), row.get("phone"), metadata if isinstance(metadata, dict) else None)
+    # Spintax (settings.randomize_message) is seeded per recipient, so the reconcile rule recomputes the same plan.
+    settings = row.get("settings")
     return compose.plan(row["message_template"] or "", attachments, recipient, contact,
-                        media_url=row.get("media_url"), media_type=row.get("media_type"))
+                        media_url=row.get("media_url"), media_type=row.get("media_type"),
+                        spin_seed=compose.spin_seed(settings if isinstance(settings, dict) else None, row["id"]))
 
 
 def matched_parts(parts: list[compose.Part], bodies: list[str]) -> int:
