@@ -233,3 +233,28 @@ def test_disconnected_device_keeps_it_pending_until_connected(api: httpx.Client)
     wait_for(lambda: scheduled(api, sid)["status"] == "sent", timeout=LATE_BOUND + 5, what="sent after connecting")
     assert [text_of(c) for c in sent_calls(api, dev)] == ["cuando conecte"]
 
+
+
+def test_over_budget_waits_pending_then_sends(api: httpx.Client, sm_server: tuple[support.ServerProcess, str]) -> None:
+    """The number's send budget (docs/NUMBER_HEALTH.md): the second new conversation in a minute goes back to
+    pending with its send_at unchanged, is never failed, and goes once the window frees a slot."""
+    dsn = sm_server[1]
+    dev = connected_device(api)
+    r = api.put(f"/api/devices/{dev}/budget", json={"cold_per_minute": 1})
+    assert r.status_code == 200, r.text
+    due = at(0)
+    first = schedule(api, device_id=dev, to=phone_jid(40), body="uno", send_at=due).json()["scheduled_message"]
+    second = schedule(api, device_id=dev, to=phone_jid(41), body="dos", send_at=due).json()["scheduled_message"]
+    wait_for(lambda: scheduled(api, first["id"])["status"] == "sent", timeout=LATE_BOUND, what="the first sent")
+    wait_for(lambda: scheduled(api, second["id"])["attempts"] >= 1, timeout=LATE_BOUND, what="the second tried")
+    time.sleep(1)
+    waiting = scheduled(api, second["id"])
+    assert waiting["status"] == "pending" and "error_message" not in waiting, waiting  # waits, not failed
+    assert waiting["send_at"] == second["send_at"]  # unchanged
+    assert [text_of(c) for c in sent_calls(api, dev)] == ["uno"]
+    done = wait_for(lambda: (m := scheduled(api, second["id"]))["status"] == "sent" and m, timeout=60 + 30,
+                    what="the second sent once the minute's slot freed")
+    attempts = support.run_sql(dsn, "SELECT attempts FROM scheduled_messages WHERE id = $1", [uuid.UUID(done["id"])])
+    print(f"\nover budget: sent after {attempts[0]['attempts']} claim(s), "
+          f"{(datetime.fromisoformat(done['sent_at']) - datetime.fromisoformat(due)).total_seconds():.1f} s late")
+    assert sorted(text_of(c) for c in sent_calls(api, dev)) == ["dos", "uno"]  # each once
