@@ -8,6 +8,7 @@ import base64
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -158,6 +159,11 @@ def populate(client: httpx.Client, headers: dict[str, str], full: bool = True) -
     guest = _ok(client.post(f"/api/events/{ids['event']}/participants",
                             json={"name": f"{marker} guest", "phone": new_phone()}, headers=headers), 201)
     ids["guest"] = (guest.get("participant") or guest)["id"]
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()  # stays pending for the whole walk
+    scheduled = _ok(client.post("/api/messages/schedule", json={"device_id": ids["device"], "to": new_phone(),
+                                                               "body": f"{marker} later", "send_at": later},
+                                headers=headers), 201)
+    ids["scheduled"] = scheduled["scheduled_message"]["id"]
     if not full:
         return rows
 

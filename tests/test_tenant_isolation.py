@@ -80,6 +80,7 @@ PARAM_KINDS: dict[tuple[str, str], str] = {
     ("/api/kommo/", "kommoId"): "kommo_pipeline",
     ("/api/webhooks/", "id"): "webhook",
     ("/api/webhooks/", "deliveryId"): "delivery",
+    ("/api/messages/scheduled/", "id"): "scheduled",
 }
 
 # The few routes that cannot answer 404 to a foreign ID, and why. Keep it tiny.
@@ -124,6 +125,7 @@ BODIES: dict[tuple[str, str], Body] = {
     ("PUT", "/api/campaigns/:id/attachments"): lambda v: {"attachments": [{"media_url": v["media"],
                                                                            "media_type": "image"}]},
     ("PUT", "/api/webhooks/:id"): lambda v: {"description": "intruder", "events": ["lead_update"]},
+    ("PUT", "/api/messages/scheduled/:id"): lambda v: {"body": "intruder", "to": "51900000006"},
 }
 
 
@@ -233,6 +235,7 @@ def _bc(method: str, path: str, label: str, fields: str, body: Callable[[Ids, Id
 
 
 HI = "hola"
+LATER = "2099-01-01T09:00:00Z"
 BODY_CASES: list[BodyCase] = [
     _bc("POST", "/api/auth/switch-account", "victim account", "account_id",
         lambda v, a: {"account_id": v["account"]}),
@@ -294,6 +297,12 @@ BODY_CASES: list[BodyCase] = [
     _bc("POST", "/api/stickers/saved", "victim media", "media_url", lambda v, a: {"media_url": v["media"]}),
     _bc("DELETE", "/api/stickers/saved", "victim media", "media_url", lambda v, a: {"media_url": v["media"]},
         expect="noop"),
+    _bc("POST", "/api/messages/schedule", "victim device", "device_id",
+        lambda v, a: {"device_id": v["device"], "to": "51900000006", "body": HI, "send_at": LATER}),
+    _bc("POST", "/api/messages/schedule", "own device, victim chat", "chat_id",
+        lambda v, a: {"device_id": a["device"], "chat_id": v["chat"], "body": HI, "send_at": LATER}),
+    _bc("PUT", "/api/messages/scheduled/:id", "own scheduled message, victim chat", "chat_id",
+        lambda v, a: {"chat_id": v["chat"]}, own={"id": "scheduled"}),
     _bc("POST", "/api/campaigns", "victim device", "device_id",
         lambda v, a: {"name": "intruder", "device_id": v["device"], "message_template": HI}),
     _bc("POST", "/api/campaigns", "own device, victim event", "event_id",
