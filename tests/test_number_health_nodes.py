@@ -15,6 +15,7 @@ import pytest
 from tests import support
 from tests.crm_helpers import U
 from tests.test_campaign_worker import jid, wait_for
+from tests.test_devices import kill_tree
 
 ADMIN_PASSWORD = "admin-pass-123"
 ENV = {"WHATSAPP_LEASE_RENEW": "1", "WHATSAPP_LEASE_TTL": "3", "DB_POOL_SIZE": "8"}
@@ -47,6 +48,9 @@ def test_two_servers_never_exceed_one_numbers_budget(
     r = httpx.put(f"{b.url}/api/devices/{device_id}/budget", json={"cold_per_hour": BUDGET}, headers=h)
     assert r.status_code == 200, r.text
 
+    def call_status(server: support.ServerProcess, device: str) -> str:
+        return httpx.get(f"{server.url}/api/devices/{device}", headers=h).json()["device"]["status"]
+
     def send(server: support.ServerProcess, n: int) -> httpx.Response:
         return httpx.post(server.url + "/api/messages/send", headers=h, timeout=30,
                           json={"device_id": device_id, "to": jid(n), "body": f"hola {n}"})
@@ -71,3 +75,13 @@ def test_two_servers_never_exceed_one_numbers_budget(
     assert [(r["kind"], r["n"]) for r in rows] == [("cold", BUDGET)]
     view = httpx.get(f"{b.url}/api/devices/{device_id}", headers=h).json()["device"]["send_budget"]
     assert view["used"]["cold"]["hour"] == BUDGET and view["remaining"]["cold"]["hour"] == 0
+
+    # the owner dies: the survivor takes the device over and inherits the spent budget (it is in PostgreSQL)
+    owner, survivor = (a, b) if on_a else (b, a)
+    kill_tree(owner)
+    wait_for(lambda: call_status(survivor, device_id) == "connected" and send(survivor, 99).status_code != 503,
+             timeout=30, what="device taken over by the survivor")
+    late = send(survivor, 100)
+    assert late.status_code == 429 and "new conversations" in late.json()["error"], late.text
+    sent_after = httpx.get(f"{survivor.url}/api/dev/whatsapp/{device_id}/sent?here=true", headers=h).json()["sent"]
+    assert sent_after == []  # the new owner sent nothing: the budget was already spent
