@@ -35,6 +35,7 @@ log = logging.getLogger("clarin.whatsapp.budget")
 Q_CONTEXT = query("budget_send_context")
 Q_LOCK = query("budget_lock")
 Q_RESERVE = query("budget_reserve")
+Q_RECORD = query("budget_record")
 Q_FREES_IN = query("budget_frees_in")
 Q_REFUND = query("budget_refund")
 Q_PRUNE = query("budget_prune")
@@ -63,7 +64,6 @@ class OverBudget(HTTPError):
 # -- limits ------------------------------------------------------------------------------------------------
 # Windows are sliding: the last 60 s, 3600 s and 86 400 s before the send.
 WINDOWS: tuple[tuple[str, int], ...] = (("minute", 60), ("hour", 3600), ("day", 86_400))
-UNLIMITED = 2**31 - 1  # passed to SQL for "no limit" (a count can never reach it in a day)
 LIMIT_KEYS = tuple(f"{kind}_per_{window}" for kind in KINDS for window, _ in WINDOWS)
 PRUNE_EVERY = 500  # one reservation in this many prunes the device's rows older than two days
 
@@ -152,10 +152,12 @@ async def reserve(db: Database, account_id: uuid.UUID, device_id: uuid.UUID, cha
     limits = Limits.resolve(context["send_budget"], defaults)
     now = datetime.now(UTC)
     caps = limits.caps(kind, context["paired_at"], now)
-    async with db.transaction() as tx:
-        await tx.execute(Q_LOCK, [device_id])
-        row = await tx.fetch_row(Q_RESERVE, [device_id, account_id, chat_jid, kind,
-                                             *(UNLIMITED if cap is None else cap for cap in caps)])
+    if all(cap is None for cap in caps):  # nothing to count: record the send (health reads the ledger)
+        row = await db.fetch_row(Q_RECORD, [device_id, account_id, chat_jid, kind])
+    else:
+        async with db.transaction() as tx:
+            await tx.execute(Q_LOCK, [device_id])
+            row = await tx.fetch_row(Q_RESERVE, [device_id, account_id, chat_jid, kind, *caps])
     assert row is not None
     if row["id"] is not None:
         BUDGET_SENDS.labels(kind).inc()

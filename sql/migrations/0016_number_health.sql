@@ -11,8 +11,9 @@
 --                        person starts it again.
 -- device_sends           the budget ledger: one row per message handed to the send path, kept ~1 day. Counting in
 --                        PostgreSQL (not in the owner's memory) survives an owner take-over and holds with any
---                        number of nodes. Index (device_id, sent_at) serves every window count of a device;
---                        (device_id, chat_jid, sent_at) the "conversation this number opened today" probe.
+--                        number of nodes. Index (device_id, kind, sent_at) serves the window counts (each a
+--                        range of one kind, stopped at the limit); (device_id, chat_jid, sent_at) the
+--                        "conversation this number opened today" probe.
 
 ALTER TABLE devices
     ADD COLUMN paired_at timestamptz,
@@ -55,5 +56,5 @@ CREATE TABLE device_sends (
     CONSTRAINT device_sends_kind_check CHECK (kind IN ('cold', 'reply')),
     CONSTRAINT device_sends_outcome_check CHECK (outcome IN ('pending', 'sent', 'failed'))
 );
-CREATE INDEX idx_device_sends_device_time ON device_sends (device_id, sent_at);
+CREATE INDEX idx_device_sends_device_kind_time ON device_sends (device_id, kind, sent_at);
 CREATE INDEX idx_device_sends_device_chat ON device_sends (device_id, chat_jid, sent_at);

@@ -26,21 +26,42 @@ WHERE d.id = $2 AND d.account_id = $1
 SELECT pg_advisory_xact_lock(hashtextextended('clarin-budget:' || $1::uuid::text, 0))
 
 -- name: budget_reserve
--- Counts the device's $4-kind sends in the last minute / hour / day and, when all three are below the limits
--- $5 / $6 / $7, records this one ($3 = chat JID). id is NULL when refused. Runs after budget_lock in one
+-- Counts the device's $4-kind sends in the last minute / hour / day and, when each is below its limit ($5 / $6 /
+-- $7; NULL = no limit, not counted), records this one ($3 = chat JID). Each count is a range of
+-- idx_device_sends_device_kind_time that stops at its limit (knowing "limit reached" is enough), so a busy number
+-- costs at most the limits' worth of index tuples. id is NULL when refused. Runs after budget_lock in one
 -- transaction.
 WITH w AS (
-    SELECT count(*) FILTER (WHERE s.sent_at > now() - interval '1 minute') AS minute,
-           count(*) FILTER (WHERE s.sent_at > now() - interval '1 hour') AS hour,
-           count(*) AS day
-    FROM device_sends s
-    WHERE s.device_id = $1 AND s.account_id = $2 AND s.kind = $4 AND s.sent_at > now() - interval '1 day'
+    SELECT CASE WHEN $5::int IS NULL THEN 0 ELSE (
+               SELECT count(*) FROM (
+                   SELECT 1 FROM device_sends s
+                   WHERE s.device_id = $1 AND s.account_id = $2 AND s.kind = $4
+                     AND s.sent_at > now() - interval '1 minute'
+                   LIMIT $5::int) m) END AS minute,
+           CASE WHEN $6::int IS NULL THEN 0 ELSE (
+               SELECT count(*) FROM (
+                   SELECT 1 FROM device_sends s
+                   WHERE s.device_id = $1 AND s.account_id = $2 AND s.kind = $4
+                     AND s.sent_at > now() - interval '1 hour'
+                   LIMIT $6::int) h) END AS hour,
+           CASE WHEN $7::int IS NULL THEN 0 ELSE (
+               SELECT count(*) FROM (
+                   SELECT 1 FROM device_sends s
+                   WHERE s.device_id = $1 AND s.account_id = $2 AND s.kind = $4
+                     AND s.sent_at > now() - interval '1 day'
+                   LIMIT $7::int) d) END AS day
 ), ins AS (
     INSERT INTO device_sends (device_id, account_id, chat_jid, kind)
-    SELECT $1::uuid, $2::uuid, $3, $4 FROM w WHERE w.minute < $5 AND w.hour < $6 AND w.day < $7
+    SELECT $1::uuid, $2::uuid, $3, $4 FROM w
+    WHERE ($5::int IS NULL OR w.minute < $5) AND ($6::int IS NULL OR w.hour < $6) AND ($7::int IS NULL OR w.day < $7)
     RETURNING id
 )
 SELECT (SELECT i.id FROM ins i) AS id, w.minute, w.hour, w.day FROM w
+
+-- name: budget_record
+-- A number without any limit for the kind: the send is only recorded (the health view and the failure rate
+-- read the ledger), nothing is counted.
+INSERT INTO device_sends (device_id, account_id, chat_jid, kind) VALUES ($1, $2, $3, $4) RETURNING id
 
 -- name: budget_frees_in
 -- Seconds until the $3-kind window of $4 seconds holds fewer than $5 sends: when the $5-th newest send in it
