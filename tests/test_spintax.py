@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from clarin.campaigns.compose import (
@@ -17,6 +21,18 @@ from clarin.campaigns.compose import (
     variant_count,
 )
 from clarin.campaigns.worker import matched_parts
+from tests import support
+from tests.test_campaign_worker import (
+    FAST,
+    QUICK,
+    campaign_with,
+    connected_device,
+    jid,
+    make_tenant,
+    sent_calls,
+    text_of,
+    wait_status,
+)
 
 ANA = RecipientData(name="Ana", phone="51987654321", metadata={"empresa": "ACME"})
 ON = {"randomize_message": True}
@@ -123,3 +139,40 @@ def test_captions_are_spun_and_reconcile_matches_the_recomputed_plan() -> None:
     first = plans[0]
     again = plan("{Hola|Buenas} {{nombre}}", attachments, ANA, spin_seed=seeds[0])
     assert matched_parts(again, [p.body for p in first]) == len(first)
+
+
+# -- end to end: the campaign worker spins per recipient ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def spin_server(services: None, log_dir: Path) -> Iterator[tuple[support.ServerProcess, str]]:
+    name, dsn = support.create_database()
+    try:
+        with support.running_server(support.base_env(dsn, **FAST), log_dir, "spintax") as srv:
+            yield srv, dsn
+    finally:
+        support.drop_database(name)
+
+
+def test_campaign_sends_one_variant_per_recipient(spin_server: tuple[support.ServerProcess, str]) -> None:
+    server, dsn = spin_server
+    tenant = make_tenant(server.url)
+    with httpx.Client(base_url=server.url, headers=tenant.headers, timeout=30) as api:
+        device = connected_device(api)
+        template = r"{Hola|Buenas|Qué tal} {{nombre}}, {mira|revisa} \{oferta\}"
+        spun = campaign_with(api, device, 30, settings={**QUICK, "randomize_message": True},
+                             message_template=template)
+        plain = campaign_with(api, device, 2, first=100, settings={**QUICK, "randomize_message": False},
+                              message_template=template)
+        wait_status(api, spun, "completed", timeout=60)
+        wait_status(api, plain, "completed", timeout=60)
+        calls = sent_calls(api, device)
+    texts = {c["to"]: text_of(c) for c in calls}
+    spun_texts = [texts[jid(i)] for i in range(30)]
+    for i, text in enumerate(spun_texts):  # one option per group, escapes literal, personalised after spinning
+        assert text in {f"{greeting} R{i}, {verb} {{oferta}}" for greeting in ("Hola", "Buenas", "Qué tal")
+                        for verb in ("mira", "revisa")}, text
+    variants = {text.replace(f" R{i},", " R,") for i, text in enumerate(spun_texts)}
+    assert len(variants) >= 3, variants  # 6 possible; 30 independent draws show several of them
+    assert [texts[jid(100)], texts[jid(101)]] == [r"{Hola|Buenas|Qué tal} R100, {mira|revisa} \{oferta\}",
+                                                  r"{Hola|Buenas|Qué tal} R101, {mira|revisa} \{oferta\}"]  # off
+    stored = support.run_sql(dsn, "SELECT body FROM messages WHERE device_id = $1 AND is_from_me", [uuid.UUID(device)])
+    assert sorted(row["body"] for row in stored) == sorted(texts.values())  # stored as sent (reconcile matches it)
