@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("clarin.campaigns.worker")
 
 Q_START_DUE = query("campaigns_start_due")
-Q_FAIL_LOGGED_OUT = query("health_fail_logged_out")
+Q_FAIL_LOGGED_OUT = query("campaigns_fail_logged_out")
 Q_RUNNING_DEVICES = query("campaigns_running_devices")
 Q_RUNNING_ON_DEVICE = query("campaigns_running_on_device")
 Q_STATE = query("campaign_worker_state")

@@ -247,11 +247,13 @@ WITH changed AS (
 SELECT ch.id, ch.account_id, ch.status, (SELECT count(*) FROM hooks)::int AS outbox_rows FROM changed ch
 
 -- name: campaigns_fail_logged_out
--- Running campaigns whose device was unlinked from the phone cannot send until it is paired again. Their
--- `campaign_status` webhook outbox rows are written by the same statement, as in campaigns_start_due.
+-- Running campaigns whose device was unlinked from the phone cannot send until it is paired again; the reason is
+-- recorded (pause_reason, shown in GET /api/devices/:id, docs/NUMBER_HEALTH.md). Their `campaign_status` webhook
+-- outbox rows are written by the same statement, as in campaigns_start_due.
 WITH changed AS (
     UPDATE campaigns c
-    SET status = 'failed', updated_at = now()
+    SET status = 'failed', pause_reason = 'device logged out: pair it again, then start the campaign',
+        updated_at = now()
     FROM devices d
     WHERE d.id = c.device_id AND d.account_id = c.account_id AND c.status = 'running' AND d.status = 'logged_out'
     RETURNING c.id, c.account_id, c.status, gen_random_uuid() AS event_id

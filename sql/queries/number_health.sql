@@ -130,10 +130,6 @@ WITH cleared AS (
 )
 SELECT cleared.id, cleared.account_id, cleared.health, cleared.health_changed_at FROM cleared
 
--- name: device_health_state
--- The worker's gate: campaigns of a device whose health is not ok wait (they were paused; this is the race guard).
-SELECT d.health FROM devices d WHERE d.id = $1
-
 -- name: number_health_view
 -- GET /api/devices/:id: health, limits, pairing time, and the ledger's counts per kind and window.
 SELECT d.health, d.health_reason, d.health_evidence, d.health_changed_at, d.send_budget, d.paired_at, d.status,
@@ -163,25 +159,3 @@ LIMIT $3
 UPDATE devices SET send_budget = $3::text::jsonb, updated_at = now()
 WHERE id = $1 AND account_id = $2
 RETURNING id
-
--- name: health_fail_logged_out
--- The campaign worker's logout rule (docs/CAMPAIGNS.md; replaces campaigns_fail_logged_out): running campaigns
--- whose device was unlinked from the phone fail, now with the reason recorded (pause_reason). Their
--- `campaign_status` webhook outbox rows are written by the same statement, as in campaigns_start_due.
-WITH changed AS (
-    UPDATE campaigns c
-    SET status = 'failed', pause_reason = 'device logged out: pair it again, then start the campaign',
-        updated_at = now()
-    FROM devices d
-    WHERE d.id = c.device_id AND d.account_id = c.account_id AND c.status = 'running' AND d.status = 'logged_out'
-    RETURNING c.id, c.account_id, c.status, gen_random_uuid() AS event_id
-), hooks AS (
-    INSERT INTO webhook_deliveries (account_id, webhook_id, event_id, event, data)
-    SELECT ch.account_id, w.id, ch.event_id, 'campaign_status',
-           json_build_object('campaign_id', ch.id, 'status', ch.status)::text
-    FROM changed ch
-    CROSS JOIN LATERAL webhook_subscribers(ch.account_id, 'campaign_status') AS w
-    ORDER BY ch.id, w.id
-    RETURNING 1
-)
-SELECT ch.id, ch.account_id, ch.status, (SELECT count(*) FROM hooks)::int AS outbox_rows FROM changed ch
