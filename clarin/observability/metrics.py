@@ -75,6 +75,10 @@ WS_CONNECTIONS = Gauge(
 WS_REFUSED = Counter(
     "clarin_ws_refused_total", "WebSocket handshakes refused at a cap (reason: process | account)", ["reason"],
 )
+WS_SLOW_CLOSED = Counter(
+    "clarin_ws_slow_consumers_closed_total",
+    "WebSockets closed (1013) because their client fell behind: its bounded send queue was full",
+)
 # Account ids are tenant identifiers: this family gets samples only with METRICS_PER_ACCOUNT=true (an
 # operator's explicit choice, e.g. for a private Prometheus); by default only the aggregate above exists.
 WS_ACCOUNT_CONNECTIONS = Gauge(

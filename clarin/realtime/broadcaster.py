@@ -2,7 +2,8 @@
 
 With Redis the envelope is published once on a channel every worker (and every node) subscribes
 to, and each delivers it to its own sockets. Without Redis, or while it is down, delivery is
-in-process only. The envelope is encoded once per broadcast, never per socket.
+in-process only. The envelope is encoded once per broadcast, never per socket; the hub fans it out to
+the sockets in slices (``Hub.fan_out``), in publish order.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ _SEPARATOR = "|"
 # JSON escapes every control character, so \x1e never occurs inside an envelope.
 _MANY = "\x1e"
 MANY_CHUNK = 256  # envelopes per Redis message
-DELIVER_SLICE = 64  # envelopes handed to the hub before yielding to the socket senders
 # Events that report no stored change (clarin.cache.scopes maps them to no scope: nothing is retired).
 EPHEMERAL_EVENTS = frozenset({"typing", "presence", "qr_code", "pong"})
 # (account, event names) → what retires the cached reads they may have changed (PageCache.retirement)
@@ -98,7 +98,7 @@ class Broadcaster:
         payload = envelope(account, event, data)
         retire = self._retire(account, (event,), ()) if self._retire is not None else None
         if not await self._publish(account + _SEPARATOR + payload, retire):
-            self.hub.deliver(account, payload)
+            self.hub.fan_out(account, [payload])
 
     async def broadcast_many(self, account_id: object, events: list[tuple[str, Any]], *,
                              recorded: bool = False, unchanged: Iterable[str] = ()) -> None:
@@ -115,7 +115,7 @@ class Broadcaster:
         for start in range(0, len(payloads), MANY_CHUNK):
             chunk = payloads[start : start + MANY_CHUNK]
             if not await self._publish(account + _SEPARATOR + _MANY + _MANY.join(chunk), retire):
-                await self._deliver_all(account, chunk)
+                self.hub.fan_out(account, chunk)
             retire = None  # with the first chunk
 
     async def _publish(self, message: str, retire: Retirement | None) -> bool:
@@ -134,13 +134,6 @@ class Broadcaster:
 
         return await self._redis.guard(_run, None) is not None
 
-    async def _deliver_all(self, account: str, payloads: list[str]) -> None:
-        for start in range(0, len(payloads), DELIVER_SLICE):
-            if start:
-                await asyncio.sleep(0)  # let the sockets' sender tasks drain their queues
-            for payload in payloads[start : start + DELIVER_SLICE]:
-                self.hub.deliver(account, payload)
-
     async def _subscribe_loop(self) -> None:
         await subscribe_forever(
             self._redis, self._channel, self._on_message, on_subscribed=self._subscribed.set,
@@ -150,8 +143,5 @@ class Broadcaster:
 
     async def _on_message(self, text: str) -> None:
         account, _, payload = text.partition(_SEPARATOR)
-        if payload.startswith(_MANY):
-            await self._deliver_all(account, payload[1:].split(_MANY))
-        else:
-            self.hub.deliver(account, payload)
+        self.hub.fan_out(account, payload[1:].split(_MANY) if payload.startswith(_MANY) else [payload])
 
