@@ -111,6 +111,8 @@ def _embedded_running(settings: Settings) -> bool:
 def _serve(settings: Settings) -> int:
     # First, before granian is imported: importing it raises the soft limit too, silently.
     open_files = raise_open_files_limit()
+    # Also before the import: granian's jemalloc reads its options once, when it first allocates.
+    os.environ.setdefault(GRANIAN_MALLOC_ENV, GRANIAN_MALLOC_CONF)
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -192,6 +194,12 @@ def _log_first_steps(settings: Settings) -> None:
 
 # File descriptors kept for what is not a client connection: database pool, Redis, media files, pipes.
 RESERVED_FDS = 512
+# granian's wheels bring their own jemalloc (options from this variable, not MALLOC_CONF). By default it keeps
+# freed pages for reuse and only returns them as it allocates again (its decay needs activity; no background
+# thread survives the fork into the workers): after 10k WebSockets closed, a worker kept ~1.6 GB. Purging at
+# free returns it at once (bench/ws_scale.py; docs/OPERATIONS.md). An operator's own value is kept.
+GRANIAN_MALLOC_ENV = "_RJEM_MALLOC_CONF"
+GRANIAN_MALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0"
 
 
 def raise_open_files_limit() -> int:
