@@ -245,16 +245,19 @@ def test_throttled_number_pauses_every_campaign_until_a_person_resumes(
 
 def test_failure_rate_and_logout_pause_the_number(api: httpx.Client, nh_database: str) -> None:
     device_id = connected_device(api)
+    for n in range(6):  # successful sends count in the rate's denominator
+        assert send(api, device_id, jid(580 + n)).status_code == 200
     faults(api, device_id, failure_rate=1.0, error="context deadline exceeded")
     cid = new_campaign(api, device_id, 10, first=500)
     got = wait_status(api, cid, "paused")
-    # an ordinary failure may have reached WhatsApp: those recipients fail (never re-sent); the 4th trips the guard
-    assert got["failed_count"] == 4 and got["sent_count"] == 0, got
+    # an ordinary failure may have reached WhatsApp: those recipients fail (never re-sent); 6 failed of 12 sends
+    # (HEALTH_FAILURE_RATE 0.5, HEALTH_MIN_SENDS 4) trips the guard
+    assert got["failed_count"] == 6 and got["sent_count"] == 0, got
     view = device(api, device_id)
     assert view["health"]["state"] == "paused"
     assert view["health"]["evidence"] | {"at": None} == {
         "signal": "failure_rate", "at": None, "error": "failed to send message: context deadline exceeded",
-        "failed": 4, "sends": 4, "window_seconds": 600.0, "threshold": 0.5}
+        "failed": 6, "sends": 12, "window_seconds": 600.0, "threshold": 0.5}
     # a manual send still works when the number answers again (health is a campaign guard, not a send ban)
     faults(api, device_id)
     assert send(api, device_id, jid(599)).status_code == 200

@@ -5,8 +5,9 @@ included), after a send WhatsApp refused:
 
 - WhatsApp's own throttling answers: ``463`` (reach-out timelock), ``429`` / ``rate-overlimit``, ``not-allowed``
   / ``403`` → health ``throttled``; an answer saying the account is banned (``banned``, ``401``) → ``banned``;
-- the number's failure rate: at least ``HEALTH_MIN_SENDS`` sends in the last ``HEALTH_WINDOW`` s (since the last
-  resume, if later) of which ``HEALTH_FAILURE_RATE`` or more failed → ``paused``.
+- the number's failure rate: at least ``HEALTH_MIN_SENDS`` sends in the last ``HEALTH_WINDOW`` s (from the last
+  health change, a resume or the previous pause, if later) of which ``HEALTH_FAILURE_RATE`` or more failed →
+  ``paused``.
 
 A signal, in ONE transaction: the device's ``health``, reason and evidence (JSON) are written, every ``running``
 or ``scheduled`` campaign of the number becomes ``paused`` with ``pause_reason``; after the commit the account's

@@ -85,11 +85,14 @@ UPDATE device_sends SET outcome = $4, error = $5 WHERE id = $1 AND device_id = $
 DELETE FROM device_sends WHERE device_id = $1 AND account_id = $2 AND sent_at < now() - interval '2 days'
 
 -- name: health_failure_window
--- The failure-rate guard: finished and failed sends of the device in the last $3 seconds.
-SELECT count(*) FILTER (WHERE s.outcome <> 'pending') AS finished,
-       count(*) FILTER (WHERE s.outcome = 'failed') AS failed
+-- The failure-rate guard: sends and failed sends of the device in the last $3 seconds, counted from the last
+-- health change if that is later (a person's resume, or the previous pause, starts a fresh window). A send
+-- still in flight counts as a send: its row is 'pending' for milliseconds, and only failures are written back.
+SELECT count(*) AS finished, count(*) FILTER (WHERE s.outcome = 'failed') AS failed
 FROM device_sends s
-WHERE s.device_id = $1 AND s.account_id = $2 AND s.sent_at > now() - make_interval(secs => $3::float8)
+WHERE s.device_id = $1 AND s.account_id = $2
+  AND s.sent_at > GREATEST(now() - make_interval(secs => $3::float8), (
+      SELECT COALESCE(d.health_changed_at, '-infinity') FROM devices d WHERE d.id = $1 AND d.account_id = $2))
 
 -- name: health_set
 -- A danger signal: the device's health, why, the evidence (JSON) and since when.
