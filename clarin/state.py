@@ -94,7 +94,8 @@ class AppState:
 
     def _build_scheduled(self, dsn: str) -> None:
         self.scheduled_messages = ScheduledMessages(
-            self.db, self.broadcaster, nudge=lambda account_id, device_id: wake_owner(self, account_id, device_id))
+            self.db, self.broadcaster, nudge=lambda account_id, device_id: wake_owner(self, account_id, device_id),
+            count_cap=self.settings.total_count_cap)
 
         def send(account_id: Any, device_id: Any, to: str, body: str, idem: Any) -> Any:
             return outbound.send_text(self, account_id, device_id, to, body, idem=idem)

@@ -23,7 +23,8 @@ from tests.crm_helpers import expect_event, socket
 from tests.test_campaign_worker import connected_device, sent_calls, text_of, wait_for
 
 ADMIN_PASSWORD = "admin-pass-123"
-ENV = {"SCHEDULED_TICK": "30", "WHATSAPP_LEASE_RENEW": "1", "WHATSAPP_LEASE_TTL": "3", "DB_POOL_SIZE": "8"}
+COUNT_CAP = 5
+ENV = {"TOTAL_COUNT_CAP": str(COUNT_CAP), "SCHEDULED_TICK": "30", "WHATSAPP_LEASE_RENEW": "1", "WHATSAPP_LEASE_TTL": "3", "DB_POOL_SIZE": "8"}
 LATE_BOUND = 8.0  # seconds after send_at (the tick is 30 s): generous for a loaded machine
 
 
@@ -117,7 +118,7 @@ def test_create_list_edit_cancel(api: httpx.Client, tenant: support.ServerTenant
 
         listed = api.get("/api/messages/scheduled").json()
         assert [m["id"] for m in listed["scheduled_messages"]] == [first["id"], second["id"], third["id"]]
-        assert (listed["total"], listed["limit"], listed["offset"]) == (3, 100, 0)
+        assert (listed["total"], listed["total_capped"], listed["limit"], listed["offset"]) == (3, False, 100, 0)
         page = api.get("/api/messages/scheduled", params={"limit": 1, "offset": 1}).json()
         assert [m["id"] for m in page["scheduled_messages"]] == [second["id"]] and page["total"] == 3
         assert api.get("/api/messages/scheduled", params={"limit": 100000}).json()["limit"] == 500  # capped
@@ -163,6 +164,16 @@ def test_create_list_edit_cancel(api: httpx.Client, tenant: support.ServerTenant
         assert foreign.delete(f"/api/messages/scheduled/{first['id']}").status_code == 404
         assert foreign.get("/api/messages/scheduled").json()["total"] == 0
     assert scheduled(api, first["id"])["status"] == "pending"  # untouched by the foreign tries
+
+
+def test_totals_are_capped(api: httpx.Client) -> None:
+    dev = device(api)
+    for n in range(COUNT_CAP + 1):
+        assert schedule(api, device_id=dev, to=phone_jid(50 + n), body=f"m{n}", send_at=at(3600 + n)).status_code == 201
+    for params in ({}, {"status": "pending"}):
+        listed = api.get("/api/messages/scheduled", params={**params, "limit": 2}).json()
+        assert (listed["total"], listed["total_capped"], len(listed["scheduled_messages"])) == (COUNT_CAP, True, 2)
+    assert api.get("/api/messages/scheduled", params={"status": "sent"}).json()["total_capped"] is False
 
 
 # -- sending ---------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from clarin.db.queries import query
 from clarin.http.errors import HTTPError
 from clarin.http.request import parse_uuid
+from clarin.http.totals import capped
 from clarin.messaging.outbound import MAX_TEXT, resolve_recipient
 from clarin.webhooks.recording import Recorder, recording
 from clarin.wire.scheduled import ScheduleBody, ScheduledMessage, ScheduledMessageEvent, ScheduleUpdateBody
@@ -102,15 +103,18 @@ def clean_body(body: str) -> str:
 class Page:
     items: list[ScheduledMessage]
     total: int
+    total_capped: bool  # more than TOTAL_COUNT_CAP rows match: ``total`` is the cap (clarin.http.totals)
 
 
 class ScheduledMessages:
     """The service (built by clarin.state); ``db`` and ``broadcaster`` make it a recording writer."""
 
-    def __init__(self, db: Database, broadcaster: Broadcaster, nudge: Nudge | None = None) -> None:
+    def __init__(self, db: Database, broadcaster: Broadcaster, nudge: Nudge | None = None, *,
+                 count_cap: int = 300) -> None:
         self.db = db
         self.broadcaster = broadcaster
         self.nudge = nudge
+        self.count_cap = max(1, count_cap)
         self._nudges: set[asyncio.Task[None]] = set()
 
     async def _recipient(self, account_id: uuid.UUID, to: str, chat_id: str) -> tuple[str, uuid.UUID | None]:
@@ -168,11 +172,12 @@ class ScheduledMessages:
             raise HTTPError(400, f"status must be one of {', '.join(STATUSES)}")
         if status:
             rows = await self.db.fetch(Q_PAGE_STATUS, [account_id, status, limit, offset])
-            total = await self.db.fetch_val(Q_COUNT_STATUS, [account_id, status])
+            counted = await self.db.fetch_val(Q_COUNT_STATUS, [account_id, status, self.count_cap + 1])
         else:
             rows = await self.db.fetch(Q_PAGE, [account_id, limit, offset])
-            total = await self.db.fetch_val(Q_COUNT, [account_id])
-        return Page([to_wire(row) for row in rows], int(total or 0))
+            counted = await self.db.fetch_val(Q_COUNT, [account_id, self.count_cap + 1])
+        total, total_capped = capped(int(counted or 0), self.count_cap)
+        return Page([to_wire(row) for row in rows], total, total_capped)
 
     async def _not_pending(self, account_id: uuid.UUID, scheduled_id: uuid.UUID) -> HTTPError:
         row = await self.db.fetch_row(Q_GET, [account_id, scheduled_id])

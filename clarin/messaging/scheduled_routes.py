@@ -1,8 +1,8 @@
 """Scheduled single messages (docs/SCHEDULED_MESSAGES.md; rules in :mod:`clarin.messaging.scheduled`).
 
 - ``POST /api/messages/schedule`` ``{device_id, to | chat_id, body, send_at}`` → 201 ``{scheduled_message}``
-- ``GET /api/messages/scheduled?status=&limit=&offset=`` → ``{scheduled_messages, total, limit, offset}``,
-  soonest first; ``limit`` default 100, at most 500
+- ``GET /api/messages/scheduled?status=&limit=&offset=`` → ``{scheduled_messages, total, total_capped, limit,
+  offset}``, soonest first; ``limit`` default 100, at most 500; ``total`` capped at ``TOTAL_COUNT_CAP``
 - ``GET /api/messages/scheduled/:id``, ``PUT`` (edit ``body`` / ``send_at`` / ``to`` | ``chat_id`` while
   pending), ``DELETE`` (cancel while pending → ``cancelled``)
 
@@ -50,7 +50,8 @@ async def schedule_message(req: Request, body: ScheduleBody) -> ScheduledRespons
 async def list_scheduled(req: Request) -> ScheduledList:
     page = page_params(req, PAGE_DEFAULT, PAGE_MAX)
     found = await _service(req).page(req.account_id, req.query_str("status"), page.limit, page.offset)
-    return ScheduledList(scheduled_messages=found.items, total=found.total, limit=page.limit, offset=page.offset)
+    return ScheduledList(scheduled_messages=found.items, total=found.total, total_capped=found.total_capped,
+                         limit=page.limit, offset=page.offset)
 
 
 @routes.get("/api/messages/scheduled/:id", response=ScheduledResponse)

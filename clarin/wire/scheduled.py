@@ -67,7 +67,8 @@ class ScheduledResponse(msgspec.Struct):
 
 class ScheduledList(msgspec.Struct):
     scheduled_messages: list[ScheduledMessage]
-    total: int
+    total: int  # exact up to TOTAL_COUNT_CAP; beyond it the cap, with total_capped true
+    total_capped: bool
     limit: int
     offset: int
     success: bool = True

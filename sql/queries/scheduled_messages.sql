@@ -41,10 +41,13 @@ ORDER BY s.send_at, s.id
 LIMIT $3 OFFSET $4
 
 -- name: scheduled_count
-SELECT count(*) AS total FROM scheduled_messages s WHERE s.account_id = $1
+-- The list's total, counted up to $2 rows (TOTAL_COUNT_CAP + 1, clarin.http.totals): an index-only walk that stops.
+SELECT count(*) AS total
+FROM (SELECT 1 FROM scheduled_messages s WHERE s.account_id = $1 LIMIT $2) AS capped
 
 -- name: scheduled_count_status
-SELECT count(*) AS total FROM scheduled_messages s WHERE s.account_id = $1 AND s.status = $2
+SELECT count(*) AS total
+FROM (SELECT 1 FROM scheduled_messages s WHERE s.account_id = $1 AND s.status = $2 LIMIT $3) AS capped
 
 -- name: scheduled_update
 -- Edit while pending only ($3 body, $4 send_at, $5 to_jid: NULL = unchanged; with a new to_jid the chat becomes
