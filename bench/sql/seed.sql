@@ -87,7 +87,10 @@ BEGIN
                                   'account_counters_trunc', 'lead_tags_lead_key', 'leads_created_at_tags',
                                   -- chats.contact_search (0014): bench_chat_contact_search
                                   'contacts_chat_search_ins', 'contacts_chat_search_upd', 'contacts_chat_search_del',
-                                  'chats_contact_search_ins', 'chats_contact_search_upd') LOOP
+                                  'chats_contact_search_ins', 'chats_contact_search_upd',
+                                  -- devices.paired_at (0016) fires on updates of devices.jid only, which the seed
+                                  -- never does; bench_devices writes paired_at itself
+                                  'devices_paired_at') LOOP
         RAISE EXCEPTION 'bench-seed: trigger % on % is not reproduced by bench_account_counters', r.tgname, r.tbl;
     END LOOP;
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
@@ -213,10 +216,10 @@ SELECT pg_temp.bid(seed, 'user', -1, 0), account_id, 'super_admin', true
 FROM bench_plan WHERE a = (SELECT least(1, max(a)) FROM bench_plan)
 
 -- name: bench_devices
-INSERT INTO devices (id, account_id, name, phone, jid, status, created_at, updated_at)
+INSERT INTO devices (id, account_id, name, phone, jid, status, created_at, updated_at, paired_at)
 SELECT device_id, account_id, 'Bench phone', '51900000' || lpad(a::text, 3, '0'),
        '51900000' || lpad(a::text, 3, '0') || '@s.whatsapp.net', 'disconnected',
-       anchor - interval '700 days', anchor - interval '700 days'
+       anchor - interval '700 days', anchor - interval '700 days', anchor - interval '700 days'
 FROM bench_plan
 
 -- name: bench_pipelines
@@ -378,12 +381,14 @@ FROM lm
 WHERE ch.id = lm.id
 
 -- name: bench_chat_contact_search
--- What the chats_contact_search_ins trigger of 0014 would have written with triggers on: each chat of the seed's
+-- What the chats_contact_search_ins trigger of 0014/0018 would have written with triggers on: each chat of the seed's
 -- accounts gets its contact's (same account + JID) search text, NULL without one. One hash join, before the chats'
 -- and contacts' indexes are rebuilt.
 UPDATE chats ch
 SET contact_search = contact_search_text(k.name, k.last_name, k.short_name, k.custom_name, k.push_name, k.phone,
-                                         k.jid, k.email, k.company)
+                                         k.jid, k.email, k.company),
+    contact_phone = k.phone, contact_avatar_url = k.avatar_url, contact_custom_name = k.custom_name,
+    contact_name = k.name  -- 0018's contact card, kept by the same triggers
 FROM contacts k
 WHERE k.account_id = ch.account_id AND k.jid = ch.jid
   AND ch.account_id IN (SELECT account_id FROM bench_plan)
