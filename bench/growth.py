@@ -186,7 +186,7 @@ def measure(send: Callable[[], httpx.Response], requests: int, counters: Counter
                     p95_ms=ms[min(len(ms) - 1, int(len(ms) * 0.95))], statuses=statuses)
 
 
-def run_scale(dsn: str, scale: float, requests: int, seed: int) -> dict[str, Any]:
+def run_scale(dsn: str, scale: float, requests: int, seed: int, only: str = "") -> dict[str, Any]:
     ensure_database(dsn, seed_value=seed, scale=scale)
     sql, admin = load_sql("growth"), load_sql("admin")
     cfg = Config()
@@ -201,7 +201,7 @@ def run_scale(dsn: str, scale: float, requests: int, seed: int) -> dict[str, Any
         token = httpx.post(server.url + "/api/auth/login", json={"username": LARGE_USER, "password": BENCH_PASSWORD},
                            timeout=30).json()["token"]
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
-            planned = probes(client, sql, dsn, account_id)
+            planned = [p for p in probes(client, sql, dsn, account_id) if only in p.name]
             senders = {p.name: sender(client, p, created) for p in planned if p.path is not None}
             for send in senders.values():
                 for _ in range(WARMUP):
@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-ratio", type=float, default=3.0)
     parser.add_argument("--max-p95-ms", type=float, default=50.0)
     parser.add_argument("--json", default=None, help="write every measurement to this file")
+    parser.add_argument("--only", default="", help="measure only the endpoints whose name contains this text")
     args = parser.parse_args(argv)
     seed = int(os.environ.get("BENCH_SEED", DEFAULT_SEED))
     scales = ((_dsn("GROWTH_SMALL_DATABASE_URL", "clarin_bench_g01"), float(os.environ.get("GROWTH_SMALL_SCALE", "0.1"))),
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     measured: list[dict[str, Any]] = []
     for dsn, scale in scales:
         print(f"growth: scale {scale} ({dsn.rsplit('/', 1)[1]}), {args.requests} requests per endpoint", flush=True)
-        measured.append(run_scale(dsn, scale, args.requests, seed))
+        measured.append(run_scale(dsn, scale, args.requests, seed, args.only))
     failures = verdict(measured[0], measured[1], args.max_ratio, args.max_p95_ms)
     if args.json:
         Path(args.json).write_text(json.dumps({"small": measured[0], "large": measured[1], "failures": failures},

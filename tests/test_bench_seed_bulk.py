@@ -72,6 +72,15 @@ def test_bulk_load_restores_the_schema_and_the_counters_the_triggers_would_have_
         WHERE ch.last_message_at IS DISTINCT FROM (SELECT max(m."timestamp") FROM messages m WHERE m.chat_id = ch.id)
     """)
     assert stale[0]["n"] == 0
+    # The chats carry their contact's search text and card (0014/0018 triggers), NULL without a contact.
+    unlike = support.run_sql(migrated, """
+        SELECT count(*) AS n FROM chats ch LEFT JOIN contacts k ON k.account_id = ch.account_id AND k.jid = ch.jid
+        WHERE (ch.contact_search, ch.contact_phone, ch.contact_avatar_url, ch.contact_custom_name, ch.contact_name)
+              IS DISTINCT FROM (CASE WHEN k.id IS NULL THEN NULL ELSE contact_search_text(
+                  k.name, k.last_name, k.short_name, k.custom_name, k.push_name, k.phone, k.jid, k.email, k.company)
+                  END, k.phone, k.avatar_url, k.custom_name, k.name)
+    """)
+    assert unlike[0]["n"] == 0
     # Same seed, same rows: --force deletes the seed's accounts and loads them again.
     first = _digests(migrated)
     _seed(migrated, force=True)

@@ -68,11 +68,14 @@ def contains(haystack: str, term: str) -> bool:
 
 # -- search --------------------------------------------------------------------------------------------------
 def test_contact_search_matches_plain_ilike(client: httpx.Client, tenant: Any, database: str) -> None:
-    by_name = {name: insert_contact(database, tenant.account_id, name=name, phone=None) for name in SEARCHED}
-    by_name["email"] = insert_contact(database, tenant.account_id, name="Otro", email="carmen@corp.test", phone=None)
+    # fixed JIDs: the JID is searched too, and a random one could contain a term ("100")
+    jids = [f"5198{index:07d}@s.whatsapp.net" for index in range(len(SEARCHED) + 1)]
+    searched = {insert_contact(database, tenant.account_id, jid, name=name, phone=None): f"{name} {jid}"
+                for name, jid in zip(SEARCHED, jids, strict=False)}
+    searched[insert_contact(database, tenant.account_id, jids[-1], name="Otro", email="carmen@corp.test",
+                            phone=None)] = f"Otro carmen@corp.test {jids[-1]}"
     for term in TERMS:
-        expected = sorted(cid for name, cid in by_name.items()
-                          if contains(name if name != "email" else "Otro carmen@corp.test", term))
+        expected = sorted(cid for cid, text in searched.items() if contains(text, term))
         found = sorted(row["id"] for row in ok(client, tenant, "/api/contacts", search=term, limit=0)["contacts"])
         assert found == expected, term
 
@@ -383,12 +386,44 @@ def chat_hits(client: httpx.Client, tenant: Any, term: str) -> set[str]:
 
 
 def assert_contact_search_current(database: str, account_id: str) -> None:
-    """Every chat of the account holds its contact's (same account + JID) search text, NULL without one."""
+    """Every chat of the account holds its contact's (same account + JID) search text and card (0018), NULL
+    without one."""
     stale = support.run_sql(database, "SELECT c.id, c.contact_search FROM chats c "
                                       "LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid "
-                                      f"WHERE c.account_id = $1 AND c.contact_search IS DISTINCT FROM {CONTACT_TEXT}",
+                                      "WHERE c.account_id = $1 AND (c.contact_search, c.contact_phone, "
+                                      "c.contact_avatar_url, c.contact_custom_name, c.contact_name) IS DISTINCT FROM "
+                                      f"({CONTACT_TEXT}, k.phone, k.avatar_url, k.custom_name, k.name)",
                             [U(account_id)])
     assert stale == []
+
+
+def test_chat_pages_show_the_contacts_current_card(client: httpx.Client, tenant: Any, database: str) -> None:
+    """The page reads the contact's phone, avatar, custom name and name from the chat's copy (0018): every page
+    shape shows them as the contact has them now, and nothing without a contact."""
+    acct = tenant.account_id
+    jid = new_jid()
+    chat = insert_chat(database, acct, jid, name="Cardchat", last_message_at=NOW)
+    bare = insert_chat(database, acct, new_jid(), name="Cardchat bare", last_message_at=NOW)
+    contact = insert_contact(database, acct, jid, name="Carla", custom_name="Carlita", avatar_url="/a/1.jpg")
+
+    def card(**params: Any) -> dict[str, dict[str, Any]]:
+        rows = ok(client, tenant, "/api/chats", limit=next(_LIMITS), **params)["chats"]
+        return {row["id"]: {k: row.get(k) for k in ("contact_phone", "contact_avatar_url", "contact_custom_name",
+                                                     "contact_name")} for row in rows}
+
+    phone = jid.split("@", 1)[0]
+    want = {"contact_phone": phone, "contact_avatar_url": "/a/1.jpg", "contact_custom_name": "Carlita",
+            "contact_name": "Carla"}
+    empty = dict.fromkeys(want)
+    for shape in ({}, {"search": "cardchat"}, {"unread_only": "false", "archived": "true"}):
+        assert card(**shape)[chat] == want, shape
+        assert card(**shape)[bare] == empty, shape
+    # only shown, never searched: the avatar has its own trigger column
+    support.run_sql(database, "UPDATE contacts SET avatar_url = '/a/2.jpg' WHERE id = $1", [U(contact)])
+    assert card()[chat]["contact_avatar_url"] == "/a/2.jpg"
+    assert client.delete(f"/api/contacts/{contact}", headers=tenant.headers).status_code == 200
+    assert card()[chat] == empty
+    assert_contact_search_current(database, acct)
 
 
 def test_chat_search_follows_its_contacts_writes(client: httpx.Client, tenant: Any, database: str) -> None:

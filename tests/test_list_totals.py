@@ -50,10 +50,52 @@ def test_contacts_total_is_cached_per_filter_and_dropped_by_contact_events(
 
 def test_totals_keys_are_per_prefix_account_and_scope() -> None:
     account = uuid.uuid4()
-    assert dropped_keys("p1", account, {CONTACTS, LEADS}) == (totals_key("p1", account, "contacts"),)
-    assert dropped_keys("p1", account, {LEADS, CHATS}) == ()
+    assert set(dropped_keys("p1", account, {CONTACTS, LEADS})) == {totals_key("p1", account, "contacts"),
+                                                                   totals_key("p1", account, "chats")}
+    assert dropped_keys("p1", account, {LEADS}) == ()
+    # chats are searched by their contact's text and filtered by its tags: a contacts change drops them too
+    assert dropped_keys("p1", account, {CHATS}) == (totals_key("p1", account, "chats"),)
+    assert set(dropped_keys("p1", account, {CONTACTS})) == {totals_key("p1", account, name)
+                                                           for name in ("contacts", "chats")}
     assert totals_key("p1", account, "contacts") != totals_key("p2", account, "contacts")
     assert str(account) in totals_key("p1", account, "contacts")
+
+
+def add_chats(dsn: str, account_id: str, count: int) -> list[str]:
+    """Chats written behind the server's back: no event, so nothing is dropped."""
+    return [
+        str(sql(dsn, "INSERT INTO chats (account_id, jid, name) VALUES ($1, $2, 'Quiet chat') RETURNING id",
+                uuid.UUID(account_id), random_phone() + "@s.whatsapp.net")[0]["id"])
+        for _ in range(count)
+    ]
+
+
+def chats_total(client: httpx.Client, tenant: Any, **params: Any) -> tuple[int, bool]:
+    response = client.get("/api/chats", params={"limit": 1, **params}, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return int(response.json()["total"]), bool(response.json()["total_capped"])
+
+
+def test_chats_total_is_cached_per_filter_and_dropped_by_chat_and_contact_events(
+    client: httpx.Client, tenant: Any, database: str
+) -> None:
+    ids = add_chats(database, tenant.account_id, 3)
+    assert chats_total(client, tenant, search="quiet") == (3, False)
+    assert chats_total(client, tenant, search="quiet", unread_only="true") == (0, False)
+    add_chats(database, tenant.account_id, 2)
+    # cached per filter: neither count ran again, a filter not asked before counts now
+    assert chats_total(client, tenant, search="quiet") == (3, False)
+    assert chats_total(client, tenant, search="quiet chat") == (5, False)
+    # a chat deleted through the API broadcasts chat_update: the account's cached chats totals are dropped
+    assert client.delete(f"/api/chats/{ids[0]}", headers=tenant.headers).status_code == 200
+    assert chats_total(client, tenant, search="quiet") == (4, False)
+    add_chats(database, tenant.account_id, 1)
+    assert chats_total(client, tenant, search="quiet") == (4, False)
+    # a contact change (chats are searched by their contact's text) drops them as well
+    contact = add_contacts(database, tenant.account_id, 1)[0]
+    renamed = client.put(f"/api/contacts/{contact}", json={"custom_name": "Renamed"}, headers=tenant.headers)
+    assert renamed.status_code == 200, renamed.text
+    assert chats_total(client, tenant, search="quiet") == (5, False)
 
 
 def test_contacts_total_key_lives_under_the_server_prefix(client: httpx.Client, tenant: Any, database: str) -> None:

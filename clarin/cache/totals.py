@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from clarin.cache.cache import Cache
-from clarin.cache.scopes import CONTACTS
+from clarin.cache.scopes import CHATS, CONTACTS
 
 TOTALS_TTL = 30
-# list name → the scope whose changes may change its totals (clarin.cache.scopes)
-LIST_SCOPES: dict[str, str] = {"contacts": CONTACTS}
+# list name → the scopes whose changes may change its totals (clarin.cache.scopes). Chats are filtered by their
+# contact's tags (contact_tags) and searched by their contact's text (chats.contact_search, rewritten with the contact).
+LIST_SCOPES: dict[str, frozenset[str]] = {"contacts": frozenset({CONTACTS}), "chats": frozenset({CHATS, CONTACTS})}
 
 
 def totals_key(prefix: str, account: object, name: str) -> str:
@@ -32,7 +33,7 @@ def totals_key(prefix: str, account: object, name: str) -> str:
 def dropped_keys(prefix: str, account: object, scopes: Iterable[str]) -> tuple[str, ...]:
     """The totals hashes to drop after a change to ``scopes``."""
     changed = set(scopes)
-    return tuple(totals_key(prefix, account, name) for name, scope in LIST_SCOPES.items() if scope in changed)
+    return tuple(totals_key(prefix, account, name) for name, scopes in LIST_SCOPES.items() if scopes & changed)
 
 
 class Totals:

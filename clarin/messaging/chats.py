@@ -57,6 +57,7 @@ Q_MARK_READ = query("chats_mark_read")
 Q_DELETE = query("chats_delete")
 Q_DELETE_ALL = query("chats_delete_all")
 
+TOTALS = "chats"  # clarin.cache.totals list name
 CHAT_NOT_FOUND = "Chat not found"
 EVENT = "chat_update"  # emitted by the writes below, its webhook outbox rows in the same transaction
 INITIAL_MESSAGE_FAILED = "Chat created but initial message failed to send"
@@ -101,28 +102,40 @@ async def _page_rows(state: AppState, q: Query, params: list[Any]) -> list[dict[
     return await state.db.fetch(q, params)
 
 
+def _signature(flt: ChatFilter, pattern: str, count_cap: int) -> str:
+    """The filter's field in the account's cached chats totals (clarin.cache.totals): everything the count reads."""
+    return "|".join((str(flt.archived), str(flt.unread_only), ",".join(sorted(map(str, flt.device_ids or ()))),
+                     ",".join(sorted(map(str, flt.tag_ids or ()))), pattern, str(count_cap)))
+
+
 async def list_chats(state: AppState, account_id: uuid.UUID, flt: ChatFilter, window: Window,
                      cursor: tuple[bool, datetime | None, uuid.UUID] | None = None) -> ChatsPageResult:
     """One statement per shape (sql/queries/chats.sql): the default inbox (total = the account's counter, exact and
-    O(1)), filters, tag filter (driven from the tags' contacts), search. Filtered totals are exact up to TOTAL_COUNT_CAP (``total_capped``). One row more than the
-    page is read to know whether ``next_cursor`` is needed."""
+    O(1)), filters, tag filter (driven from the tags' contacts), search. Filtered totals are exact up to TOTAL_COUNT_CAP
+    (``total_capped``) and kept in Redis (clarin.cache.totals) until a chats or contacts change drops them. One row
+    more than the page is read to know whether ``next_cursor`` is needed."""
     pattern = search_pattern(flt.search)
     key = cursor or FIRST_KEY
     head: list[Any] = [account_id, window.limit + 1, window.offset, *key]
     count_cap = state.settings.total_count_cap
-    filters: list[Any] = [flt.archived, flt.device_ids or None, flt.tag_ids or None, flt.unread_only, count_cap]
-    counted = True
+    counted = bool(pattern or flt.tag_ids or flt.archived or flt.device_ids or flt.unread_only)
+    signature = _signature(flt, pattern, count_cap)
+    cached = await state.totals.get(account_id, TOTALS, signature) if counted else None
+    cap = count_cap if cached is None else 0  # 0: the statement counts nothing (the total is in Redis)
+    filters: list[Any] = [flt.archived, flt.device_ids or None, flt.tag_ids or None, flt.unread_only, cap]
     if pattern:  # custom plans (CUSTOM_PLAN_QUERIES): a rare and a common term need different plans
         rows = await _page_rows(state, Q_PAGE_SEARCH, [*head, *filters, pattern])
     elif flt.tag_ids:
         rows = await _page_rows(state, Q_PAGE_TAGGED, [*head, *filters])
     elif flt.archived or flt.device_ids or flt.unread_only:
         rows = await _page_rows(state, Q_PAGE, [*head, *filters])
-    else:
-        counted = False  # the default inbox: its total is the account's counter (exact, O(1))
+    else:  # the default inbox: its total is the account's counter (exact, O(1))
         rows = await _page_rows(state, Q_PAGE_INBOX_UNFILTERED, head)
     raw_total = int(rows[0]["total"] or 0) if rows else 0
-    total, total_capped = capped(raw_total, count_cap) if counted else (raw_total, False)
+    if counted and cached is None:
+        cached = raw_total
+        await state.totals.put(account_id, TOTALS, signature, cached)
+    total, total_capped = capped(cached, count_cap) if cached is not None else (raw_total, False)
     found = [row for row in rows if row["id"] is not None]
     page = [msgspec.convert(row, Chat) for row in found[:window.limit]]
     next_cursor = None

@@ -10,12 +10,16 @@
 -- $10 unread only, $11 the count cap (clarin/http/totals.py: count(*) over at most $11 + 1 matching rows, never
 -- the whole account; 0 = no count). Group, newsletter, broadcast and unresolved LID chats are never listed.
 -- Each query answers in one round trip: the total, then the page (LATERAL, after LIMIT the joins run for the
--- page's rows only); a page past the end still returns one row carrying the total (page columns NULL).
+-- page's rows only); a page past the end still returns one row carrying the total (page columns NULL). The contact's
+-- fields come from the chat's copy of them (0018: chats.contact_*, kept by triggers), the account's devices are read
+-- once: a page row costs its chat only.
 -- Empty names read as NULL (omitted on the wire, as Go's omitempty).
 
 -- name: chats_page_inbox_unfiltered
 -- The inbox without device, tag or unread filter (the dashboard's default view). The total is the account's
 -- inbox_chats counter (0009_account_counters.sql: exactly this predicate, kept in the writing transaction), O(1).
+-- the account's few devices, read once (a CTE scan re-reads no buffer), not probed once per row
+WITH devs AS MATERIALIZED (SELECT dv.id, dv.name, dv.phone FROM devices dv WHERE dv.account_id = $1)
 SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
        p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
        p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
@@ -28,11 +32,12 @@ LEFT JOIN LATERAL (
     SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
            c.last_message_at, c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at,
            NULLIF(d.name, '') AS device_name, NULLIF(d.phone, '') AS device_phone,
-           NULLIF(k.phone, '') AS contact_phone, NULLIF(k.avatar_url, '') AS contact_avatar_url,
-           NULLIF(k.custom_name, '') AS contact_custom_name, NULLIF(k.name, '') AS contact_name
+           NULLIF(c.contact_phone, '') AS contact_phone, NULLIF(c.contact_avatar_url, '') AS contact_avatar_url,
+           NULLIF(c.contact_custom_name, '') AS contact_custom_name, NULLIF(c.contact_name, '') AS contact_name
     FROM (
         SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, c.name, c.last_message, c.last_message_at,
-               c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at
+               c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at, c.contact_phone, c.contact_avatar_url,
+               c.contact_custom_name, c.contact_name
         FROM chats c
         WHERE c.account_id = $1 AND NOT c.is_archived
           AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
@@ -42,8 +47,7 @@ LEFT JOIN LATERAL (
         ORDER BY c.is_pinned DESC, COALESCE(c.last_message_at, '-infinity'::timestamptz) DESC, c.id DESC
         LIMIT $2 OFFSET $3
     ) c
-    LEFT JOIN devices d ON d.id = c.device_id
-    LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid
+    LEFT JOIN devs d ON d.id = c.device_id
 ) p ON true
 ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz) DESC, p.id DESC
 
@@ -51,6 +55,8 @@ ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz)
 -- With archived=true or a device or unread filter, without search ($9 tag ids: chats_page_tagged's shape; NULL here). The catch-alls are row filters on the walk
 -- of idx_chats_order (rebuilt with INCLUDE columns by 0015) in the custom and the generic plan alike; the capped count
 -- walks it in key order too (without the ORDER BY a custom plan at 1M leads counted with a Seq Scan of chats).
+-- the account's few devices, read once (a CTE scan re-reads no buffer), not probed once per row
+WITH devs AS MATERIALIZED (SELECT dv.id, dv.name, dv.phone FROM devices dv WHERE dv.account_id = $1)
 SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
        p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
        p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
@@ -76,11 +82,12 @@ LEFT JOIN LATERAL (
     SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
            c.last_message_at, c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at,
            NULLIF(d.name, '') AS device_name, NULLIF(d.phone, '') AS device_phone,
-           NULLIF(k.phone, '') AS contact_phone, NULLIF(k.avatar_url, '') AS contact_avatar_url,
-           NULLIF(k.custom_name, '') AS contact_custom_name, NULLIF(k.name, '') AS contact_name
+           NULLIF(c.contact_phone, '') AS contact_phone, NULLIF(c.contact_avatar_url, '') AS contact_avatar_url,
+           NULLIF(c.contact_custom_name, '') AS contact_custom_name, NULLIF(c.contact_name, '') AS contact_name
     FROM (
         SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, c.name, c.last_message, c.last_message_at,
-               c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at
+               c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at, c.contact_phone, c.contact_avatar_url,
+               c.contact_custom_name, c.contact_name
         FROM chats c
         WHERE c.account_id = $1 AND ($7::bool OR NOT c.is_archived)
           AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
@@ -95,8 +102,7 @@ LEFT JOIN LATERAL (
         ORDER BY c.is_pinned DESC, COALESCE(c.last_message_at, '-infinity'::timestamptz) DESC, c.id DESC
         LIMIT $2 OFFSET $3
     ) c
-    LEFT JOIN devices d ON d.id = c.device_id
-    LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid
+    LEFT JOIN devs d ON d.id = c.device_id
 ) p ON true
 ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz) DESC, p.id DESC
 
@@ -105,15 +111,19 @@ ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz)
 -- each contact's chat by the (account_id, jid) key; LATERAL, fenced): O(tagged contacts), sorted here. A walk of
 -- the account's chats probing each chat's contact costs O(page / share of chats with a tagged contact), the whole
 -- inbox for a rare tag, and its generic plan was worse still: 71,532 blocks at 5k chats (custom 6,025).
-WITH tagged AS MATERIALIZED (  -- once: the page sorts all of them anyway, the count reads them again
+-- the account's few devices, read once (a CTE scan re-reads no buffer), not probed once per row
+WITH devs AS MATERIALIZED (SELECT dv.id, dv.name, dv.phone FROM devices dv WHERE dv.account_id = $1),
+tagged AS MATERIALIZED (  -- once: the page sorts all of them anyway, the count reads them again
     SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, c.name, c.last_message, c.last_message_at,
-           c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at,
+           c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at, c.contact_phone,
+           c.contact_avatar_url, c.contact_custom_name, c.contact_name,
            COALESCE(c.last_message_at, '-infinity'::timestamptz) AS k_time
     FROM (SELECT DISTINCT kt.contact_id FROM contact_tags kt WHERE kt.tag_id = ANY($9::uuid[])) tc
     CROSS JOIN LATERAL (SELECT k.jid FROM contacts k WHERE k.id = tc.contact_id AND k.account_id = $1 OFFSET 0) k
     CROSS JOIN LATERAL (
         SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, c.name, c.last_message, c.last_message_at,
-               c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at
+               c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at, c.contact_phone, c.contact_avatar_url,
+               c.contact_custom_name, c.contact_name
         FROM chats c
         WHERE c.account_id = $1 AND c.jid = k.jid AND ($7::bool OR NOT c.is_archived)
           AND c.jid NOT LIKE '%@g.us' AND c.jid NOT LIKE '%@newsletter' AND c.jid NOT LIKE '%@broadcast'
@@ -135,18 +145,18 @@ LEFT JOIN LATERAL (
     SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
            c.last_message_at, c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at,
            NULLIF(d.name, '') AS device_name, NULLIF(d.phone, '') AS device_phone,
-           NULLIF(k.phone, '') AS contact_phone, NULLIF(k.avatar_url, '') AS contact_avatar_url,
-           NULLIF(k.custom_name, '') AS contact_custom_name, NULLIF(k.name, '') AS contact_name
+           NULLIF(c.contact_phone, '') AS contact_phone, NULLIF(c.contact_avatar_url, '') AS contact_avatar_url,
+           NULLIF(c.contact_custom_name, '') AS contact_custom_name, NULLIF(c.contact_name, '') AS contact_name
     FROM (
         SELECT g.id, g.account_id, g.device_id, g.contact_id, g.jid, g.name, g.last_message, g.last_message_at,
-               g.unread_count, g.is_archived, g.is_pinned, g.created_at, g.updated_at
+               g.unread_count, g.is_archived, g.is_pinned, g.created_at, g.updated_at, g.contact_phone,
+               g.contact_avatar_url, g.contact_custom_name, g.contact_name
         FROM tagged g
         WHERE (g.is_pinned, g.k_time, g.id) < ($4::bool, COALESCE($5::timestamptz, '-infinity'::timestamptz), $6::uuid)
         ORDER BY g.is_pinned DESC, g.k_time DESC, g.id DESC
         LIMIT $2 OFFSET $3
     ) c
-    LEFT JOIN devices d ON d.id = c.device_id
-    LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid
+    LEFT JOIN devs d ON d.id = c.device_id
 ) p ON true
 ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz) DESC, p.id DESC
 
@@ -158,6 +168,8 @@ ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz)
 -- 0015), then a sort of its few hits; a common one walks idx_chats_order (0015: INCLUDE the filtered columns) as
 -- an Index Only Scan that filters on the index tuple, O(page / selectivity) whatever the account's size. Which is cheaper depends on the term: custom plans only
 -- (clarin/messaging/chats.py, CUSTOM_PLAN_QUERIES). The count reads at most $11 + 1 matches (exact up to the cap).
+-- the account's few devices, read once (a CTE scan re-reads no buffer), not probed once per row
+WITH devs AS MATERIALIZED (SELECT dv.id, dv.name, dv.phone FROM devices dv WHERE dv.account_id = $1)
 SELECT t.total, p.id, p.account_id, p.device_id, p.contact_id, p.jid, p.name, p.last_message, p.last_message_at,
        p.unread_count, p.is_archived, p.is_pinned, p.created_at, p.updated_at, p.device_name, p.device_phone,
        p.contact_phone, p.contact_avatar_url, p.contact_custom_name, p.contact_name
@@ -184,8 +196,8 @@ LEFT JOIN LATERAL (
     SELECT c.id, c.account_id, c.device_id, c.contact_id, c.jid, NULLIF(c.name, '') AS name, c.last_message,
            c.last_message_at, c.unread_count, c.is_archived, c.is_pinned, c.created_at, c.updated_at,
            NULLIF(d.name, '') AS device_name, NULLIF(d.phone, '') AS device_phone,
-           NULLIF(k.phone, '') AS contact_phone, NULLIF(k.avatar_url, '') AS contact_avatar_url,
-           NULLIF(k.custom_name, '') AS contact_custom_name, NULLIF(k.name, '') AS contact_name
+           NULLIF(c.contact_phone, '') AS contact_phone, NULLIF(c.contact_avatar_url, '') AS contact_avatar_url,
+           NULLIF(c.contact_custom_name, '') AS contact_custom_name, NULLIF(c.contact_name, '') AS contact_name
     FROM (
         SELECT c.id
         FROM chats c
@@ -204,8 +216,7 @@ LEFT JOIN LATERAL (
         LIMIT $2 OFFSET $3
     ) i
     JOIN chats c ON c.id = i.id AND c.account_id = $1
-    LEFT JOIN devices d ON d.id = c.device_id
-    LEFT JOIN contacts k ON k.account_id = c.account_id AND k.jid = c.jid
+    LEFT JOIN devs d ON d.id = c.device_id
 ) p ON true
 ORDER BY p.is_pinned DESC, COALESCE(p.last_message_at, '-infinity'::timestamptz) DESC, p.id DESC
 
