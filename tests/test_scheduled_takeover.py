@@ -3,7 +3,8 @@ reconcile rule in docs/SCHEDULED_MESSAGES.md).
 
 Two real ``clarin serve`` processes share PostgreSQL and Redis. The owner runs the device; a batch of messages
 to different numbers is scheduled (through the OTHER server: its create nudges the owner through a routed call)
-for the same moment. Each simulated send takes 0.5 s, and the owner is SIGKILLed while the database shows one
+for the same moment (sent by the owner within seconds although its SCHEDULED_TICK is 30 s: the nudge reached
+it). Each simulated send takes 0.5 s, and the owner is SIGKILLed while the database shows one
 of them ``sending`` with some already sent. The survivor takes the device over (lease), takes its
 scheduled-send lock, settles what the dead owner left ``sending`` from the attempt's Idempotency-Key, and sends
 the rest. Every number must end with exactly one stored outgoing message, every row ``sent``, and the survivor
@@ -24,9 +25,10 @@ from tests import support
 from tests.test_campaign_worker import connected_device, make_tenant, sent_calls, stored_per_jid
 from tests.test_devices import kill_tree
 
-ENV = {"SCHEDULED_TICK": "10", "WHATSAPP_LEASE_RENEW": "10", "WHATSAPP_LEASE_TTL": "30",
+ENV = {"SCHEDULED_TICK": "30", "WHATSAPP_LEASE_RENEW": "10", "WHATSAPP_LEASE_TTL": "30",
        "WHATSAPP_SIMULATED_SEND_DELAY": "0.5", "DB_POOL_SIZE": "8", "LOG_LEVEL": "INFO"}
 MESSAGES = 12
+LATE_BOUND = 8.0  # seconds after send_at; the tick is 30 s, so only the cross-node nudge makes it
 
 
 def jid(n: int) -> str:
@@ -49,12 +51,16 @@ def test_due_messages_are_sent_once_when_the_owner_dies_mid_batch(services: None
                     httpx.Client(base_url=survivor.url, headers=tenant.headers, timeout=30) as on_survivor:
                 device = connected_device(on_owner)
                 time.sleep(1.5)  # both processes have scanned since the survivor started: it watches the owner
-                due = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+                due = datetime.now(UTC) + timedelta(seconds=2)
                 for n in range(MESSAGES):
                     r = on_survivor.post("/api/messages/schedule", json={
-                        "device_id": device, "to": jid(n), "body": f"Recordatorio {n}", "send_at": due})
+                        "device_id": device, "to": jid(n), "body": f"Recordatorio {n}", "send_at": due.isoformat()})
                     assert r.status_code == 201, r.text
                 deadline = time.monotonic() + 30
+                while not _statuses(dsn, device)["sent"]:
+                    assert time.monotonic() < deadline, "the owner never sent"
+                    time.sleep(0.02)
+                first_late = (datetime.now(UTC) - due).total_seconds()
                 while True:  # kill mid-batch: one in flight, a few sent
                     statuses = _statuses(dsn, device)
                     if statuses["sent"] >= 2 and statuses["sending"] >= 1:
@@ -72,8 +78,10 @@ def test_due_messages_are_sent_once_when_the_owner_dies_mid_batch(services: None
                 finished = time.monotonic() - killed
                 resent = Counter(c["to"] for c in sent_calls(on_survivor, device, here=True))
                 listed = on_survivor.get("/api/messages/scheduled", params={"limit": 100}).json()
-        print(f"\nowner killed with {dict(at_kill)}; the survivor finished the batch {finished:.2f} s later "
+        print(f"\nfirst send {first_late:.2f} s after send_at (created on the other node, SCHEDULED_TICK=30); owner "
+              f"killed with {dict(at_kill)}; the survivor finished the batch {finished:.2f} s later "
               f"(sent {sum(resent.values())}, {len(handed_over)} were handed over by the owner)")
+        assert first_late < LATE_BOUND, f"the owner was not nudged: first send {first_late:.2f} s after send_at"
         assert _statuses(dsn, device) == Counter({"sent": MESSAGES})  # exactly-once leaves nothing failed
         stored = stored_per_jid(dsn, device)
         assert stored == Counter({jid(n): 1 for n in range(MESSAGES)}), stored  # one outgoing message per number
