@@ -102,6 +102,7 @@ Body = Callable[[Ids], Any]
 # of the account the row belongs to), so a 404 is the ownership check answering, not validation.
 BODIES: dict[tuple[str, str], Body] = {
     ("PUT", "/api/devices/:id"): lambda v: {"name": "renamed by intruder"},
+    ("PUT", "/api/devices/:id/budget"): lambda v: {"cold_per_day": 0},  # would silence the victim's number
     ("PUT", "/api/leads/:id"): lambda v: {"name": "intruder", "notes": "x", "stage_id": v["stage"],
                                           "pipeline_id": v["pipeline"]},
     ("PATCH", "/api/leads/:id/status"): lambda v: {"status": "won"},
