@@ -63,6 +63,8 @@ Q_SENDING = query("scheduled_sending_on_device")
 Q_RECONCILE = query("scheduled_reconcile")
 
 CLAIM_BATCH = 50
+UNAVAILABLE_BACKOFF = 2.0  # seconds before a device that refused a send as not connected is tried again
+LOCK_RETRY = 1.0  # seconds: a device run here whose lock the previous owner still holds is tried again this soon
 STOP_TIMEOUT = 15.0
 UNAVAILABLE = frozenset({409, 503})
 INTERRUPTED = "interrupted; not retried to avoid a double send"
@@ -102,7 +104,7 @@ class ScheduledSender:
         self.tick = max(0.01, tick)
         self._session = AdvisorySession(dsn, "clarin-scheduled-locks", on_lost=lambda _exc: self._held.clear())
         self._held: set[uuid.UUID] = set()  # devices whose lock this process holds
-        self._blocked: dict[uuid.UUID, float] = {}  # device → monotonic time its send budget frees a slot
+        self._blocked: dict[uuid.UUID, float] = {}  # device → monotonic time before which it is not tried (budget, down)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -169,10 +171,12 @@ class ScheduledSender:
             await self._session.open()
         now = time.monotonic()
         ready: list[uuid.UUID] = []
+        lock_busy = False
         for device_id in owned:
             if device_id not in self._held:
                 if not await self._session.try_lock(_lock_key(device_id)):
-                    continue  # the previous owner is still alive and finishing: not ours yet
+                    lock_busy = True  # the previous owner is still alive and finishing: not ours yet
+                    continue
                 self._held.add(device_id)
                 await self.reconcile(device_id)
             if self._blocked.get(device_id, 0.0) > now:
@@ -186,13 +190,15 @@ class ScheduledSender:
                 await self._send_claimed(rows)
                 if len(rows) == CLAIM_BATCH:
                     return 0.0  # more may be due right now
-        return await self._next_delay()
+        delay = await self._next_delay(ready)
+        return min(delay, LOCK_RETRY) if lock_busy else delay
 
-    async def _next_delay(self) -> float:
-        devices = list(self._held)
+    async def _next_delay(self, ready: list[uuid.UUID]) -> float:
+        """Until the next send_at of the devices that can send now. A device that is not connected is woken by
+        DevicePool.on_connected, an over-budget one by its retry time: counting their overdue rows here would spin."""
         delay = self.tick
-        if devices:
-            next_at = await self.db.fetch_val(Q_NEXT, [devices])
+        if ready:
+            next_at = await self.db.fetch_val(Q_NEXT, [ready])
             if next_at is not None:
                 delay = min(delay, (next_at - datetime.now(UTC)).total_seconds())
         now = time.monotonic()
@@ -249,6 +255,8 @@ class ScheduledSender:
             if exc.status in UNAVAILABLE:  # nothing was handed to WhatsApp; outbound released a linked key
                 await idempotency.release(self.db, account_id, claim)
                 await self.db.execute(Q_UNCLAIM, [[scheduled_id]])
+                # dropped or resuming: on_connected wakes us when it is back; until then retry now and then, not spin
+                self._blocked[device_id] = time.monotonic() + min(self.tick, UNAVAILABLE_BACKOFF)
                 return False
             if exc.status < 500:  # refused before anything was recorded or sent
                 await idempotency.release(self.db, account_id, claim)
