@@ -95,3 +95,41 @@ def test_due_messages_are_sent_once_when_the_owner_dies_mid_batch(services: None
         assert listed["total"] == MESSAGES and {m["status"] for m in listed["scheduled_messages"]} == {"sent"}
     finally:
         support.drop_database(name)
+
+
+def test_graceful_restart_mid_batch_sends_the_rest_once(services: None, log_dir: Path) -> None:
+    """SIGTERM while a batch is being sent: the send in flight finishes, the rest of the claimed batch goes back to
+    pending (none left 'sending', none failed), and the restarted server sends exactly those."""
+    name, dsn = support.create_database()
+    env = support.base_env(dsn, **ENV)
+    try:
+        with support.running_server(env, log_dir, "scheduled-first") as first:
+            tenant = make_tenant(first.url)
+            with httpx.Client(base_url=first.url, headers=tenant.headers, timeout=30) as api:
+                device = connected_device(api)
+                due = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+                for n in range(MESSAGES):
+                    r = api.post("/api/messages/schedule", json={
+                        "device_id": device, "to": jid(100 + n), "body": f"Aviso {n}", "send_at": due})
+                    assert r.status_code == 201, r.text
+                deadline = time.monotonic() + 30
+                while _statuses(dsn, device)["sent"] < 2:
+                    assert time.monotonic() < deadline, "nothing was sent"
+                    time.sleep(0.02)
+            first.stop()  # SIGTERM: graceful
+            at_stop = _statuses(dsn, device)
+            before = stored_per_jid(dsn, device)
+        assert "sending" not in at_stop and "failed" not in at_stop, at_stop  # the rest went back to pending
+        assert at_stop["pending"] > 0 and at_stop["sent"] == len(before), (at_stop, before)
+        with support.running_server(env, log_dir, "scheduled-second") as second, \
+                httpx.Client(base_url=second.url, headers=tenant.headers, timeout=30) as api:
+            deadline = time.monotonic() + 60
+            while _statuses(dsn, device)["sent"] < MESSAGES:
+                assert time.monotonic() < deadline, f"the restarted server never finished: {_statuses(dsn, device)}"
+                time.sleep(0.1)
+            resent = Counter(c["to"] for c in sent_calls(api, device, here=True))
+        print(f"\ngraceful stop with {dict(at_stop)}; the restarted server sent the {sum(resent.values())} pending")
+        assert stored_per_jid(dsn, device) == Counter({jid(100 + n): 1 for n in range(MESSAGES)})
+        assert not set(resent) & set(before) and sum(resent.values()) == at_stop["pending"]
+    finally:
+        support.drop_database(name)
