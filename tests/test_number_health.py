@@ -220,8 +220,10 @@ def test_throttled_number_pauses_every_campaign_until_a_person_resumes(
         assert event["health"] == "throttled" and event["signal"] == "reach_out_timelock"
         assert set(event["paused_campaigns"]) == {cid, scheduled}
     got = wait_status(api, cid, "paused")
-    assert (got["sent_count"], got["failed_count"]) == (2, 0)  # the refused recipient went back to pending
-    assert Counter(r["status"] for r in recipients_of(nh_database, cid)) == {"sent": 2, "pending": 3}
+    assert (got["sent_count"], got["failed_count"]) == (2, 0)
+    # the refused recipient goes back to pending (just after the pause commits), never failed
+    wait_for(lambda: Counter(r["status"] for r in recipients_of(nh_database, cid)) == {"sent": 2, "pending": 3},
+             what="refused recipient back to pending")
     assert campaign(api, scheduled)["status"] == "paused"
     view = device(api, device_id)
     assert view["health"]["state"] == "throttled" and "463" in view["health"]["evidence"]["error"]
@@ -249,10 +251,14 @@ def test_failure_rate_and_logout_pause_the_number(api: httpx.Client, nh_database
         assert send(api, device_id, jid(580 + n)).status_code == 200
     faults(api, device_id, failure_rate=1.0, error="context deadline exceeded")
     cid = new_campaign(api, device_id, 10, first=500)
-    got = wait_status(api, cid, "paused")
+    wait_status(api, cid, "paused")
     # an ordinary failure may have reached WhatsApp: those recipients fail (never re-sent); 6 failed of 12 sends
-    # (HEALTH_FAILURE_RATE 0.5, HEALTH_MIN_SENDS 4) trips the guard
-    assert got["failed_count"] == 6 and got["sent_count"] == 0, got
+    # (HEALTH_FAILURE_RATE 0.5, HEALTH_MIN_SENDS 4) trips the guard. The pause commits before the worker records
+    # the 6th recipient's failure, so wait for it; nothing is sent after the pause.
+    wait_for(lambda: campaign(api, cid)["failed_count"] >= 6, what="6th failure recorded")
+    time.sleep(0.6)  # three worker ticks
+    got = campaign(api, cid)
+    assert (got["status"], got["failed_count"], got["sent_count"]) == ("paused", 6, 0), got
     view = device(api, device_id)
     assert view["health"]["state"] == "paused"
     assert view["health"]["evidence"] | {"at": None} == {
