@@ -4,17 +4,23 @@ owner) and counted there, in PostgreSQL, under the device's budget lock: togethe
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from clarin.whatsapp.budget import OverBudget
+from clarin.whatsapp.remote import OwnedElsewhere, routed
 from tests import support
 from tests.crm_helpers import U
 from tests.test_campaign_worker import jid, wait_for
+from tests.test_device_routing import router_devices, routing_ready, run_device, two_processes
 from tests.test_devices import kill_tree
 
 ADMIN_PASSWORD = "admin-pass-123"
@@ -85,3 +91,31 @@ def test_two_servers_never_exceed_one_numbers_budget(
     assert late.status_code == 429 and "new conversations" in late.json()["error"], late.text
     sent_after = httpx.get(f"{survivor.url}/api/dev/whatsapp/{device_id}/sent?here=true", headers=h).json()["sent"]
     assert sent_after == []  # the new owner sent nothing: the budget was already spent
+
+
+# -- OverBudget crosses the routing as OverBudget (a background sender on any node waits retry_after) -------------
+@routed
+async def spent(state: Any, account_id: uuid.UUID, device_id: uuid.UUID, seconds: float) -> str:
+    """A routed operation that answers like a send over the number's budget, only where the device runs."""
+    if not state.whatsapp.owns(device_id):
+        raise OwnedElsewhere()
+    raise OverBudget(seconds, "cold", "hour")
+
+
+def test_over_budget_is_re_raised_as_over_budget_on_the_requesting_node(
+    two_servers: tuple[support.ServerProcess, support.ServerProcess, str],
+) -> None:
+    _, _, dsn = two_servers
+    account_id, (device_id,) = router_devices(dsn, 1)
+
+    async def run() -> None:
+        async with two_processes(dsn, support.REDIS_URL) as (one, two):
+            await run_device(one, account_id, device_id)
+            await routing_ready([one, two])
+            for state in (one, two):  # the owner raises it; the other node gets it back through Redis
+                with pytest.raises(OverBudget) as err:
+                    await spent(state, account_id, device_id, 61.5)
+                assert (err.value.kind, err.value.retry_after, err.value.window) == ("cold", 61.5, "hour")
+                assert (err.value.status, err.value.headers) == (429, [("retry-after", "62")])
+
+    asyncio.run(run())
