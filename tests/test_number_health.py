@@ -294,3 +294,38 @@ def test_simulate_typing_sends_composing_then_paused_before_each_message(api: ht
     plain = new_campaign(api, device_id, 2, first=710, settings={**QUICK, "simulate_typing": False})
     wait_status(api, plain, "completed")
     assert len(api.get(f"/api/dev/whatsapp/{device_id}/presences").json()["presences"]) == 4
+
+
+def test_neonize_driver_sends_chat_presence() -> None:
+    """The real driver hands typing to neonize's ``send_chat_presence`` (composing / paused, text media) with a
+    serializable JID; a client neonize never started answers not connected (goneonize would crash on it)."""
+    import asyncio
+
+    from neonize.utils.enum import ChatPresence, ChatPresenceMedia
+
+    from clarin.whatsapp.driver import DeviceSession, NotConnected
+    from clarin.whatsapp.neonize_driver import NeonizeDriver
+
+    driver = NeonizeDriver("postgres://clarin@db.invalid/clarin")
+    device = DeviceSession(uuid.uuid4(), uuid.uuid4())
+    calls: list[tuple[str, ChatPresence, ChatPresenceMedia]] = []
+
+    async def recorded(jid: Any, state: ChatPresence, media: ChatPresenceMedia) -> None:
+        jid.SerializeToString()  # proto2 with required fields: must be complete
+        calls.append((f"{jid.User}@{jid.Server}", state, media))
+
+    async def run() -> None:
+        client = driver.attach(device)
+        with pytest.raises(NotConnected):
+            await driver.send_presence(device.id, jid(1), "composing")
+        client.connect_task = asyncio.get_running_loop().create_future()  # as if dialled
+        client.send_chat_presence = recorded
+        await driver.send_presence(device.id, jid(1), "composing")
+        await driver.send_presence(device.id, jid(1), "paused")
+        client.connect_task = None
+        driver._clients.clear()
+
+    asyncio.run(run())
+    media = ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
+    assert calls == [(jid(1), ChatPresence.CHAT_PRESENCE_COMPOSING, media),
+                     (jid(1), ChatPresence.CHAT_PRESENCE_PAUSED, media)]
