@@ -5,6 +5,7 @@ PostgreSQL and Redis; budgets are configured per device (the simulated driver ha
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -24,7 +25,8 @@ from tests.test_campaign_worker import QUICK, campaign, jid, recipients_of, wait
 
 ADMIN_PASSWORD = "admin-pass-123"
 FAST = {"CAMPAIGN_DELAY_SCALE": "0.001", "CAMPAIGN_TICK": "0.2", "WHATSAPP_LEASE_RENEW": "1",
-        "WHATSAPP_LEASE_TTL": "3", "DB_POOL_SIZE": "8", "HEALTH_MIN_SENDS": "4", "HEALTH_FAILURE_RATE": "0.5"}
+        "WHATSAPP_LEASE_TTL": "3", "DB_POOL_SIZE": "8", "HEALTH_MIN_SENDS": "4", "HEALTH_FAILURE_RATE": "0.5",
+        "WEBHOOK_ALLOW_PRIVATE": "true"}  # the outbox test subscribes a local URL nobody answers
 
 
 # -- fixtures --------------------------------------------------------------------------------------------------
@@ -210,6 +212,9 @@ def test_throttled_number_pauses_every_campaign_until_a_person_resumes(
     api: httpx.Client, tenant: support.ServerTenant, nh_server: support.ServerProcess, nh_database: str,
 ) -> None:
     device_id = connected_device(api)
+    hook = api.post("/api/webhooks", json={"url": "http://127.0.0.1:9/clarin-hook",
+                                           "events": ["device_health", "campaign_status"]})
+    assert hook.status_code == 201, hook.text
     faults(api, device_id, error="463", after=2)
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     scheduled = new_campaign(api, device_id, 2, first=400, start=False)
@@ -229,6 +234,16 @@ def test_throttled_number_pauses_every_campaign_until_a_person_resumes(
     assert view["health"]["state"] == "throttled" and "463" in view["health"]["evidence"]["error"]
     assert {p["campaign_id"] for p in view["pauses"]} == {cid, scheduled}
     assert all("throttled" in p["reason"] for p in view["pauses"])
+
+    # the webhook outbox got the same events, written in the pause's transaction
+    rows = support.run_sql(nh_database, "SELECT event, data FROM webhook_deliveries WHERE account_id = $1 "
+                           "AND event IN ('device_health', 'campaign_status') ORDER BY seq",
+                           [U(tenant.account_id)])
+    health_rows = [json.loads(r["data"]) for r in rows if r["event"] == "device_health"]
+    assert [(h["health"], h["signal"], set(h["paused_campaigns"])) for h in health_rows] == [
+        ("throttled", "reach_out_timelock", {cid, scheduled})]
+    assert {(json.loads(r["data"])["campaign_id"], json.loads(r["data"])["status"]) for r in rows
+            if r["event"] == "campaign_status"} >= {(cid, "paused"), (scheduled, "paused")}
 
     time.sleep(1.0)  # never resumed automatically
     assert campaign(api, cid)["status"] == "paused" and device(api, device_id)["health"]["state"] == "throttled"
