@@ -19,6 +19,19 @@ TRUE_WORDS = frozenset({"1", "t", "true", "yes", "on"})
 DEFAULT_JWT_SECRET = PUBLIC_DEFAULT_SECRET  # only the field default of hand-built Settings (tests)
 
 
+MAX_DEFAULT_WORKERS = 4  # more workers only if asked: each opens up to DB_POOL_SIZE PostgreSQL connections
+
+
+def default_workers() -> int:
+    """``WORKERS`` when unset: one granian worker per CPU this process may run on (a worker is one Python thread
+    plus one runtime thread), at most ``MAX_DEFAULT_WORKERS``. docs/OPERATIONS.md (Sizing) has the reasoning."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        usable = os.cpu_count() or 1
+    return max(1, min(usable, MAX_DEFAULT_WORKERS))
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     data_dir: Path = Path(".clarin-data")
@@ -33,7 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str = DEFAULT_JWT_SECRET
     host: str = "0.0.0.0"
     port: int = 8080
-    workers: int = 1
+    workers: int = msgspec.field(default_factory=default_workers)
     threads: int = 1
     env: str = "development"
     admin_user: str = "admin"
@@ -183,7 +196,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                       data_dir=Path(_get(env, "CLARIN_DATA_DIR") or ".clarin-data")),
         host=_get(env, "HOST") or "0.0.0.0",
         port=_int(env, "PORT", 8080),
-        workers=max(1, _int(env, "WORKERS", 1)),
+        workers=max(1, _int(env, "WORKERS", default_workers())),
         threads=max(1, _int(env, "THREADS", 1)),
         env=app_env,
         admin_user=_get(env, "ADMIN_USER") or "admin",

@@ -127,6 +127,9 @@ def base_env(database_url: str | None, **overrides: str) -> dict[str, str]:
             "ADMIN_PASSWORD": "admin-pass-123",
             # Tests never reach WhatsApp: the simulated driver speaks the same neonize event types.
             "WHATSAPP_DRIVER": "simulated",
+            # One worker unless a test asks for more: WORKERS defaults to the machine's CPUs (clarin.config), and
+            # tests that read one process's state (sockets per account, in-process counters) expect one.
+            "WORKERS": "1",
         }
     )
     if database_url:
