@@ -161,6 +161,11 @@ SPECS: list[Spec] = [
     Spec("messages before_id lookup", "messages_cursor", lambda f: [f[ACCT], f["chat"], f["cursor_id"]]),
     Spec("messages keyset page", "messages_page_before",
          lambda f: [f[ACCT], f["chat"], 50, 0, f["cursor_ts"], f["cursor_id"]]),
+    # every send (docs/NUMBER_HEALTH.md): is the chat answered (walks the busiest chat newest first), opened today
+    Spec("send budget context (busiest chat)", "budget_send_context",
+         lambda f: [f[ACCT], f["device"], f["chat_jid"]]),
+    Spec("send budget reserve (default cold limits)", "budget_reserve",
+         lambda f: [f["device"], f[ACCT], f["chat_jid"], "cold", 2, 20, 150], write=True),
 ]
 
 
@@ -219,6 +224,7 @@ async def fixtures(conn: Any, seed: int) -> dict[str, Any]:
     acct = uuid.UUID(account[0]["account_id"])
     fx = (await conn.execute(sql["bench_explain_fixtures"], [acct])).result()[0]
     cursor = (await conn.execute(sql["bench_explain_cursor"], [uuid.UUID(fx["busy_chat_id"])])).result()
+    chat_device = (await conn.execute(sql["bench_explain_chat_device"], [acct, uuid.UUID(fx["busy_chat_id"])])).result()[0]
     lead_page = [uuid.UUID(r["id"]) for r in (await conn.execute(sql["bench_explain_lead_page_ids"], [acct])).result()]
     deep = (await conn.execute(sql["bench_explain_lead_cursor"], [acct])).result()
     lead_cursor = (deep[0]["created_at"], _u(str(deep[0]["id"]))) if deep else END
@@ -228,6 +234,7 @@ async def fixtures(conn: Any, seed: int) -> dict[str, Any]:
     return {
         ACCT: acct, "lead": _u(fx["lead_id"]), "stage": _u(fx["stage_id"]), "pipeline": _u(fx["pipeline_id"]),
         "tag": _u(fx["tag_id"]), "chat": _u(fx["busy_chat_id"]),
+        "chat_jid": chat_device["chat_jid"], "device": _u(chat_device["device_id"]),
         "cursor_ts": cursor[0]["ts"] if cursor else None, "cursor_id": _u(cursor[0]["id"]) if cursor else None,
         "lead_page": lead_page, "lead_cursor": lead_cursor, "lead_board": [uuid.UUID(r["id"]) for r in board], "contact_page": contact_page,
     }

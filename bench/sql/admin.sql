@@ -69,6 +69,11 @@ SELECT (SELECT l.id::text FROM leads l WHERE l.account_id = $1::uuid ORDER BY l.
        (SELECT m.chat_id::text FROM messages m WHERE m.account_id = $1::uuid
          GROUP BY m.chat_id ORDER BY count(*) DESC LIMIT 1) AS busy_chat_id
 
+-- name: bench_explain_chat_device
+-- The send-budget specs (docs/NUMBER_HEALTH.md): the busiest chat's JID and a device of the account.
+SELECT (SELECT c.jid FROM chats c WHERE c.id = $2::uuid) AS chat_jid,
+       (SELECT d.id::text FROM devices d WHERE d.account_id = $1::uuid ORDER BY d.created_at, d.id LIMIT 1) AS device_id
+
 -- name: bench_explain_cursor
 SELECT m."timestamp"::text AS ts, m.id::text AS id FROM messages m
 WHERE m.chat_id = $1::uuid ORDER BY m."timestamp" DESC, m.id DESC OFFSET 60 LIMIT 1
