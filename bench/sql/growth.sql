@@ -1,10 +1,15 @@
 -- Statements of bench/growth.py (the growth profile: blocks per request at 10k vs 1M leads).
 
 -- name: growth_blocks
--- Shared blocks this database has touched so far (hit + read), as every backend last flushed them.
-SELECT (blks_hit + blks_read)::bigint AS blocks
-FROM pg_stat_database
-WHERE datname = current_database()
+-- Shared blocks this database has touched so far (hit + read), as every backend last flushed them; and what tells a
+-- window that autovacuum touched them too (pg_stat_database counts its workers' blocks): a worker running now, and
+-- how many autovacuum / autoanalyze runs have finished so far.
+SELECT (SELECT (d.blks_hit + d.blks_read)::bigint FROM pg_stat_database d
+        WHERE d.datname = current_database()) AS blocks,
+       (SELECT coalesce(sum(t.autovacuum_count + t.autoanalyze_count), 0)::bigint
+        FROM pg_stat_user_tables t) AS maintenance,
+       (SELECT count(*)::int FROM pg_stat_activity a
+        WHERE a.backend_type = 'autovacuum worker' AND a.datname = current_database()) AS vacuuming
 
 -- name: growth_clear_snapshot
 SELECT pg_stat_clear_snapshot()
