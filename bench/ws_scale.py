@@ -78,13 +78,14 @@ class Server:
         _sql(PG_ADMIN_DSN, f"CREATE DATABASE {self.db}")
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.redis_prefix = f"clarin-wsscale-{uuid.uuid4().hex[:8]}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
         env.update({
             "DATABASE_URL": PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + self.db, "HOST": "127.0.0.1",
             "PORT": str(self.port), "WHATSAPP_DRIVER": "simulated", "RATE_LIMIT": "0", "LOGIN_MAX_FAILURES_IP": "0",
-            "ACCESS_LOG": "0", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "REDIS_URL": os.environ.get("BENCH_REDIS_URL",
-                                                                                   "redis://127.0.0.1:6379/0"),
-            "REDIS_PREFIX": f"clarin-wsscale-{uuid.uuid4().hex[:8]}", "JWT_SECRET": "bench-" + uuid.uuid4().hex,
+            "ACCESS_LOG": "0", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "REDIS_URL": self.redis_url,
+            "REDIS_PREFIX": self.redis_prefix, "JWT_SECRET": "bench-" + uuid.uuid4().hex,
             "ADMIN_PASSWORD": ADMIN_PASSWORD, "CLARIN_DATA_DIR": str(log_dir / "data"),
             # every bench socket is one account's: no per-account cap; the process cap from the open-files limit
             "WS_MAX_PER_ACCOUNT": "0",
@@ -128,8 +129,15 @@ class Server:
         self._log.close()
         try:
             _sql(PG_ADMIN_DSN, f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url)
+            keys = list(client.scan_iter(match=f"{self.redis_prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.close()
         except Exception as exc:  # the results matter more than the cleanup
-            print(f"ws_scale: could not drop {self.db}: {exc}", file=sys.stderr)
+            print(f"ws_scale: cleanup of {self.db} / {self.redis_prefix}: {exc}", file=sys.stderr)
 
 
 def _kib(pid: int, path: str, field: str) -> int:
