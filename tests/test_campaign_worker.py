@@ -278,7 +278,7 @@ def test_unavailable_device_waits_instead_of_failing_everyone(api, cw_database):
     other = api.post("/api/devices", json={"name": "Unlinked"}).json()["device"]["id"]
     gone = campaign_with(api, other, 2)
     support.run_sql(cw_database, "UPDATE devices SET status = 'logged_out' WHERE id = $1", [U(other)])
-    assert wait_status(api, gone, "failed")["sent_count"] == 0  # needs pairing again; /start retries it
+    assert wait_status(api, gone, "paused")["sent_count"] == 0  # needs pairing again; /start resumes it
 
 
 # -- daily limit and active hours -------------------------------------------------------------------------------

@@ -285,12 +285,18 @@ def test_failure_rate_and_logout_pause_the_number(api: httpx.Client, nh_database
 
     other = connected_device(api, "Unlinked")
     gone = new_campaign(api, other, 2, first=600, start=False)
+    later_one = new_campaign(api, other, 2, first=610, start=False)
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    assert api.put(f"/api/campaigns/{later_one}", json={"status": "scheduled", "scheduled_at": later}).status_code == 200
     support.run_sql(nh_database, "UPDATE devices SET status = 'logged_out' WHERE id = $1", [U(other)])
     assert api.post(f"/api/campaigns/{gone}/start").status_code == 200
-    wait_status(api, gone, "failed")  # the existing logout rule, now with its reason recorded
+    # a logged-out number pauses its running and scheduled campaigns, with the reason recorded
+    wait_status(api, gone, "paused")
+    wait_status(api, later_one, "paused")
     view = device(api, other)
     assert view["health"]["state"] == "paused" and view["health"]["evidence"] == {"signal": "logged_out"}
-    assert [p["campaign_id"] for p in view["pauses"]] == [gone] and "logged out" in view["pauses"][0]["reason"]
+    assert {p["campaign_id"] for p in view["pauses"]} == {gone, later_one}
+    assert all("logged out" in p["reason"] for p in view["pauses"])
 
 
 # -- typing ------------------------------------------------------------------------------------------------------

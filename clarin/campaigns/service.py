@@ -15,7 +15,8 @@
       failed ── start ──────────▶ running                                   back to draft/scheduled)
       PUT status: draft ⇄ scheduled, and paused/failed/running → draft/scheduled (stops sending)
 
-  ``failed`` is set by the worker when the campaign's device was logged out (unlinked from the phone).
+  ``paused`` is also set by the worker when the campaign's device was logged out (unlinked from the phone) or its
+  number gave a danger signal (docs/NUMBER_HEALTH.md); ``failed`` is no longer set by the worker.
 - Every status change broadcasts ``campaign_status {campaign_id, status}`` after the commit; its webhook outbox
   rows are written in the same transaction (clarin.webhooks.recording).
 """

@@ -3,8 +3,8 @@
 Model (one :class:`CampaignWorker` per server process):
 
 - **Supervisor** (every ``CAMPAIGN_TICK`` s, default 10, or at once when a campaign is started here):
-  starts due ``scheduled`` campaigns (``scheduled_at`` null or past → ``running``), marks ``failed`` the
-  running campaigns whose device was logged out, and spawns one **device loop** for every device that has
+  starts due ``scheduled`` campaigns (``scheduled_at`` null or past → ``running``), pauses the
+  running and scheduled campaigns whose device was logged out (a danger signal of the number, issue 20), and spawns one **device loop** for every device that has
   a running campaign AND whose WhatsApp session this process runs (the device lease,
   :mod:`clarin.whatsapp.lease`). Only the owner of a device can send through it, so every device is paced
   by exactly one loop in the whole installation, and campaigns on different devices send in parallel.
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("clarin.campaigns.worker")
 
 Q_START_DUE = query("campaigns_start_due")
-Q_FAIL_LOGGED_OUT = query("campaigns_fail_logged_out")
+Q_PAUSE_LOGGED_OUT = query("campaigns_pause_logged_out")
 Q_RUNNING_DEVICES = query("campaigns_running_devices")
 Q_RUNNING_ON_DEVICE = query("campaigns_running_on_device")
 Q_STATE = query("campaign_worker_state")
@@ -179,8 +179,8 @@ class CampaignWorker:
         # Both statements write the campaign_status webhook outbox rows themselves (a CTE: all tenants at once).
         for row in await self._recorded(await db.fetch(Q_START_DUE, [START_BATCH])):
             await self._status_changed(row, recorded=True)
-        for row in await self._recorded(await db.fetch(Q_FAIL_LOGGED_OUT)):
-            log.warning("campaign %s failed: its device was logged out", row["id"])
+        for row in await self._recorded(await db.fetch(Q_PAUSE_LOGGED_OUT)):
+            log.warning("campaign %s paused: its device was logged out", row["id"])
             await self._status_changed(row, recorded=True)
         pool = self.state.whatsapp
         if pool is None:

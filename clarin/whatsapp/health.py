@@ -14,8 +14,9 @@ or ``scheduled`` campaign of the number becomes ``paused`` with ``pause_reason``
 dashboards get ``campaign_status`` per campaign and ``device_health`` (WebSocket and webhooks, same outbox
 transaction). Resuming is a person's decision: ``POST /start`` on a campaign; when the worker then serves the
 number it sets ``health`` back to ``ok`` (:func:`clear_if_resumed`), keeping the old evidence under
-``resumed_after``. A logged-out number keeps the existing rule (its campaigns fail, with a reason) and is shown
-as ``paused`` with signal ``logged_out`` by :func:`clarin.whatsapp.health_view`.
+``resumed_after``. A logged-out number's running and scheduled campaigns are paused by the campaign supervisor (with a reason,
+campaigns_pause_logged_out) and the number is shown as ``paused`` with signal ``logged_out`` by
+:func:`clarin.whatsapp.health_view`.
 """
 
 from __future__ import annotations

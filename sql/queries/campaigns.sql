@@ -246,16 +246,18 @@ WITH changed AS (
 )
 SELECT ch.id, ch.account_id, ch.status, (SELECT count(*) FROM hooks)::int AS outbox_rows FROM changed ch
 
--- name: campaigns_fail_logged_out
--- Running campaigns whose device was unlinked from the phone cannot send until it is paired again; the reason is
+-- name: campaigns_pause_logged_out
+-- Running and scheduled campaigns whose device was unlinked from the phone cannot send until it is paired again:
+-- they pause (issue 20: a logged-out number is a danger signal; resuming is a person's POST /start) with the reason
 -- recorded (pause_reason, shown in GET /api/devices/:id, docs/NUMBER_HEALTH.md). Their `campaign_status` webhook
 -- outbox rows are written by the same statement, as in campaigns_start_due.
 WITH changed AS (
     UPDATE campaigns c
-    SET status = 'failed', pause_reason = 'device logged out: pair it again, then start the campaign',
+    SET status = 'paused', pause_reason = 'device logged out: pair it again, then start the campaign',
         updated_at = now()
     FROM devices d
-    WHERE d.id = c.device_id AND d.account_id = c.account_id AND c.status = 'running' AND d.status = 'logged_out'
+    WHERE d.id = c.device_id AND d.account_id = c.account_id AND c.status IN ('running', 'scheduled')
+      AND d.status = 'logged_out'
     RETURNING c.id, c.account_id, c.status, gen_random_uuid() AS event_id
 ), hooks AS (
     INSERT INTO webhook_deliveries (account_id, webhook_id, event_id, event, data)
