@@ -99,10 +99,13 @@ class WSConnection:
 
     def _write(self, payload: str) -> bool:
         try:
-            self.writing = self.transport.send_str(payload)
+            writing = self.transport.send_str(payload)
         except Exception:  # the transport is gone
             self.close(CLOSE_GOING_AWAY)
             return False
+        # granian answers with a future already running in its runtime; RSGI only promises an awaitable (a
+        # coroutine does nothing until scheduled): make it a task then, so done()/callbacks work the same.
+        self.writing = writing if asyncio.isfuture(writing) else asyncio.ensure_future(writing)
         return True
 
     def _written(self, writing: Any) -> None:
