@@ -265,7 +265,13 @@ WHERE k.account_id = $1 AND k.jid = ANY($2::text[]) AND k.avatar_url IS NULL
 
 -- name: ingest_set_avatar
 -- B.16.5: the fetched profile picture's proxy URL ($3) on the contact ($2 = JID); only when it still has none
--- (a picture set meanwhile, by hand or by another process, is kept).
+-- (a picture set meanwhile, by hand or by another process, is kept). The contact's trigger (0018) copies the avatar
+-- onto its chat: the chat's row is locked first (the InitPlan runs before the contact row is locked), in the order
+-- the ingest batches take them (chats, then contacts), or a batch of the same sender running meanwhile deadlocks
+-- with this update.
+WITH chat AS (
+    SELECT ch.id FROM chats ch WHERE ch.account_id = $1 AND ch.jid = $2 ORDER BY ch.id FOR UPDATE
+)
 UPDATE contacts
 SET avatar_url = $3, updated_at = now()
-WHERE account_id = $1 AND jid = $2 AND avatar_url IS NULL
+WHERE account_id = $1 AND jid = $2 AND avatar_url IS NULL AND (SELECT count(*) FROM chat) >= 0
