@@ -120,6 +120,7 @@ def _serve(settings: Settings) -> int:
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
 
+    from clarin.http.parent_watch import mark_serving_process
     from clarin.neonize_check import NeonizeUnsupported
     from clarin.preload import preload, worker_modules
 
@@ -135,6 +136,7 @@ def _serve(settings: Settings) -> int:
         modules = pool.submit(worker_modules).result()
     # Workers are separate processes that read settings from the environment.
     os.environ["DATABASE_URL"] = dsn
+    mark_serving_process()  # a worker whose parent is gone stops (clarin.http.parent_watch)
     # Prometheus multi-process mode: every worker writes its samples there (set before the fork).
     metrics_dir, remove_metrics_dir = prepare_multiprocess_dir()
     if remove_metrics_dir:

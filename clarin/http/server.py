@@ -36,7 +36,7 @@ from clarin.db.errors import (
     OutageLog,
     UniqueViolation,
 )
-from clarin.http import forms
+from clarin.http import forms, parent_watch
 from clarin.http.errors import HTTPError
 from clarin.http.headers import HSTS, SECURITY_HEADERS, Cors
 from clarin.http.json import NUL_MESSAGE, TOO_DEEP, JSONHasNUL, JSONTooDeep, decoder_for
@@ -78,6 +78,7 @@ class ClarinApp:
         self._cors: Cors | None = None
         self._base_headers: list[tuple[str, str]] = []
         self._metrics: metrics.MetricsRuntime | None = None
+        self._parent_watch: asyncio.Task[None] | None = None
         self._tokens: TokenVerifier | None = None
         self.draining = False
         self._ws_active = 0
@@ -111,9 +112,12 @@ class ClarinApp:
         self._tokens = TokenVerifier(settings.jwt_secret)
         self._metrics = metrics.MetricsRuntime(state)
         self._metrics.start()
+        self._parent_watch = parent_watch.start()  # an orphaned worker stops (clarin.http.parent_watch)
 
     async def shutdown(self) -> None:
         self.draining = True
+        if self._parent_watch is not None:
+            self._parent_watch.cancel()
         if self._metrics is not None:
             await self._metrics.stop()
         if self.state is not None:
